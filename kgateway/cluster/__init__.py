@@ -1,0 +1,1 @@
+"""What the node knows about the Kafka cluster behind it."""

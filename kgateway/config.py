@@ -1,0 +1,185 @@
+"""
+The node's settings: environment variables, overridden by twistd options.
+
+Every setting is read and checked here, once, at start-up.  A bad value
+becomes a L{ConfigError} whose message is one line naming the setting, the
+value and what would be valid; the plugin turns it into an exit, never a
+traceback.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from kgateway.interfaces import Endpoint
+from kgateway.protocol.framing import DEFAULT_MAX_FRAME_BYTES
+
+T = TypeVar("T")
+
+
+class ConfigError(Exception):
+    """A setting has a value the node cannot run with."""
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One setting: its environment variable, twistd option, default and meaning."""
+
+    env: str
+    option: str
+    default: str | None
+    help: str
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("KAFKA_BOOTSTRAP_SERVERS", "bootstrap-servers", None,
+            "Kafka brokers to bootstrap from, host:port[,host:port...] (required)"),
+    Setting("GATEWAY_BIND_HOST", "bind-host", "0.0.0.0",
+            "Address the broker ports listen on"),
+    Setting("GATEWAY_ADVERTISED_HOST", "advertised-host", None,
+            "Host name clients are given for this node (default: this machine's host name)"),
+    Setting("GATEWAY_PORT_START", "port-start", "6969",
+            "First port; port = start + broker id - min broker id"),
+    Setting("GATEWAY_PORT_COUNT", "port-count", None,
+            "How many ports (default: highest broker id - min broker id + 3)"),
+    Setting("GATEWAY_MIN_BROKERID", "min-broker-id", "0",
+            "The broker id that gets the first port"),
+    Setting("GATEWAY_MAX_FRAME_BYTES", "max-frame-bytes", str(DEFAULT_MAX_FRAME_BYTES),
+            "Largest Kafka frame accepted from a client or broker, in bytes"),
+    Setting("GATEWAY_METADATA_REFRESH_MS", "metadata-refresh-ms", "5000",
+            "How often the node refreshes its view of the brokers"),
+    Setting("GATEWAY_UPSTREAM_CONNECT_TIMEOUT_MS", "upstream-connect-timeout-ms", "10000",
+            "How long to wait for a broker connection"),
+)
+
+SUPPORTED_SECURITY_PROTOCOLS = ("PLAINTEXT",)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Checked settings for one gateway node."""
+
+    bootstrap_servers: tuple[Endpoint, ...]
+    bind_host: str = "0.0.0.0"
+    advertised_host: str = field(default_factory=socket.gethostname)
+    port_start: int = 6969
+    port_count: int | None = None
+    min_broker_id: int = 0
+    max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES
+    metadata_refresh_seconds: float = 5.0
+    upstream_connect_timeout_seconds: float = 10.0
+    #: C{KAFKA_*} client settings for the broker side, as Kafka names them.
+    kafka: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, environ: Mapping[str, str], options: Mapping[str, str | None]) -> Settings:
+        """Read every setting; an option given on the command line wins over the environment."""
+        raw: dict[str, str | None] = {}
+        for setting in SETTINGS:
+            value = options.get(setting.option)
+            if value is None:
+                value = environ.get(setting.env, setting.default)
+            if value is not None and value.strip() == "" and setting.default is None:
+                value = None
+            raw[setting.env] = value
+
+        def get(name: str, parse: Callable[[str, str], T], default: T) -> T:
+            value = raw[name]
+            return default if value is None else parse(name, value)
+
+        bootstrap = raw["KAFKA_BOOTSTRAP_SERVERS"]
+        if bootstrap is None:
+            raise ConfigError(
+                "KAFKA_BOOTSTRAP_SERVERS is not set: give host:port[,host:port...] of your "
+                "Kafka brokers (or --bootstrap-servers)"
+            )
+        kafka = kafka_client_settings(environ)
+        protocol = kafka.get("security.protocol", "PLAINTEXT").upper()
+        if protocol not in SUPPORTED_SECURITY_PROTOCOLS:
+            raise ConfigError(
+                f"KAFKA_SECURITY_PROTOCOL={protocol!r} is not supported yet; valid: "
+                + ", ".join(SUPPORTED_SECURITY_PROTOCOLS)
+            )
+        port_start = get("GATEWAY_PORT_START", _port, 6969)
+        port_count = get("GATEWAY_PORT_COUNT", _positive_int, None)
+        if port_count is not None and port_start + port_count - 1 > 65535:
+            raise ConfigError(
+                f"GATEWAY_PORT_COUNT={port_count} with GATEWAY_PORT_START={port_start} "
+                f"goes past port 65535; valid: at most {65536 - port_start}"
+            )
+        return cls(
+            bootstrap_servers=parse_servers("KAFKA_BOOTSTRAP_SERVERS", bootstrap),
+            bind_host=get("GATEWAY_BIND_HOST", _host, "0.0.0.0"),
+            advertised_host=get("GATEWAY_ADVERTISED_HOST", _host, socket.gethostname()),
+            port_start=port_start,
+            port_count=port_count,
+            min_broker_id=get("GATEWAY_MIN_BROKERID", _non_negative_int, 0),
+            max_frame_bytes=get("GATEWAY_MAX_FRAME_BYTES", _positive_int, DEFAULT_MAX_FRAME_BYTES),
+            metadata_refresh_seconds=get("GATEWAY_METADATA_REFRESH_MS", _positive_int, 5000)
+            / 1000,
+            upstream_connect_timeout_seconds=get(
+                "GATEWAY_UPSTREAM_CONNECT_TIMEOUT_MS", _positive_int, 10000
+            )
+            / 1000,
+            kafka=kafka,
+        )
+
+
+def kafka_client_settings(environ: Mapping[str, str]) -> dict[str, str]:
+    """C{KAFKA_SECURITY_PROTOCOL=X} becomes C{security.protocol=X}, as Kafka's images do."""
+    return {
+        name[len("KAFKA_") :].lower().replace("_", "."): value
+        for name, value in environ.items()
+        if name.startswith("KAFKA_") and name != "KAFKA_BOOTSTRAP_SERVERS"
+    }
+
+
+def parse_servers(name: str, value: str) -> tuple[Endpoint, ...]:
+    """Parse C{host:port[,host:port...]}."""
+    servers = []
+    for item in value.split(","):
+        item = item.strip()
+        host, sep, port = item.rpartition(":")
+        host = host.strip("[]")
+        if not sep or not host:
+            raise ConfigError(f"{name}={value!r}: {item!r} is not host:port")
+        servers.append(Endpoint(host, _port(name, port, whole=value)))
+    return tuple(servers)
+
+
+def _int(name: str, value: str, whole: str | None = None) -> int:
+    try:
+        return int(value.strip())
+    except ValueError:
+        raise ConfigError(f"{name}={whole or value!r}: {value!r} is not a whole number") from None
+
+
+def _port(name: str, value: str, whole: str | None = None) -> int:
+    port = _int(name, value, whole)
+    if not 1 <= port <= 65535:
+        raise ConfigError(f"{name}={whole or value!r}: {port} is not a port number (1-65535)")
+    return port
+
+
+def _positive_int(name: str, value: str) -> int:
+    number = _int(name, value)
+    if number < 1:
+        raise ConfigError(f"{name}={value!r}: must be 1 or more")
+    return number
+
+
+def _non_negative_int(name: str, value: str) -> int:
+    number = _int(name, value)
+    if number < 0:
+        raise ConfigError(f"{name}={value!r}: must be 0 or more")
+    return number
+
+
+def _host(name: str, value: str) -> str:
+    host = value.strip()
+    if not host or any(c.isspace() for c in host):
+        raise ConfigError(f"{name}={value!r}: not a host name or address")
+    return host

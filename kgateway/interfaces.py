@@ -1,0 +1,69 @@
+"""The seams between the gateway's parts, as zope interfaces."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from zope.interface import Attribute, Interface
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """A host and port a client can connect to."""
+
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerInfo:
+    """One Kafka broker as the gateway last saw it."""
+
+    node_id: int
+    host: str
+    port: int
+    rack: str | None = None
+
+    @property
+    def endpoint(self) -> Endpoint:
+        """Where the gateway connects to reach this broker."""
+        return Endpoint(self.host, self.port)
+
+
+class IBrokerDirectory(Interface):
+    """The gateway node's own view of the Kafka brokers."""
+
+    def broker(node_id: int) -> BrokerInfo | None:  # type: ignore[misc]
+        """The broker with this id, if it is known."""
+
+    def brokers() -> dict[int, BrokerInfo]:  # type: ignore[misc]
+        """Every known broker, by id."""
+
+    def bootstrap_endpoints() -> list[Endpoint]:  # type: ignore[misc]
+        """Where to go when no broker is known: the configured bootstrap servers."""
+
+
+class INodeMapping(Interface):
+    """One broker-to-gateway-address mapping, used throughout one response."""
+
+    def endpoint_for(broker_id: int) -> Endpoint | None:  # type: ignore[misc]
+        """The gateway address that stands for this broker, or None if it has none."""
+
+
+class INodeMapper(Interface):
+    """Builds the mapping for each response that carries broker addresses."""
+
+    def mapping() -> INodeMapping:  # type: ignore[misc]
+        """A fresh mapping for one response."""
+
+
+class IRelayedConnection(Interface):
+    """A client connection as the rest of the node sees it (for shutdown and the API)."""
+
+    broker_id = Attribute("The broker id this connection's port stands for.")
+
+    def drain() -> None:  # type: ignore[misc]
+        """Stop taking requests, deliver the responses in flight, then close."""

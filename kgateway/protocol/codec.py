@@ -1,0 +1,111 @@
+"""
+kafka-python's message classes, used as the gateway's codec.
+
+Two things are added here and nothing else.  Unknown tagged fields: the
+codec decodes them into C{unknown_tags} but drops them on encode, and a
+gateway that rewrites a response from a newer broker must hand them on, so
+the structs of the messages we re-encode get a tagged-field encoder that
+writes them back.  And framing helpers that decode and encode a whole
+response frame (length prefix and header included).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from kafka.protocol.api_message import ApiMessage
+from kafka.protocol.schemas.fields.codecs import TaggedFields
+from kafka.protocol.schemas.fields.codecs.types import UnsignedVarInt32
+
+_UNKNOWN_PREFIX = "_"
+
+
+class PreservingTaggedFields(TaggedFields):
+    """A tagged-field section that also writes back the tags it did not know."""
+
+    def encode_into(self, item: Any, out: Any, version: int | None = None) -> None:
+        unknown = _unknown_tags(item)
+        if not unknown:
+            super().encode_into(item, out, version=version)
+            return
+        # Encode the known tags on their own, then merge both sets in tag
+        # order, which the protocol requires.
+        known = self._known_encoded(item, version)
+        merged = sorted(known + unknown)
+        UnsignedVarInt32.encode_into(out, len(merged))
+        for tag, payload in merged:
+            UnsignedVarInt32.encode_into(out, tag)
+            UnsignedVarInt32.encode_into(out, len(payload))
+            out.ensure(len(payload))
+            out.buf[out.pos : out.pos + len(payload)] = payload
+            out.pos += len(payload)
+
+    def encode(self, item: Any, version: int | None = None) -> bytes:
+        unknown = _unknown_tags(item)
+        if not unknown:
+            return bytes(super().encode(item, version=version))
+        merged = sorted(self._known_encoded(item, version) + unknown)
+        parts = [UnsignedVarInt32.encode(len(merged))]
+        for tag, payload in merged:
+            parts += [UnsignedVarInt32.encode(tag), UnsignedVarInt32.encode(len(payload)), payload]
+        return b"".join(parts)
+
+    def _known_encoded(self, item: Any, version: int | None) -> list[tuple[int, bytes]]:
+        pairs = []
+        for name, field in self._names.items():
+            value = item.get(name) if isinstance(item, dict) else getattr(item, name, None)
+            if value == field.default:
+                continue
+            pairs.append(
+                (field.tag, bytes(field.encode(value, version=version, compact=True, tagged=None)))
+            )
+        return pairs
+
+
+def _unknown_tags(item: Any) -> list[tuple[int, bytes]]:
+    tags = item.get("unknown_tags") if isinstance(item, dict) else getattr(item, "unknown_tags", None)
+    if not tags:
+        return []
+    return [(int(name[len(_UNKNOWN_PREFIX) :]), bytes(value)) for name, value in tags.items()]
+
+
+def _struct_fields(struct: Any) -> Iterator[Any]:
+    yield struct
+    for field in struct._fields:
+        if field.is_struct():
+            yield from _struct_fields(field)
+        elif field.is_struct_array():
+            yield from _struct_fields(field.array_of)
+
+
+def preserve_unknown_tags(message_classes: Iterable[type[ApiMessage]]) -> None:
+    """
+    Make the given messages write back unknown tagged fields when re-encoded.
+
+    Must run before the codec compiles an encoder for them (it captures the
+    tagged-field encoder at compile time); the rewrite module calls it at import.
+    """
+    for cls in message_classes:
+        low, high = cls._valid_versions
+        for struct in _struct_fields(cls._struct):
+            for version in range(low, high + 1):
+                current = struct.tagged_fields(version)
+                if not isinstance(current, PreservingTaggedFields):
+                    struct._tagged_fields_cache[version] = PreservingTaggedFields(current._fields)
+            struct._compiled_encoders.clear()
+
+
+def decode_response(cls: type[ApiMessage], frame: bytes, version: int) -> ApiMessage:
+    """Decode a framed response (length prefix and header included)."""
+    return cls.decode(memoryview(frame)[4:], version=version, header=True)
+
+
+def encode_response(message: ApiMessage, correlation_id: int, version: int) -> bytes:
+    """Encode a response with its header and length prefix."""
+    # Set the version before the header: the codec's version setter assumes a
+    # request header and fails on a response's.
+    message._header = None
+    message.API_VERSION = version
+    message.with_header(correlation_id=correlation_id)
+    return bytes(message.encode(header=True, framed=True))

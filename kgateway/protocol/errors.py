@@ -1,0 +1,46 @@
+"""Responses the gateway answers itself, without asking a broker."""
+
+from __future__ import annotations
+
+from kafka.protocol.api_header import ResponseClassRegistry
+from kafka.protocol.metadata import ApiVersionsResponse
+
+from kgateway.protocol.codec import encode_response
+from kgateway.protocol.versions import REVIEWED
+
+UNSUPPORTED_VERSION = 35
+
+
+class CannotAnswer(Exception):
+    """The codec cannot build an error response of this API and version."""
+
+
+def unsupported_version(api_key: int, api_version: int, correlation_id: int) -> bytes:
+    """
+    An UNSUPPORTED_VERSION error response to a request above the offered version.
+
+    ApiVersions gets what brokers send: a v0 body listing the versions offered,
+    so the client can retry at a version both sides know.  Other APIs get their
+    own response at the requested version with the top-level error code set,
+    where the codec knows that version and the response has such a field.
+    """
+    if api_key == 18:
+        return _api_versions_error(correlation_id)
+    cls = ResponseClassRegistry._response_class_registry.get(api_key)
+    if cls is None or api_version > cls.max_version:
+        raise CannotAnswer(f"the codec has no schema for api key {api_key} v{api_version}")
+    versioned = cls[api_version]
+    fields = versioned._struct.fields
+    if "error_code" not in fields:
+        raise CannotAnswer(f"{cls.name} has no top-level error code")
+    message = versioned(error_code=UNSUPPORTED_VERSION)
+    return encode_response(message, correlation_id, api_version)
+
+
+def _api_versions_error(correlation_id: int) -> bytes:
+    body = ApiVersionsResponse[0]
+    message = body(
+        error_code=UNSUPPORTED_VERSION,
+        api_keys=[body.ApiVersion(api_key=18, min_version=0, max_version=REVIEWED[18].max_version)],
+    )
+    return encode_response(message, correlation_id, 0)

@@ -1,0 +1,85 @@
+"""
+Read the few header fields the gateway needs without decoding a message body.
+
+A request frame starts with the length prefix, then api_key (int16),
+api_version (int16) and correlation_id (int32) at fixed offsets in every
+header version; a response frame starts with the correlation id.  That is all
+the relay needs for most traffic.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from struct import Struct
+
+from kafka.protocol.api_header import RequestHeader
+from kafka.protocol.producer import ProduceRequest
+from kafka.protocol.schemas.fields.codecs import Int16, String
+
+from kgateway.protocol.framing import FrameError
+
+_REQUEST_PREFIX = Struct(">ihhi")
+_CORRELATION = Struct(">i")
+
+PRODUCE = 0
+
+
+@dataclass(frozen=True, slots=True)
+class RequestInfo:
+    """The fixed part of a request header."""
+
+    api_key: int
+    api_version: int
+    correlation_id: int
+
+
+def request_info(frame: bytes) -> RequestInfo:
+    """Read api key, version and correlation id from a framed request."""
+    if len(frame) < _REQUEST_PREFIX.size:
+        raise FrameError(f"request frame of {len(frame) - 4} bytes is too short for a header")
+    _, api_key, api_version, correlation_id = _REQUEST_PREFIX.unpack_from(frame, 0)
+    if api_key < 0 or api_version < 0:
+        raise FrameError(f"request header has api key {api_key} version {api_version}")
+    return RequestInfo(api_key, api_version, correlation_id)
+
+
+def response_correlation_id(frame: bytes) -> int:
+    """Read the correlation id of a framed response."""
+    if len(frame) < 8:
+        raise FrameError(f"response frame of {len(frame) - 4} bytes has no correlation id")
+    return int(_CORRELATION.unpack_from(frame, 4)[0])
+
+
+def request_header(frame: bytes, flexible: bool) -> tuple[RequestHeader, int]:
+    """Decode the whole request header; return it and the offset of the body."""
+    stream = io.BytesIO(frame)
+    stream.seek(4)
+    try:
+        header = RequestHeader.decode(stream, flexible=flexible)
+    except Exception as e:
+        raise FrameError(f"malformed request header: {e}") from e
+    return header, stream.tell()
+
+
+_NULLABLE_STRING = String()
+
+
+def produce_acks(frame: bytes, api_version: int) -> int:
+    """
+    Read C{acks} from a framed Produce request without touching its records.
+
+    C{acks=0} is the one request kind that gets no response, so the relay
+    must know it to keep responses paired with requests.
+    """
+    flexible = ProduceRequest.flexible_version_q(api_version)
+    _, body = request_header(frame, flexible)
+    stream = io.BytesIO(frame)
+    stream.seek(body)
+    try:
+        if api_version >= 3:
+            _NULLABLE_STRING.decode(stream, compact=flexible)  # transactional_id
+        acks = Int16.decode(stream)
+    except Exception as e:
+        raise FrameError(f"malformed Produce request: {e}") from e
+    return int(acks)

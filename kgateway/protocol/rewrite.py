@@ -1,0 +1,132 @@
+"""
+Put gateway addresses where a response carries broker addresses.
+
+One function per API, each given the framed response, its version and the
+one L{INodeMapping} used for the whole response.  A broker with no gateway
+address is left out rather than leaked.  Responses are re-encoded only when
+something in them changed; otherwise the original bytes go on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from kafka.protocol.admin import DescribeClusterResponse
+from kafka.protocol.consumer import FetchResponse
+from kafka.protocol.metadata import ApiVersionsResponse, FindCoordinatorResponse, MetadataResponse
+from kafka.protocol.producer import ProduceResponse
+
+from kgateway.interfaces import INodeMapping
+from kgateway.protocol.codec import decode_response, encode_response, preserve_unknown_tags
+from kgateway.protocol.versions import offered_range
+
+COORDINATOR_NOT_AVAILABLE = 15
+
+preserve_unknown_tags(
+    [
+        MetadataResponse,
+        FindCoordinatorResponse,
+        DescribeClusterResponse,
+        ProduceResponse,
+        FetchResponse,
+        ApiVersionsResponse,
+    ]
+)
+
+Rewriter = Callable[[bytes, int, INodeMapping], bytes]
+
+
+def _reencode(message: Any, version: int) -> bytes:
+    return encode_response(message, message.header.correlation_id, version)
+
+
+def _point_at_gateway(items: list[Any], id_field: str, mapping: INodeMapping) -> list[Any]:
+    kept = []
+    for item in items:
+        endpoint = mapping.endpoint_for(getattr(item, id_field))
+        if endpoint is not None:
+            item.host, item.port = endpoint.host, endpoint.port
+            kept.append(item)
+    return kept
+
+
+def rewrite_metadata(frame: bytes, version: int, mapping: INodeMapping) -> bytes:
+    """Metadata: every broker in C{brokers} gets a gateway address."""
+    message = decode_response(MetadataResponse, frame, version)
+    message.brokers = _point_at_gateway(message.brokers, "node_id", mapping)
+    return _reencode(message, version)
+
+
+def _coordinator_at_gateway(item: Any, mapping: INodeMapping) -> None:
+    if item.node_id < 0:
+        return
+    endpoint = mapping.endpoint_for(item.node_id)
+    if endpoint is None:
+        item.error_code = COORDINATOR_NOT_AVAILABLE
+        item.node_id, item.host, item.port = -1, "", -1
+    else:
+        item.host, item.port = endpoint.host, endpoint.port
+
+
+def rewrite_find_coordinator(frame: bytes, version: int, mapping: INodeMapping) -> bytes:
+    """FindCoordinator: the coordinator (v0-3) or each batched coordinator (v4+)."""
+    message = decode_response(FindCoordinatorResponse, frame, version)
+    if version < 4:
+        _coordinator_at_gateway(message, mapping)
+    else:
+        for coordinator in message.coordinators:
+            _coordinator_at_gateway(coordinator, mapping)
+    return _reencode(message, version)
+
+
+def rewrite_describe_cluster(frame: bytes, version: int, mapping: INodeMapping) -> bytes:
+    """DescribeCluster: every broker gets a gateway address."""
+    message = decode_response(DescribeClusterResponse, frame, version)
+    message.brokers = _point_at_gateway(message.brokers, "broker_id", mapping)
+    return _reencode(message, version)
+
+
+def _node_endpoints_rewriter(cls: Any, first_version: int) -> Rewriter:
+    def rewrite(frame: bytes, version: int, mapping: INodeMapping) -> bytes:
+        if version < first_version:
+            return frame
+        message = decode_response(cls, frame, version)
+        if not message.node_endpoints:
+            return frame
+        message.node_endpoints = _point_at_gateway(message.node_endpoints, "node_id", mapping)
+        return _reencode(message, version)
+
+    rewrite.__name__ = f"rewrite_{cls.name}"
+    rewrite.__doc__ = f"{cls.name} v{first_version}+: the KIP-951 node_endpoints leader hints."
+    return rewrite
+
+
+rewrite_produce = _node_endpoints_rewriter(ProduceResponse, 10)
+rewrite_fetch = _node_endpoints_rewriter(FetchResponse, 16)
+
+
+def rewrite_api_versions(frame: bytes, version: int, mapping: INodeMapping) -> bytes:
+    """ApiVersions: only what both the broker and the gateway's review allow."""
+    message = decode_response(ApiVersionsResponse, frame, version)
+    # An error answer (unsupported version) is always encoded as v0.
+    wire_version = 0 if message.error_code else version
+    kept = []
+    for api in message.api_keys:
+        offered = offered_range(api.api_key, api.min_version, api.max_version)
+        if offered is not None:
+            api.min_version, api.max_version = offered.min_version, offered.max_version
+            kept.append(api)
+    message.api_keys = kept
+    return encode_response(message, message.header.correlation_id, wire_version)
+
+
+#: The rewriter for each API key whose responses carry broker addresses.
+REWRITERS: dict[int, Rewriter] = {
+    0: rewrite_produce,
+    1: rewrite_fetch,
+    3: rewrite_metadata,
+    10: rewrite_find_coordinator,
+    18: rewrite_api_versions,
+    60: rewrite_describe_cluster,
+}

@@ -1,0 +1,1 @@
+"""The data path: a client leg and a broker leg per client connection."""

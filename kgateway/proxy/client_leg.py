@@ -1,0 +1,387 @@
+"""
+The client leg: one accepted client connection on a broker's port.
+
+It cuts the client's stream into request frames, reads only their headers,
+sends them to its broker leg in order, and hands the broker's responses
+back, rewriting the ones that carry broker addresses.  Its lifecycle
+(awaiting the broker, relaying, draining, closed) is an Automat machine.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol as TypingProtocol
+
+from automat import TypeMachineBuilder, pep614
+from twisted.internet.interfaces import IAddress, ITransport
+from twisted.internet.protocol import Factory, Protocol
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from kgateway.interfaces import Endpoint, INodeMapper, IRelayedConnection
+from kgateway.protocol.errors import CannotAnswer, unsupported_version
+from kgateway.protocol.framing import DEFAULT_MAX_FRAME_BYTES, FrameError, FrameReader
+from kgateway.protocol.headers import PRODUCE, produce_acks, request_info
+from kgateway.protocol.rewrite import REWRITERS
+from kgateway.protocol.versions import is_offered
+from kgateway.proxy.broker_leg import BrokerLeg, Connector, IBrokerLegOwner, open_broker_leg
+from kgateway.proxy.inflight import InFlight, Pending
+
+log = Logger()
+
+
+class ClientLeg(TypingProtocol):
+    """The inputs of a client leg."""
+
+    def broker_ready(self, leg: BrokerLeg) -> None:
+        """The broker connection is open."""
+
+    def requests(self, frames: list[bytes]) -> None:
+        """Whole request frames arrived from the client."""
+
+    def responses(self, frames: list[bytes]) -> None:
+        """Whole response frames arrived from the broker."""
+
+    def broker_lost(self, reason: str) -> None:
+        """The broker connection failed or closed."""
+
+    def client_lost(self, reason: str) -> None:
+        """The client's connection closed."""
+
+    def drain(self) -> None:
+        """Stop taking requests, deliver the answers in flight, then close."""
+
+    def abort(self, reason: str) -> None:
+        """A protocol error: close both sides at once."""
+
+
+@dataclass
+class ClientLegCore:
+    """Everything one client connection needs, shared by the machine's behaviours."""
+
+    transport: ITransport
+    peer: str
+    broker_id: int
+    endpoint: Endpoint
+    mapper: INodeMapper
+    connect: Connector
+    max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES
+    clock: Callable[[], float] = time.monotonic
+    inflight: InFlight = field(default_factory=InFlight)
+    broker: BrokerLeg | None = None
+    held: list[bytes] = field(default_factory=list)
+    bytes_from_client: int = 0
+    bytes_to_client: int = 0
+
+    def describe(self) -> str:
+        return f"client {self.peer} (broker {self.broker_id} at {self.endpoint})"
+
+    def forward(self, frames: list[bytes]) -> None:
+        """Send request frames on, noting the ones that expect an answer."""
+        outgoing: list[bytes] = []
+        for frame in frames:
+            info = request_info(frame)
+            self.bytes_from_client += len(frame)
+            now = self.clock()
+            if not is_offered(info.api_key, info.api_version):
+                try:
+                    answer = unsupported_version(
+                        info.api_key, info.api_version, info.correlation_id
+                    )
+                except CannotAnswer as e:
+                    raise FrameError(
+                        f"request api key {info.api_key} v{info.api_version} is above what "
+                        f"the gateway offers, and {e}"
+                    ) from e
+                log.info(
+                    "{conn}: api key {key} v{version} is not offered; answered UNSUPPORTED_VERSION",
+                    conn=self.describe(),
+                    key=info.api_key,
+                    version=info.api_version,
+                )
+                self.inflight.expect(
+                    Pending(info.correlation_id, info.api_key, info.api_version, now,
+                            local_response=answer)
+                )
+                continue
+            if info.api_key == PRODUCE and produce_acks(frame, info.api_version) == 0:
+                outgoing.append(frame)
+                continue
+            rewriter = REWRITERS.get(info.api_key)
+            handler = None
+            if rewriter is not None:
+                version = info.api_version
+                mapper = self.mapper
+
+                def handler(response: bytes, rewriter=rewriter, version=version) -> bytes:  # type: ignore[misc]
+                    return rewriter(response, version, mapper.mapping())
+
+            self.inflight.expect(
+                Pending(info.correlation_id, info.api_key, info.api_version, now, handler)
+            )
+            outgoing.append(frame)
+        if outgoing:
+            assert self.broker is not None
+            self.broker.send(outgoing)
+        self.flush()
+
+    def answer(self, frames: list[bytes]) -> None:
+        """Pair broker responses with requests, rewrite where needed, and reply in order."""
+        for frame in frames:
+            pending = self.inflight.answered(frame)
+            if pending.handler is None:
+                pending.local_response = frame
+            else:
+                try:
+                    pending.local_response = pending.handler(frame)
+                except Exception as e:
+                    raise FrameError(
+                        f"cannot rewrite the broker's api key {pending.api_key} "
+                        f"v{pending.api_version} response: {e}"
+                    ) from e
+        self.flush()
+
+    def flush(self) -> None:
+        ready = self.inflight.ready()
+        if ready:
+            self.bytes_to_client += sum(map(len, ready))
+            self.transport.writeSequence(ready)
+
+
+def _build() -> Callable[[ClientLegCore], ClientLeg]:
+    machine = TypeMachineBuilder(ClientLeg, ClientLegCore)
+    AwaitingBroker = machine.state("AwaitingBroker")
+    Relaying = machine.state("Relaying")
+    Draining = machine.state("Draining")
+    Closed = machine.state("Closed")
+
+    @pep614(AwaitingBroker.upon(ClientLeg.requests).loop())
+    def hold(leg: ClientLeg, core: ClientLegCore, frames: list[bytes]) -> None:
+        core.held.extend(frames)
+
+    @pep614(AwaitingBroker.upon(ClientLeg.broker_ready).to(Relaying))
+    def start_relaying(leg: ClientLeg, core: ClientLegCore, broker: BrokerLeg) -> None:
+        core.broker = broker
+        held, core.held = core.held, []
+        wire = broker_wire(broker)
+        # Push-producer backpressure both ways, as in twisted.protocols.portforward:
+        # a side whose writes back up pauses reading on the other side.
+        wire.registerProducer(core.transport, True)  # type: ignore[attr-defined]
+        core.transport.registerProducer(wire, True)  # type: ignore[attr-defined]
+        core.transport.resumeProducing()  # type: ignore[attr-defined]
+        try:
+            if held:
+                core.forward(held)
+        except FrameError as e:
+            leg.abort(str(e))
+
+    @pep614(Relaying.upon(ClientLeg.requests).loop())
+    def relay(leg: ClientLeg, core: ClientLegCore, frames: list[bytes]) -> None:
+        try:
+            core.forward(frames)
+        except FrameError as e:
+            leg.abort(str(e))
+
+    @pep614(Relaying.upon(ClientLeg.responses).loop())
+    def reply(leg: ClientLeg, core: ClientLegCore, frames: list[bytes]) -> None:
+        try:
+            core.answer(frames)
+        except FrameError as e:
+            leg.abort(str(e))
+
+    @pep614(Draining.upon(ClientLeg.responses).loop())
+    def reply_then_maybe_close(leg: ClientLeg, core: ClientLegCore, frames: list[bytes]) -> None:
+        try:
+            core.answer(frames)
+        except FrameError as e:
+            leg.abort(str(e))
+            return
+        if not core.inflight:
+            core.transport.loseConnection()
+
+    @pep614(Draining.upon(ClientLeg.requests).loop())
+    def refuse(leg: ClientLeg, core: ClientLegCore, frames: list[bytes]) -> None:
+        # The client will send these again on its next connection.
+        core.transport.pauseProducing()  # type: ignore[attr-defined]
+
+    @pep614(Relaying.upon(ClientLeg.drain).to(Draining))
+    def start_draining(leg: ClientLeg, core: ClientLegCore) -> None:
+        log.info("{conn}: draining for shutdown", conn=core.describe())
+        core.transport.pauseProducing()  # type: ignore[attr-defined]
+        if not core.inflight:
+            core.transport.loseConnection()
+
+    @pep614(AwaitingBroker.upon(ClientLeg.drain).to(Closed))
+    def drop_early(leg: ClientLeg, core: ClientLegCore) -> None:
+        _close(core, "gateway shutting down", abort=False)
+
+    @pep614(AwaitingBroker.upon(ClientLeg.broker_lost).to(Closed))
+    @pep614(Relaying.upon(ClientLeg.broker_lost).to(Closed))
+    @pep614(Draining.upon(ClientLeg.broker_lost).to(Closed))
+    def broker_gone(leg: ClientLeg, core: ClientLegCore, reason: str) -> None:
+        _close(core, reason, abort=False)
+
+    @pep614(AwaitingBroker.upon(ClientLeg.abort).to(Closed))
+    @pep614(Relaying.upon(ClientLeg.abort).to(Closed))
+    @pep614(Draining.upon(ClientLeg.abort).to(Closed))
+    def protocol_error(leg: ClientLeg, core: ClientLegCore, reason: str) -> None:
+        _close(core, reason, abort=True)
+
+    @pep614(AwaitingBroker.upon(ClientLeg.client_lost).to(Closed))
+    @pep614(Relaying.upon(ClientLeg.client_lost).to(Closed))
+    @pep614(Draining.upon(ClientLeg.client_lost).to(Closed))
+    def client_gone(leg: ClientLeg, core: ClientLegCore, reason: str) -> None:
+        log.info(
+            "{conn}: client closed the connection ({reason}); {sent} bytes up, {got} bytes down",
+            conn=core.describe(),
+            reason=reason,
+            sent=core.bytes_from_client,
+            got=core.bytes_to_client,
+        )
+        if core.broker is not None:
+            core.broker.close("client closed")
+
+    Closed.upon(ClientLeg.requests).loop().returns(None)
+    Closed.upon(ClientLeg.responses).loop().returns(None)
+    Closed.upon(ClientLeg.broker_lost).loop().returns(None)
+    Closed.upon(ClientLeg.client_lost).loop().returns(None)
+    Closed.upon(ClientLeg.drain).loop().returns(None)
+    Closed.upon(ClientLeg.abort).loop().returns(None)
+    Draining.upon(ClientLeg.drain).loop().returns(None)
+
+    @pep614(Closed.upon(ClientLeg.broker_ready).loop())
+    def late_broker(leg: ClientLeg, core: ClientLegCore, broker: BrokerLeg) -> None:
+        broker.close("client already gone")
+
+    return machine.build()
+
+
+def _close(core: ClientLegCore, reason: str, abort: bool) -> None:
+    level = log.warn if abort else log.info
+    level("{conn}: closing: {reason}", conn=core.describe(), reason=reason)
+    if core.broker is not None:
+        core.broker.close(reason)
+    if abort:
+        core.transport.abortConnection()  # type: ignore[attr-defined]
+    else:
+        core.transport.loseConnection()
+
+
+def broker_wire(broker: BrokerLeg) -> ITransport:
+    """The transport under an open broker leg (for producer registration)."""
+    # The machine's core is reachable only through the leg's private state;
+    # keep the one place that needs it here.
+    core = broker._core  # type: ignore[attr-defined]
+    assert core.wire is not None
+    return core.wire.transport  # type: ignore[no-any-return]
+
+
+
+@implementer(IBrokerLegOwner)
+class _OwnerAdapter:
+    """Lets a broker leg talk to a client leg's machine."""
+
+    def __init__(self, leg: ClientLeg) -> None:
+        self._leg = leg
+
+    def broker_ready(self, leg: BrokerLeg) -> None:
+        self._leg.broker_ready(leg)
+
+    def responses(self, frames: list[bytes]) -> None:
+        self._leg.responses(frames)
+
+    def broker_lost(self, reason: str) -> None:
+        self._leg.broker_lost(reason)
+
+
+#: Picks the broker a connection on a port is relayed to: (broker id, endpoint) -> endpoint.
+BrokerChooser = Callable[[int], Endpoint | None]
+
+
+@implementer(IRelayedConnection)
+class ClientWire(Protocol):
+    """The Twisted protocol for an accepted client connection."""
+
+    def __init__(self, factory: ClientLegFactory, peer: str) -> None:
+        self.factory = factory
+        self.peer = peer
+        self.broker_id = factory.broker_id
+        self.reader = FrameReader(factory.max_frame_bytes)
+        self.leg: ClientLeg | None = None
+
+    def connectionMade(self) -> None:
+        endpoint = self.factory.choose(self.broker_id)
+        if endpoint is None:
+            log.warn(
+                "client {peer} on the port for broker {broker}: no broker is reachable; closing",
+                peer=self.peer,
+                broker=self.broker_id,
+            )
+            self.transport.loseConnection()  # type: ignore[union-attr]
+            return
+        # Read nothing until the broker connection is open.
+        self.transport.pauseProducing()  # type: ignore[union-attr]
+        core = ClientLegCore(
+            transport=self.transport,  # type: ignore[arg-type]
+            peer=self.peer,
+            broker_id=self.broker_id,
+            endpoint=endpoint,
+            mapper=self.factory.mapper,
+            connect=self.factory.connect,
+            max_frame_bytes=self.factory.max_frame_bytes,
+        )
+        self.leg = _new_client_leg(core)
+        self.factory.connections.add(self)
+        open_broker_leg(endpoint, _OwnerAdapter(self.leg), self.factory.connect,
+                        self.factory.max_frame_bytes)
+
+    def dataReceived(self, data: bytes) -> None:
+        assert self.leg is not None
+        try:
+            frames = self.reader.feed(data)
+        except FrameError as e:
+            self.leg.abort(f"bad frame from client: {e}")
+            return
+        if frames:
+            self.leg.requests(frames)
+
+    def connectionLost(self, reason: Failure = Failure(Exception("connection lost"))) -> None:
+        self.factory.connections.discard(self)
+        if self.leg is not None:
+            self.leg.client_lost(reason.getErrorMessage())
+
+    def drain(self) -> None:
+        """Stop taking requests, deliver the answers in flight, then close."""
+        if self.leg is not None:
+            self.leg.drain()
+
+
+class ClientLegFactory(Factory):
+    """Accepts client connections on the port that stands for one broker id."""
+
+    def __init__(
+        self,
+        broker_id: int,
+        choose: BrokerChooser,
+        mapper: INodeMapper,
+        connect: Connector,
+        max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,
+    ) -> None:
+        self.broker_id = broker_id
+        self.choose = choose
+        self.mapper = mapper
+        self.connect = connect
+        self.max_frame_bytes = max_frame_bytes
+        self.connections: set[ClientWire] = set()
+
+    def buildProtocol(self, addr: IAddress) -> ClientWire:
+        host = getattr(addr, "host", "?")
+        port = getattr(addr, "port", "?")
+        return ClientWire(self, f"{host}:{port}")
+
+
+# Built last: Automat resolves the input protocol's annotations at build time.
+_new_client_leg = _build()

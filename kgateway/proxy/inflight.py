@@ -1,0 +1,67 @@
+"""
+Requests waiting for their responses, in the order the client sent them.
+
+Kafka answers the requests on one connection in order, and Produce with
+C{acks=0} gets no answer at all.  The gateway answers some requests itself
+(an unsupported version), and those answers must also leave in order, so
+every request that expects a response takes a place in this queue.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from kgateway.protocol.framing import FrameError
+from kgateway.protocol.headers import response_correlation_id
+
+#: Turns the broker's framed response into the one the client gets.
+ResponseHandler = Callable[[bytes], bytes]
+
+
+@dataclass(slots=True)
+class Pending:
+    """One request that expects a response."""
+
+    correlation_id: int
+    api_key: int
+    api_version: int
+    sent_at: float
+    handler: ResponseHandler | None = None
+    # Set when the gateway answers the request itself.
+    local_response: bytes | None = None
+
+
+@dataclass
+class InFlight:
+    """The queue of pending requests on one client connection."""
+
+    queue: deque[Pending] = field(default_factory=deque)
+
+    def __len__(self) -> int:
+        return len(self.queue)
+
+    def expect(self, pending: Pending) -> None:
+        """Remember a request that was sent to the broker or answered locally."""
+        self.queue.append(pending)
+
+    def answered(self, frame: bytes) -> Pending:
+        """Pair a broker response with the oldest request awaiting the broker."""
+        correlation_id = response_correlation_id(frame)
+        for pending in self.queue:
+            if pending.local_response is None:
+                if pending.correlation_id != correlation_id:
+                    raise FrameError(
+                        f"broker answered correlation id {correlation_id}, "
+                        f"expected {pending.correlation_id}"
+                    )
+                return pending
+        raise FrameError(f"broker sent a response (correlation id {correlation_id}) nobody asked for")
+
+    def ready(self) -> list[bytes]:
+        """Take the responses at the head of the queue that can go to the client now."""
+        out = []
+        while self.queue and self.queue[0].local_response is not None:
+            out.append(self.queue.popleft().local_response)
+        return out  # type: ignore[return-value]

@@ -1,0 +1,1 @@
+"""Where each port leads and which gateway address stands for each broker."""

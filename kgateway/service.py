@@ -1,0 +1,151 @@
+"""
+One gateway node as a Twisted service: the broker directory, then one
+listening port per broker id once the brokers are known.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+from twisted.application.service import MultiService
+from twisted.internet.defer import Deferred, DeferredList
+from twisted.internet.endpoints import HostnameEndpoint
+from twisted.internet.error import CannotListenError
+from twisted.internet.interfaces import IListeningPort, IReactorTCP, IReactorTime
+from twisted.internet.protocol import Factory, Protocol
+from twisted.logger import Logger
+
+from kgateway.cluster.brokers import BrokerDirectory
+from kgateway.config import Settings
+from kgateway.interfaces import Endpoint, INodeMapper
+from kgateway.proxy.broker_leg import Connector
+from kgateway.proxy.client_leg import ClientLegFactory
+from kgateway.routing.mapping import FixedHostMapper
+from kgateway.routing.ports import PortPlan
+
+log = Logger()
+
+
+def tcp_connector(reactor: Any, timeout: float) -> Connector:
+    """Connect with a host-name endpoint (resolves names, tries every address)."""
+
+    def connect(endpoint: Endpoint, factory: Factory) -> Deferred[Protocol]:
+        return HostnameEndpoint(reactor, endpoint.host, endpoint.port, timeout=timeout).connect(
+            factory
+        )
+
+    return connect
+
+
+class BrokerChooser:
+    """Which broker a connection on a port goes to."""
+
+    def __init__(self, directory: BrokerDirectory) -> None:
+        self._directory = directory
+        self._turn = itertools.count()
+
+    def __call__(self, broker_id: int) -> Endpoint | None:
+        broker = self._directory.broker(broker_id)
+        if broker is not None:
+            return broker.endpoint
+        # A port whose broker does not exist (yet) still bootstraps: any live
+        # broker answers metadata, and the client then goes to the right port.
+        known = sorted(self._directory.brokers().values(), key=lambda b: b.node_id)
+        candidates = [b.endpoint for b in known] or self._directory.bootstrap_endpoints()
+        if not candidates:
+            return None
+        return candidates[next(self._turn) % len(candidates)]
+
+
+class GatewayNode(MultiService):
+    """A gateway node: its directory of brokers and its listening ports."""
+
+    def __init__(self, settings: Settings, reactor: Any) -> None:
+        super().__init__()
+        self.settings = settings
+        self.reactor = reactor
+        self.connect = tcp_connector(reactor, settings.upstream_connect_timeout_seconds)
+        self.directory = BrokerDirectory(
+            settings.bootstrap_servers,
+            self.connect,
+            clock=reactor,
+            refresh_seconds=settings.metadata_refresh_seconds,
+            timeout_seconds=settings.upstream_connect_timeout_seconds,
+        )
+        self.directory.setServiceParent(self)
+        self.plan: PortPlan | None = None
+        self.mapper: INodeMapper | None = None
+        self.factories: dict[int, ClientLegFactory] = {}
+        self.ports: list[IListeningPort] = []
+        self.listening: Deferred[None] = Deferred()
+
+    def startService(self) -> None:
+        super().startService()
+        log.info(
+            "kgateway node starting: bootstrap {servers}, advertised host {host}",
+            servers=",".join(map(str, self.settings.bootstrap_servers)),
+            host=self.settings.advertised_host,
+        )
+        self.directory.ready().addCallback(lambda _: self._listen())
+
+    def _listen(self) -> None:
+        settings = self.settings
+        brokers = self.directory.brokers()
+        count = settings.port_count
+        if count is None:
+            count = max(brokers) - settings.min_broker_id + 3
+        self.plan = plan = PortPlan(settings.port_start, max(count, 1), settings.min_broker_id)
+        self.mapper = FixedHostMapper(settings.advertised_host, plan)
+        for node_id in sorted(brokers):
+            if plan.port_for(node_id) is None:
+                log.error(
+                    "Broker {id} is outside the port range {first}-{last}: {fix}",
+                    id=node_id, first=plan.start, last=plan.start + plan.count - 1,
+                    fix=plan.out_of_range_fix(node_id),
+                )
+        chooser = BrokerChooser(self.directory)
+        tcp: IReactorTCP = self.reactor
+        try:
+            for port in plan.ports:
+                factory = ClientLegFactory(
+                    plan.broker_for(port), chooser, self.mapper, self.connect,
+                    settings.max_frame_bytes,
+                )
+                self.factories[port] = factory
+                self.ports.append(tcp.listenTCP(port, factory, interface=settings.bind_host))
+        except CannotListenError as e:
+            log.critical(
+                "Cannot listen on {host}:{port} ({reason}); check GATEWAY_PORT_START and "
+                "GATEWAY_PORT_COUNT, or what else uses the port. Stopping.",
+                host=settings.bind_host, port=e.port, reason=e.socketError,
+            )
+            self.reactor.callLater(0, self.reactor.stop)
+            return
+        log.info(
+            "Listening on {host}:{first}-{last} for broker ids {low}-{high}",
+            host=settings.bind_host, first=plan.start, last=plan.start + plan.count - 1,
+            low=plan.min_broker_id, high=plan.min_broker_id + plan.count - 1,
+        )
+        self.listening.callback(None)
+
+    def stopService(self) -> Deferred[Any]:
+        stopping = [port.stopListening() for port in self.ports]
+        self.ports = []
+        for factory in self.factories.values():
+            for connection in list(factory.connections):
+                connection.drain()
+        stopping.append(super().stopService())
+        return DeferredList([d for d in stopping if d is not None])
+
+
+def makeService(settings: Settings, reactor: Any = None) -> GatewayNode:
+    """Build the node's service; the reactor is a parameter so tests can pass a fake one."""
+    if reactor is None:
+        from twisted.internet import reactor as default_reactor
+
+        reactor = default_reactor
+    return GatewayNode(settings, reactor)
+
+
+__all__ = ["GatewayNode", "makeService", "BrokerChooser", "tcp_connector", "IReactorTime"]

@@ -1,0 +1,7 @@
+"""The C{twistd kgateway} plugin."""
+
+from twisted.application.service import ServiceMaker
+
+kgateway = ServiceMaker(
+    "kgateway", "kgateway.tap", "A Kafka protocol gateway node", "kgateway"
+)
