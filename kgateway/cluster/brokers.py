@@ -65,6 +65,8 @@ class _MetadataOnce(Protocol):
 
 
 class _MetadataOnceFactory(Factory):
+    noisy = False
+
     def __init__(self, done: Deferred[list[BrokerInfo]]) -> None:
         self.done = done
 

@@ -33,8 +33,8 @@ Connector = Callable[[Endpoint, Factory], "Deferred[Protocol]"]
 class IBrokerLegOwner(Interface):
     """What a broker leg reports to the client leg it serves."""
 
-    def broker_ready(leg: BrokerLeg) -> None:  # type: ignore[misc]
-        """The connection to the broker is open."""
+    def broker_ready(leg: BrokerLeg, transport: ITransport) -> None:  # type: ignore[misc]
+        """The connection to the broker is open, on C{transport} (for backpressure)."""
 
     def responses(frames: list[bytes]) -> None:  # type: ignore[misc]
         """Whole response frames arrived from the broker, in order."""
@@ -92,7 +92,7 @@ def _build() -> Callable[[BrokerLegCore], BrokerLeg]:
         if core.waiting:
             wire.transport.writeSequence(core.waiting)
             core.waiting = []
-        core.owner.broker_ready(leg)
+        core.owner.broker_ready(leg, wire.transport)
 
     @pep614(Connecting.upon(BrokerLeg.connect_failed).to(Closed))
     def failed(leg: BrokerLeg, core: BrokerLegCore, reason: str) -> None:
@@ -177,6 +177,8 @@ class BrokerWire(Protocol):
 
 
 class _BrokerWireFactory(Factory):
+    noisy = False
+
     def __init__(self, leg: BrokerLeg, max_frame_bytes: int) -> None:
         self._leg = leg
         self._max = max_frame_bytes

@@ -36,8 +36,8 @@ log = Logger()
 class ClientLeg(TypingProtocol):
     """The inputs of a client leg."""
 
-    def broker_ready(self, leg: BrokerLeg) -> None:
-        """The broker connection is open."""
+    def broker_ready(self, leg: BrokerLeg, transport: ITransport) -> None:
+        """The broker connection is open on C{transport}."""
 
     def requests(self, frames: list[bytes]) -> None:
         """Whole request frames arrived from the client."""
@@ -163,10 +163,11 @@ def _build() -> Callable[[ClientLegCore], ClientLeg]:
         core.held.extend(frames)
 
     @pep614(AwaitingBroker.upon(ClientLeg.broker_ready).to(Relaying))
-    def start_relaying(leg: ClientLeg, core: ClientLegCore, broker: BrokerLeg) -> None:
+    def start_relaying(
+        leg: ClientLeg, core: ClientLegCore, broker: BrokerLeg, wire: ITransport
+    ) -> None:
         core.broker = broker
         held, core.held = core.held, []
-        wire = broker_wire(broker)
         # Push-producer backpressure both ways, as in twisted.protocols.portforward:
         # a side whose writes back up pauses reading on the other side.
         wire.registerProducer(core.transport, True)  # type: ignore[attr-defined]
@@ -253,7 +254,9 @@ def _build() -> Callable[[ClientLegCore], ClientLeg]:
     Draining.upon(ClientLeg.drain).loop().returns(None)
 
     @pep614(Closed.upon(ClientLeg.broker_ready).loop())
-    def late_broker(leg: ClientLeg, core: ClientLegCore, broker: BrokerLeg) -> None:
+    def late_broker(
+        leg: ClientLeg, core: ClientLegCore, broker: BrokerLeg, wire: ITransport
+    ) -> None:
         broker.close("client already gone")
 
     return machine.build()
@@ -270,16 +273,6 @@ def _close(core: ClientLegCore, reason: str, abort: bool) -> None:
         core.transport.loseConnection()
 
 
-def broker_wire(broker: BrokerLeg) -> ITransport:
-    """The transport under an open broker leg (for producer registration)."""
-    # The machine's core is reachable only through the leg's private state;
-    # keep the one place that needs it here.
-    core = broker._core  # type: ignore[attr-defined]
-    assert core.wire is not None
-    return core.wire.transport  # type: ignore[no-any-return]
-
-
-
 @implementer(IBrokerLegOwner)
 class _OwnerAdapter:
     """Lets a broker leg talk to a client leg's machine."""
@@ -287,8 +280,8 @@ class _OwnerAdapter:
     def __init__(self, leg: ClientLeg) -> None:
         self._leg = leg
 
-    def broker_ready(self, leg: BrokerLeg) -> None:
-        self._leg.broker_ready(leg)
+    def broker_ready(self, leg: BrokerLeg, transport: ITransport) -> None:
+        self._leg.broker_ready(leg, transport)
 
     def responses(self, frames: list[bytes]) -> None:
         self._leg.responses(frames)
@@ -361,6 +354,8 @@ class ClientWire(Protocol):
 
 class ClientLegFactory(Factory):
     """Accepts client connections on the port that stands for one broker id."""
+
+    noisy = False
 
     def __init__(
         self,
