@@ -19,6 +19,7 @@ from kafka.protocol.producer import ProduceResponse
 
 from kgateway.interfaces import INodeMapping
 from kgateway.protocol.codec import decode_response, encode_response, preserve_unknown_tags
+from kgateway.protocol.skim import has_top_level_tags
 from kgateway.protocol.versions import offered_range
 
 COORDINATOR_NOT_AVAILABLE = 15
@@ -89,7 +90,9 @@ def rewrite_describe_cluster(frame: bytes, version: int, mapping: INodeMapping) 
 
 def _node_endpoints_rewriter(cls: Any, first_version: int) -> Rewriter:
     def rewrite(frame: bytes, version: int, mapping: INodeMapping) -> bytes:
-        if version < first_version:
+        # Leader hints are rare (a leader moved): skim for them before
+        # paying for a decode that would copy every record batch.
+        if version < first_version or not has_top_level_tags(cls, frame, version):
             return frame
         message = decode_response(cls, frame, version)
         if not message.node_endpoints:
