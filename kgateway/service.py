@@ -61,6 +61,9 @@ class BrokerChooser:
 class GatewayNode(MultiService):
     """A gateway node: its directory of brokers and its listening ports."""
 
+    #: How long shutdown waits for draining connections before the reactor cuts them.
+    drain_timeout_seconds = 30.0
+
     def __init__(self, settings: Settings, reactor: Any) -> None:
         super().__init__()
         self.settings = settings
@@ -132,9 +135,28 @@ class GatewayNode(MultiService):
     def stopService(self) -> Deferred[Any]:
         stopping = [port.stopListening() for port in self.ports]
         self.ports = []
+        # Wait for the drained connections to close: the reactor cuts every
+        # open connection as soon as the services have stopped.
+        closing = []
         for factory in self.factories.values():
             for connection in list(factory.connections):
+                closing.append(connection.when_closed())
                 connection.drain()
+        if closing:
+            drained: Deferred[Any] = DeferredList(closing, consumeErrors=True)
+            too_slow = self.reactor.callLater(self.drain_timeout_seconds, drained.cancel)
+
+            def finished(result: object) -> None:
+                if too_slow.active():
+                    too_slow.cancel()
+                else:
+                    log.warn(
+                        "Connections still draining after {seconds}s; closing them",
+                        seconds=self.drain_timeout_seconds,
+                    )
+
+            drained.addCallback(finished)
+            stopping.append(drained)
         stopping.append(super().stopService())
         return DeferredList([d for d in stopping if d is not None])
 

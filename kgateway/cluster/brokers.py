@@ -22,7 +22,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from kgateway.interfaces import BrokerInfo, Endpoint, IBrokerDirectory
-from kgateway.protocol.framing import FrameReader
+from kgateway.protocol.framing import FrameError, FrameReader
 from kgateway.proxy.broker_leg import Connector
 
 log = Logger()
@@ -48,10 +48,22 @@ class _MetadataOnce(Protocol):
         self.transport.write(bytes(request.encode(header=True, framed=True)))  # type: ignore[union-attr]
 
     def dataReceived(self, data: bytes) -> None:
-        for frame in self.reader.feed(data):
-            response = MetadataResponse.decode(
-                memoryview(frame)[4:], version=METADATA_VERSION, header=True
-            )
+        try:
+            frames = self.reader.feed(data)
+            responses = [
+                MetadataResponse.decode(
+                    memoryview(frame)[4:], version=METADATA_VERSION, header=True
+                )
+                for frame in frames
+            ]
+        except Exception as e:
+            # A bootstrap address that is not a Kafka listener (wrong port,
+            # TLS): a reason for the directory's log, not a traceback.
+            self.transport.abortConnection()  # type: ignore[union-attr]
+            if not self.done.called:
+                self.done.errback(FrameError(f"not a Kafka Metadata response: {e}"))
+            return
+        for response in responses:
             brokers = [
                 BrokerInfo(b.node_id, b.host, b.port, b.rack) for b in response.brokers
             ]
@@ -86,7 +98,21 @@ async def fetch_brokers(
             done.errback(f)
 
     attempt.addErrback(failed)
+
+    def close(protocol: Protocol | None) -> None:
+        if protocol is not None and protocol.transport is not None:
+            protocol.transport.loseConnection()
+
+    def hang_up(result: object) -> object:
+        # On a timeout the broker may have accepted the connection and never
+        # answered (a TLS port, a hung broker): close it, or every refresh
+        # leaks a socket.
+        attempt.cancel()
+        attempt.addCallback(close)
+        return result
+
     done.addTimeout(timeout, clock)
+    done.addBoth(hang_up)
     return await done
 
 

@@ -11,6 +11,7 @@ response frame (length prefix and header included).
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -22,34 +23,49 @@ _UNKNOWN_PREFIX = "_"
 
 
 class PreservingTaggedFields(TaggedFields):
-    """A tagged-field section that also writes back the tags it did not know."""
+    """
+    A tagged-field section that also writes back the tags it did not know.
+
+    A struct carried inside a tagged field (KIP-951's C{node_endpoints}, a
+    partition's C{current_leader}) still has a tagged-field section of its
+    own; the codec reads and writes it as empty (and fails on a non-empty
+    one), so those structs are decoded and encoded with their section here.
+    """
+
+    def __init__(self, fields: Iterable[Any]) -> None:
+        super().__init__(fields)
+        self._has_structs = any(_is_struct(field) for field in self._fields)
 
     def encode_into(self, item: Any, out: Any, version: int | None = None) -> None:
-        unknown = _unknown_tags(item)
-        if not unknown:
+        if not self._has_structs and not _unknown_tags(item):
             super().encode_into(item, out, version=version)
             return
-        # Encode the known tags on their own, then merge both sets in tag
-        # order, which the protocol requires.
-        known = self._known_encoded(item, version)
-        merged = sorted(known + unknown)
-        UnsignedVarInt32.encode_into(out, len(merged))
-        for tag, payload in merged:
-            UnsignedVarInt32.encode_into(out, tag)
-            UnsignedVarInt32.encode_into(out, len(payload))
-            out.ensure(len(payload))
-            out.buf[out.pos : out.pos + len(payload)] = payload
-            out.pos += len(payload)
+        payload = self.encode(item, version=version)
+        out.ensure(len(payload))
+        out.buf[out.pos : out.pos + len(payload)] = payload
+        out.pos += len(payload)
 
     def encode(self, item: Any, version: int | None = None) -> bytes:
-        unknown = _unknown_tags(item)
-        if not unknown:
-            return bytes(super().encode(item, version=version))
-        merged = sorted(self._known_encoded(item, version) + unknown)
+        # Known and unknown tags merged in tag order, which the protocol requires.
+        merged = sorted(self._known_encoded(item, version) + _unknown_tags(item))
         parts = [UnsignedVarInt32.encode(len(merged))]
         for tag, payload in merged:
             parts += [UnsignedVarInt32.encode(tag), UnsignedVarInt32.encode(len(payload)), payload]
         return b"".join(parts)
+
+    def decode(self, data: Any, version: int | None = None) -> dict[str, Any]:
+        decoded: dict[str, Any] = {}
+        for _ in range(UnsignedVarInt32.decode(data)):
+            tag = UnsignedVarInt32.decode(data)
+            payload = data.read(UnsignedVarInt32.decode(data))
+            field = self._tags.get(tag)
+            if field is None:
+                decoded[f"{_UNKNOWN_PREFIX}{tag}"] = payload
+            else:
+                decoded[field.name] = field.decode(
+                    io.BytesIO(payload), version=version, compact=True, tagged=_nested_tags(field)
+                )
+        return decoded
 
     def _known_encoded(self, item: Any, version: int | None) -> list[tuple[int, bytes]]:
         pairs = []
@@ -57,10 +73,19 @@ class PreservingTaggedFields(TaggedFields):
             value = item.get(name) if isinstance(item, dict) else getattr(item, name, None)
             if value == field.default:
                 continue
-            pairs.append(
-                (field.tag, bytes(field.encode(value, version=version, compact=True, tagged=None)))
-            )
+            encoded = field.encode(value, version=version, compact=True, tagged=_nested_tags(field))
+            pairs.append((field.tag, bytes(encoded)))
         return pairs
+
+
+def _is_struct(field: Any) -> bool:
+    return bool(field.is_struct() or field.is_struct_array())
+
+
+def _nested_tags(field: Any) -> bool | None:
+    # True: the struct's own tagged-field section, read and written in full;
+    # None: the codec's "always empty" section, for fields that are not structs.
+    return True if _is_struct(field) else None
 
 
 def _unknown_tags(item: Any) -> list[tuple[int, bytes]]:

@@ -30,9 +30,11 @@ def unsupported_version(api_key: int, api_version: int, correlation_id: int) -> 
     if cls is None or api_version > cls.max_version:
         raise CannotAnswer(f"the codec has no schema for api key {api_key} v{api_version}")
     versioned = cls[api_version]
-    fields = versioned._struct.fields
-    if "error_code" not in fields:
-        raise CannotAnswer(f"{cls.name} has no top-level error code")
+    # The field must exist at this version: Metadata has one only from v13,
+    # FindCoordinator only up to v3; elsewhere it would not be encoded.
+    error_code = versioned._struct.fields.get("error_code")
+    if error_code is None or not error_code.for_version_q(api_version):
+        raise CannotAnswer(f"{cls.name} v{api_version} has no top-level error code")
     message = versioned(error_code=UNSUPPORTED_VERSION)
     return encode_response(message, correlation_id, api_version)
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Protocol as TypingProtocol
 
 from automat import TypeMachineBuilder, pep614
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IAddress, ITransport
 from twisted.internet.protocol import Factory, Protocol
 from twisted.logger import Logger
@@ -304,6 +305,8 @@ class ClientWire(Protocol):
         self.broker_id = factory.broker_id
         self.reader = FrameReader(factory.max_frame_bytes)
         self.leg: ClientLeg | None = None
+        self._lost = False
+        self._close_waiters: list[Deferred[None]] = []
 
     def connectionMade(self) -> None:
         endpoint = self.factory.choose(self.broker_id)
@@ -342,9 +345,22 @@ class ClientWire(Protocol):
             self.leg.requests(frames)
 
     def connectionLost(self, reason: Failure = Failure(Exception("connection lost"))) -> None:
+        self._lost = True
         self.factory.connections.discard(self)
         if self.leg is not None:
             self.leg.client_lost(reason.getErrorMessage())
+        waiters, self._close_waiters = self._close_waiters, []
+        for waiter in waiters:
+            if not waiter.called:
+                waiter.callback(None)
+
+    def when_closed(self) -> Deferred[None]:
+        """Fires once the client connection has closed (so shutdown can wait for a drain)."""
+        if self._lost:
+            return succeed(None)
+        waiter: Deferred[None] = Deferred()
+        self._close_waiters.append(waiter)
+        return waiter
 
     def drain(self) -> None:
         """Stop taking requests, deliver the answers in flight, then close."""

@@ -1,0 +1,1 @@
+"""Unit tests for kgateway.cluster: the node's view of the brokers."""

@@ -1,0 +1,1 @@
+"""Unit tests for kgateway.proxy: the client and broker legs."""

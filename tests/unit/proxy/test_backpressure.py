@@ -1,0 +1,168 @@
+"""
+Backpressure between the legs, and the memory a connection may hold.
+"""
+
+from __future__ import annotations
+
+from twisted.internet.address import IPv4Address
+from twisted.internet.testing import StringTransportWithDisconnection
+from twisted.trial.unittest import SynchronousTestCase
+
+from kgateway.interfaces import Endpoint
+from kgateway.protocol.framing import FrameError, FrameReader
+from kgateway.proxy.client_leg import ClientLegFactory
+from kgateway.routing.mapping import FixedHostMapper
+from kgateway.routing.ports import PortPlan
+from tests.unit.proxy.fakes import (
+    BrokerSide,
+    ClientSide,
+    FakeBrokers,
+    list_offsets_request,
+    list_offsets_response,
+    raw_request,
+    raw_response,
+)
+
+
+class SlowReaderTransport(StringTransportWithDisconnection):
+    """
+    A transport whose peer stops reading: like Twisted's TCP transport, it
+    pauses its streaming producer once more than C{limit} bytes wait to be
+    sent, and resumes it when the peer has read them (L{peer_reads}).
+    """
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(peerAddress=IPv4Address("TCP", "10.0.0.7", 50000))
+        self.limit = limit
+        self.paused_producer = False
+
+    def write(self, data: bytes) -> None:
+        super().write(data)
+        if len(self.value()) > self.limit and self.producer is not None:
+            if not self.paused_producer:
+                self.paused_producer = True
+                self.producer.pauseProducing()
+
+    def writeSequence(self, data: list[bytes]) -> None:
+        self.write(b"".join(data))
+
+    def peer_reads(self) -> bytes:
+        """The peer reads everything buffered; a paused producer resumes."""
+        data = self.value()
+        self.clear()
+        if self.paused_producer:
+            self.paused_producer = False
+            self.producer.resumeProducing()
+        return data
+
+
+class SlowBrokers(FakeBrokers):
+    """Brokers whose connection is a L{SlowReaderTransport}."""
+
+    limit: int = 100
+
+    def _open(self, endpoint, factory):  # type: ignore[no-untyped-def]
+        address = IPv4Address("TCP", endpoint.host, endpoint.port)
+        protocol = factory.buildProtocol(address)
+        transport = SlowReaderTransport(self.limit)
+        transport.protocol = protocol
+        protocol.makeConnection(transport)
+        side = BrokerSide(endpoint, protocol, transport)
+        self.opened.append(side)
+        return side
+
+
+def make_factory(brokers: FakeBrokers) -> ClientLegFactory:
+    return ClientLegFactory(
+        1,
+        lambda node_id: Endpoint("b1.kafka", 9092),
+        FixedHostMapper("gw", PortPlan(7000, 3)),
+        brokers.connect,
+    )
+
+
+class BackpressureTests(SynchronousTestCase):
+    """A side whose writes back up pauses reading on the other side."""
+
+    def test_legs_register_each_other_as_streaming_producers(self) -> None:
+        brokers = FakeBrokers()
+        client = ClientSide(make_factory(brokers))
+        [broker] = brokers.opened
+        self.assertIs(broker.transport.producer, client.transport)
+        self.assertTrue(broker.transport.streaming)
+        self.assertIs(client.transport.producer, broker.transport)
+        self.assertTrue(client.transport.streaming)
+
+    def test_slow_client_pauses_reading_from_broker(self) -> None:
+        brokers = FakeBrokers()
+        client = ClientSide(make_factory(brokers), transport=SlowReaderTransport(limit=100))
+        [broker] = brokers.opened
+        client.send(raw_request(71, 0, 1), raw_request(71, 0, 2))
+        self.assertEqual(broker.transport.producerState, "producing")
+
+        big = raw_response(1, b"x" * 500)
+        broker.answer(big)
+        self.assertEqual(broker.transport.producerState, "paused")
+
+        self.assertEqual(client.transport.peer_reads(), big)
+        self.assertEqual(broker.transport.producerState, "producing")
+        broker.answer(raw_response(2, b"y"))
+        self.assertEqual(client.transport.peer_reads(), raw_response(2, b"y"))
+
+    def test_slow_broker_pauses_reading_from_client(self) -> None:
+        brokers = SlowBrokers()
+        client = ClientSide(make_factory(brokers))
+        [broker] = brokers.opened
+        self.assertEqual(client.transport.producerState, "producing")
+
+        requests = [list_offsets_request(cid) for cid in range(1, 10)]
+        client.send(*requests)
+        self.assertEqual(client.transport.producerState, "paused")
+
+        self.assertEqual(broker.transport.peer_reads(), b"".join(requests))
+        self.assertEqual(client.transport.producerState, "producing")
+        broker.answer(*[list_offsets_response(cid) for cid in range(1, 10)])
+        self.assertEqual(len(client.responses()), 9)
+
+    def test_client_not_read_while_broker_connects(self) -> None:
+        brokers = FakeBrokers(delayed=True)
+        client = ClientSide(make_factory(brokers))
+        self.assertEqual(client.transport.producerState, "paused")
+        brokers.open_next()
+        self.assertEqual(client.transport.producerState, "producing")
+
+
+class BoundedMemoryTests(SynchronousTestCase):
+    """The frame reader holds at most one partial frame."""
+
+    def test_complete_frames_are_not_held(self) -> None:
+        reader = FrameReader()
+        stream = b"".join(list_offsets_request(cid) for cid in range(50))
+        partial = list_offsets_request(50)[:11]
+        out = reader.feed(stream + partial)
+        self.assertEqual(len(out), 50)
+        self.assertEqual(b"".join(out), stream)
+        self.assertEqual(reader.buffered, len(partial))
+
+    def test_partial_frame_held_until_complete(self) -> None:
+        frame = list_offsets_request(7)
+        reader = FrameReader()
+        for i in range(len(frame) - 1):
+            self.assertEqual(reader.feed(frame[i : i + 1]), [])
+            self.assertEqual(reader.buffered, i + 1)
+        self.assertEqual(reader.feed(frame[-1:]), [frame])
+        self.assertEqual(reader.buffered, 0)
+
+    def test_oversized_frame_refused_before_it_is_buffered(self) -> None:
+        reader = FrameReader(max_frame_bytes=1000)
+        with self.assertRaises(FrameError) as caught:
+            reader.feed(b"\x00\x00\x10\x00" + b"z" * 10)
+        self.assertIn("over the limit of 1000 bytes", str(caught.exception))
+
+    def test_client_connection_buffers_at_most_one_partial_frame(self) -> None:
+        brokers = FakeBrokers()
+        client = ClientSide(make_factory(brokers))
+        frame = list_offsets_request(1)
+        client.send(frame * 20 + frame[:-1])
+        self.assertEqual(client.wire.reader.buffered, len(frame) - 1)
+        self.assertEqual(len(brokers.opened[0].requests()), 20)

@@ -1,0 +1,126 @@
+"""
+The broker leg on its own: an owner that records what it is told, and a
+fake broker behind the Connector seam.
+"""
+
+from __future__ import annotations
+
+import struct
+
+from twisted.internet.interfaces import ITransport
+from twisted.trial.unittest import SynchronousTestCase
+from zope.interface import implementer
+from zope.interface.verify import verifyObject
+
+from kgateway.interfaces import Endpoint
+from kgateway.proxy.broker_leg import BrokerLeg, IBrokerLegOwner, open_broker_leg
+from tests.unit.proxy.fakes import (
+    FakeBrokers,
+    catch_logs,
+    list_offsets_request,
+    list_offsets_response,
+)
+
+BROKER = Endpoint("b3.kafka", 9094)
+
+
+@implementer(IBrokerLegOwner)
+class RecordingOwner:
+    """Records each event the broker leg reports, in order."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, object]] = []
+
+    def broker_ready(self, leg: BrokerLeg, transport: ITransport) -> None:
+        self.events.append(("ready", transport))
+
+    def responses(self, frames: list[bytes]) -> None:
+        self.events.append(("responses", frames))
+
+    def broker_lost(self, reason: str) -> None:
+        self.events.append(("lost", reason))
+
+
+class BrokerLegTests(SynchronousTestCase):
+    def setUp(self) -> None:
+        self.owner = RecordingOwner()
+        verifyObject(IBrokerLegOwner, self.owner)
+
+    def test_sends_held_while_connecting_go_first_in_order(self) -> None:
+        brokers = FakeBrokers(delayed=True)
+        leg = open_broker_leg(BROKER, self.owner, brokers.connect)
+        leg.send([list_offsets_request(1)])
+        leg.send([list_offsets_request(2), list_offsets_request(3)])
+        self.assertEqual(self.owner.events, [])
+
+        side = brokers.open_next()
+        self.assertEqual(side.endpoint, BROKER)
+        self.assertEqual(
+            side.transport.value(),
+            b"".join(list_offsets_request(cid) for cid in (1, 2, 3)),
+        )
+        self.assertEqual(self.owner.events, [("ready", side.transport)])
+
+        leg.send([list_offsets_request(4)])
+        self.assertEqual(side.requests()[-1], list_offsets_request(4))
+
+    def test_responses_reported_as_whole_frames(self) -> None:
+        brokers = FakeBrokers()
+        open_broker_leg(BROKER, self.owner, brokers.connect)
+        [side] = brokers.opened
+        one, two = list_offsets_response(1), list_offsets_response(2)
+        side.answer((one + two)[:5])
+        side.answer((one + two)[5:])
+        self.assertEqual(self.owner.events[1:], [("responses", [one, two])])
+
+    def test_connect_failure_reported_with_endpoint(self) -> None:
+        open_broker_leg(BROKER, self.owner, FakeBrokers(refuse=True).connect)
+        [(event, reason)] = self.owner.events
+        self.assertEqual(event, "lost")
+        self.assertIn(f"cannot connect to broker at {BROKER}", str(reason))
+
+    def test_broker_closing_reported_with_endpoint(self) -> None:
+        brokers = FakeBrokers()
+        leg = open_broker_leg(BROKER, self.owner, brokers.connect)
+        brokers.opened[0].hang_up()
+        self.assertEqual(self.owner.events[-1][0], "lost")
+        self.assertIn(f"broker {BROKER} closed the connection", str(self.owner.events[-1][1]))
+        # Closed: late events change nothing.
+        leg.send([list_offsets_request(1)])
+        leg.close("late")
+        leg.received([list_offsets_response(1)])
+        self.assertEqual(brokers.opened[0].transport.value(), b"")
+        self.assertEqual(len(self.owner.events), 2)
+
+    def test_close_hangs_up_without_reporting_back(self) -> None:
+        brokers = FakeBrokers()
+        leg = open_broker_leg(BROKER, self.owner, brokers.connect)
+        leg.close("client closed")
+        self.assertFalse(brokers.opened[0].transport.connected)
+        self.assertEqual([event for event, _ in self.owner.events], ["ready"])
+        leg.send([list_offsets_request(1)])
+        self.assertEqual(brokers.opened[0].transport.value(), b"")
+
+    def test_close_while_connecting_cancels_the_attempt(self) -> None:
+        brokers = FakeBrokers(delayed=True)
+        leg = open_broker_leg(BROKER, self.owner, brokers.connect)
+        leg.send([list_offsets_request(1)])
+        leg.close("client closed")
+        [(_, _, attempt)] = brokers.waiting
+        self.assertTrue(attempt.called)  # cancelled (the leg consumes the CancelledError)
+        self.assertEqual(self.owner.events, [])
+        # If the connection opens anyway, it is hung up and nothing is sent.
+        side = brokers.open_next()
+        self.assertFalse(side.transport.connected)
+        self.assertEqual(side.transport.value(), b"")
+        self.assertEqual(self.owner.events, [])
+
+    def test_bad_frame_from_broker_aborts(self) -> None:
+        brokers = FakeBrokers()
+        logs = catch_logs(self)
+        open_broker_leg(BROKER, self.owner, brokers.connect, max_frame_bytes=100)
+        side = brokers.opened[0]
+        side.answer(struct.pack(">i", 101))
+        self.assertTrue(side.transport.disconnected)
+        self.assertEqual(self.owner.events[-1][0], "lost")
+        self.assertTrue(any("over the limit of 100 bytes" in line for line in logs()), logs())

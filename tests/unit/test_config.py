@@ -1,0 +1,232 @@
+"""
+Settings.load: defaults, options over environment, and one actionable line
+for every bad value; and the twistd plugin's exit on a bad setting.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import socket
+import sys
+
+from twisted.trial.unittest import SynchronousTestCase
+
+from kgateway import tap
+from kgateway.config import SETTINGS, ConfigError, Settings, kafka_client_settings
+from kgateway.interfaces import Endpoint
+from kgateway.protocol.framing import DEFAULT_MAX_FRAME_BYTES
+
+BOOTSTRAP = {"KAFKA_BOOTSTRAP_SERVERS": "k1:9092,k2:9093"}
+NO_OPTIONS: dict[str, str | None] = {s.option: None for s in SETTINGS}
+
+
+class DefaultsTests(SynchronousTestCase):
+    def test_defaults(self) -> None:
+        settings = Settings.load(BOOTSTRAP, NO_OPTIONS)
+        self.assertEqual(settings.bootstrap_servers, (Endpoint("k1", 9092), Endpoint("k2", 9093)))
+        self.assertEqual(settings.bind_host, "0.0.0.0")
+        self.assertEqual(settings.advertised_host, socket.gethostname())
+        self.assertEqual(settings.port_start, 6969)
+        self.assertIsNone(settings.port_count)
+        self.assertEqual(settings.min_broker_id, 0)
+        self.assertEqual(settings.max_frame_bytes, DEFAULT_MAX_FRAME_BYTES)
+        self.assertEqual(settings.metadata_refresh_seconds, 5.0)
+        self.assertEqual(settings.upstream_connect_timeout_seconds, 10.0)
+        self.assertEqual(settings.kafka, {})
+
+    def test_environment_read(self) -> None:
+        settings = Settings.load(
+            {
+                **BOOTSTRAP,
+                "GATEWAY_BIND_HOST": "127.0.0.1",
+                "GATEWAY_ADVERTISED_HOST": "gw.example.com",
+                "GATEWAY_PORT_START": "7000",
+                "GATEWAY_PORT_COUNT": "12",
+                "GATEWAY_MIN_BROKERID": "1",
+                "GATEWAY_MAX_FRAME_BYTES": "1000",
+                "GATEWAY_METADATA_REFRESH_MS": "250",
+                "GATEWAY_UPSTREAM_CONNECT_TIMEOUT_MS": "1500",
+            },
+            {},
+        )
+        self.assertEqual(
+            (
+                settings.bind_host,
+                settings.advertised_host,
+                settings.port_start,
+                settings.port_count,
+                settings.min_broker_id,
+                settings.max_frame_bytes,
+                settings.metadata_refresh_seconds,
+                settings.upstream_connect_timeout_seconds,
+            ),
+            ("127.0.0.1", "gw.example.com", 7000, 12, 1, 1000, 0.25, 1.5),
+        )
+
+    def test_option_beats_environment(self) -> None:
+        settings = Settings.load(
+            {**BOOTSTRAP, "GATEWAY_PORT_START": "7000", "GATEWAY_ADVERTISED_HOST": "env-host"},
+            {**NO_OPTIONS, "port-start": "8000", "bootstrap-servers": "opt:1234"},
+        )
+        self.assertEqual(settings.port_start, 8000)
+        self.assertEqual(settings.bootstrap_servers, (Endpoint("opt", 1234),))
+        self.assertEqual(settings.advertised_host, "env-host")
+
+    def test_ipv6_bootstrap(self) -> None:
+        settings = Settings.load({"KAFKA_BOOTSTRAP_SERVERS": "[::1]:9092"}, {})
+        self.assertEqual(settings.bootstrap_servers, (Endpoint("::1", 9092),))
+
+    def test_kafka_client_settings(self) -> None:
+        self.assertEqual(
+            kafka_client_settings(
+                {
+                    **BOOTSTRAP,
+                    "KAFKA_SECURITY_PROTOCOL": "PLAINTEXT",
+                    "KAFKA_SASL_MECHANISM": "PLAIN",
+                    "GATEWAY_PORT_START": "1",
+                    "PATH": "/bin",
+                }
+            ),
+            {"security.protocol": "PLAINTEXT", "sasl.mechanism": "PLAIN"},
+        )
+        settings = Settings.load({**BOOTSTRAP, "KAFKA_SECURITY_PROTOCOL": "plaintext"}, {})
+        self.assertEqual(settings.kafka, {"security.protocol": "plaintext"})
+
+
+class BadValueTests(SynchronousTestCase):
+    """Each bad value: a ConfigError of one line naming the setting and the value."""
+
+    def assert_refused(
+        self,
+        environ: dict[str, str],
+        setting: str,
+        value: str,
+        options: dict[str, str | None] | None = None,
+    ) -> str:
+        with self.assertRaises(ConfigError) as caught:
+            Settings.load(environ, options or {})
+        message = str(caught.exception)
+        self.assertNotIn("\n", message)
+        self.assertIn(setting, message)
+        self.assertIn(value, message)
+        return message
+
+    def test_non_numeric(self) -> None:
+        for name in (
+            "GATEWAY_PORT_START",
+            "GATEWAY_PORT_COUNT",
+            "GATEWAY_MIN_BROKERID",
+            "GATEWAY_MAX_FRAME_BYTES",
+            "GATEWAY_METADATA_REFRESH_MS",
+            "GATEWAY_UPSTREAM_CONNECT_TIMEOUT_MS",
+        ):
+            message = self.assert_refused({**BOOTSTRAP, name: "ten"}, name, "'ten'")
+            self.assertIn("not a whole number", message)
+
+    def test_out_of_range_values(self) -> None:
+        for name, value, why in (
+            ("GATEWAY_PORT_START", "70000", "not a port number (1-65535)"),
+            ("GATEWAY_PORT_START", "0", "not a port number (1-65535)"),
+            ("GATEWAY_PORT_COUNT", "0", "must be 1 or more"),
+            ("GATEWAY_MIN_BROKERID", "-1", "must be 0 or more"),
+            ("GATEWAY_MAX_FRAME_BYTES", "-5", "must be 1 or more"),
+            ("GATEWAY_METADATA_REFRESH_MS", "0", "must be 1 or more"),
+        ):
+            message = self.assert_refused({**BOOTSTRAP, name: value}, name, value)
+            self.assertIn(why, message)
+
+    def test_option_named_when_bad(self) -> None:
+        self.assert_refused(BOOTSTRAP, "GATEWAY_PORT_START", "99999", {"port-start": "99999"})
+
+    def test_port_range_past_65535(self) -> None:
+        message = self.assert_refused(
+            {**BOOTSTRAP, "GATEWAY_PORT_START": "65530", "GATEWAY_PORT_COUNT": "10"},
+            "GATEWAY_PORT_COUNT",
+            "10",
+        )
+        self.assertIn("65530", message)
+        self.assertIn("at most 6", message)
+        # The last port exactly at 65535 is fine.
+        Settings.load({**BOOTSTRAP, "GATEWAY_PORT_START": "65530", "GATEWAY_PORT_COUNT": "6"}, {})
+
+    def test_bootstrap_missing_or_empty(self) -> None:
+        for environ in ({}, {"KAFKA_BOOTSTRAP_SERVERS": ""}, {"KAFKA_BOOTSTRAP_SERVERS": "  "}):
+            message = self.assert_refused(environ, "KAFKA_BOOTSTRAP_SERVERS", "not set")
+            self.assertIn("host:port", message)
+
+    def test_bad_host_port(self) -> None:
+        for value, culprit in (
+            ("localhost", "'localhost' is not host:port"),
+            (":9092", "':9092' is not host:port"),
+            ("k1:9092,,k2:9092", "'' is not host:port"),
+            ("k1:abc", "'abc' is not a whole number"),
+            ("k1:", "'' is not a whole number"),
+            ("k1:9092,k2:99999", "99999 is not a port number"),
+        ):
+            message = self.assert_refused(
+                {"KAFKA_BOOTSTRAP_SERVERS": value}, "KAFKA_BOOTSTRAP_SERVERS", repr(value)
+            )
+            self.assertIn(culprit, message)
+
+    def test_bad_host(self) -> None:
+        self.assert_refused(
+            {**BOOTSTRAP, "GATEWAY_ADVERTISED_HOST": "two words"},
+            "GATEWAY_ADVERTISED_HOST",
+            "'two words'",
+        )
+        self.assert_refused({**BOOTSTRAP, "GATEWAY_BIND_HOST": ""}, "GATEWAY_BIND_HOST", "''")
+
+    def test_unsupported_security_protocol(self) -> None:
+        message = self.assert_refused(
+            {**BOOTSTRAP, "KAFKA_SECURITY_PROTOCOL": "SASL_SSL"},
+            "KAFKA_SECURITY_PROTOCOL",
+            "SASL_SSL",
+        )
+        self.assertIn("valid: PLAINTEXT", message)
+
+    def test_value_with_newline_stays_one_line(self) -> None:
+        self.assert_refused(
+            {**BOOTSTRAP, "GATEWAY_PORT_START": "1\n2"}, "GATEWAY_PORT_START", "'1\\n2'"
+        )
+
+
+class PluginTests(SynchronousTestCase):
+    """twistd kgateway: a bad setting is one line on stderr and exit status 2."""
+
+    def test_bad_setting_exits_with_one_line(self) -> None:
+        self.patch(os, "environ", {**BOOTSTRAP, "GATEWAY_PORT_START": "nope"})
+        stderr = io.StringIO()
+        self.patch(sys, "stderr", stderr)
+        options = tap.Options()
+        options.parseOptions([])
+        with self.assertRaises(SystemExit) as caught:
+            tap.makeService(options)
+        self.assertEqual(caught.exception.code, 2)
+        self.assertIsNone(caught.exception.__cause__)
+        self.assertTrue(caught.exception.__suppress_context__)
+        lines = stderr.getvalue().splitlines()
+        self.assertEqual(len(lines), 1, lines)
+        self.assertIn("GATEWAY_PORT_START='nope'", lines[0])
+        self.assertNotIn("Traceback", stderr.getvalue())
+
+    def test_missing_bootstrap_exits(self) -> None:
+        self.patch(os, "environ", {})
+        stderr = io.StringIO()
+        self.patch(sys, "stderr", stderr)
+        options = tap.Options()
+        options.parseOptions([])
+        with self.assertRaises(SystemExit):
+            tap.makeService(options)
+        self.assertEqual(len(stderr.getvalue().splitlines()), 1)
+        self.assertIn("KAFKA_BOOTSTRAP_SERVERS is not set", stderr.getvalue())
+
+    def test_options_reach_the_node(self) -> None:
+        from twisted.internet.testing import MemoryReactorClock
+
+        self.patch(os, "environ", {**BOOTSTRAP})
+        options = tap.Options()
+        options.parseOptions(["--port-start", "7100", "--advertised-host", "gw"])
+        node = tap.makeService(options, reactor=MemoryReactorClock())
+        self.assertEqual(node.settings.port_start, 7100)
+        self.assertEqual(node.settings.advertised_host, "gw")

@@ -1,0 +1,217 @@
+"""
+GatewayNode on a MemoryReactorClock, with a fake directory fetch and a fake
+broker connector; and the BrokerChooser.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.error import ConnectionRefusedError
+from twisted.internet.testing import MemoryReactorClock
+from twisted.trial.unittest import SynchronousTestCase
+
+from kgateway.cluster.brokers import BrokerDirectory
+from kgateway.config import Settings
+from kgateway.interfaces import BrokerInfo, Endpoint
+from kgateway.proxy.client_leg import ClientLegFactory
+from kgateway.service import BrokerChooser, GatewayNode, makeService
+from tests.unit.proxy.fakes import (
+    ClientSide,
+    FakeBrokers,
+    catch_logs,
+    list_offsets_request,
+    list_offsets_response,
+)
+
+BOOTSTRAP = (Endpoint("boot1", 9092), Endpoint("boot2", 9092))
+
+
+class StoppablePort:
+    """A listening port that records being stopped."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.stopped = False
+
+    def stopListening(self) -> Deferred[None]:
+        self.stopped = True
+        return succeed(None)
+
+
+class RecordingReactor(MemoryReactorClock):
+    """MemoryReactorClock whose ports record stopListening."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ports: list[StoppablePort] = []
+
+    def listenTCP(self, port: int, factory: Any, backlog: int = 50, interface: str = "") -> Any:
+        super().listenTCP(port, factory, backlog, interface)
+        self.ports.append(StoppablePort(port))
+        return self.ports[-1]
+
+
+class FakeFetch:
+    """The directory's fetch: answers with C{brokers}, or refuses while it is None."""
+
+    def __init__(self, brokers: list[BrokerInfo] | None) -> None:
+        self.brokers = brokers
+
+    def __call__(self, connect: Any, endpoint: Endpoint, clock: Any, timeout: float) -> Any:
+        if self.brokers is None:
+            return fail(ConnectionRefusedError(str(endpoint)))
+        return succeed(list(self.brokers))
+
+
+def make_node(
+    brokers: list[BrokerInfo] | None, **overrides: Any
+) -> tuple[GatewayNode, RecordingReactor, FakeFetch, FakeBrokers]:
+    settings = Settings(
+        bootstrap_servers=BOOTSTRAP,
+        bind_host="127.0.0.2",
+        advertised_host="gw.example",
+        port_start=7000,
+        **overrides,
+    )
+    reactor = RecordingReactor()
+    node = makeService(settings, reactor)
+    fetch = FakeFetch(brokers)
+    node.directory._fetch = fetch  # the directory's fetch seam
+    upstream = FakeBrokers()
+    node.connect = upstream.connect
+    return node, reactor, fetch, upstream
+
+
+class GatewayNodeTests(SynchronousTestCase):
+    def test_listens_once_brokers_known_with_default_count(self) -> None:
+        node, reactor, fetch, _ = make_node(None)
+        node.startService()
+        self.addCleanup(node.stopService)
+        self.assertEqual(reactor.tcpServers, [])
+        self.assertNoResult(node.listening)
+
+        fetch.brokers = [BrokerInfo(1, "k1", 9092), BrokerInfo(4, "k4", 9092)]
+        reactor.advance(node.settings.metadata_refresh_seconds)
+        self.successResultOf(node.listening)
+        # Highest id 4 - min 0 + 3 = 7 ports.
+        self.assertEqual([s[0] for s in reactor.tcpServers], list(range(7000, 7007)))
+        self.assertEqual({s[3] for s in reactor.tcpServers}, {"127.0.0.2"})
+        factories = [s[1] for s in reactor.tcpServers]
+        self.assertTrue(all(isinstance(f, ClientLegFactory) for f in factories))
+        self.assertEqual([f.broker_id for f in factories], list(range(0, 7)))
+        self.assertEqual(node.mapper.mapping().endpoint_for(4), Endpoint("gw.example", 7004))
+
+    def test_count_and_min_broker_id(self) -> None:
+        node, reactor, _, _ = make_node(
+            [BrokerInfo(101, "k", 1), BrokerInfo(103, "k", 1)], min_broker_id=100
+        )
+        node.startService()
+        self.addCleanup(node.stopService)
+        self.assertEqual([s[0] for s in reactor.tcpServers], list(range(7000, 7006)))
+        self.assertEqual(reactor.tcpServers[1][1].broker_id, 101)
+
+    def test_explicit_count(self) -> None:
+        node, reactor, _, _ = make_node([BrokerInfo(1, "k", 1)], port_count=2)
+        node.startService()
+        self.addCleanup(node.stopService)
+        self.assertEqual([s[0] for s in reactor.tcpServers], [7000, 7001])
+
+    def test_broker_outside_range_logged_with_fix(self) -> None:
+        logs = catch_logs(self)
+        node, reactor, _, _ = make_node(
+            [BrokerInfo(1, "k", 1), BrokerInfo(5, "k", 1)], port_count=3
+        )
+        node.startService()
+        self.addCleanup(node.stopService)
+        self.assertEqual(len(reactor.tcpServers), 3)
+        [line] = [line for line in logs() if "Broker 5 is outside the port range" in line]
+        self.assertIn("7000-7002", line)
+        self.assertIn("set GATEWAY_PORT_COUNT to 6 or more", line)
+
+    def test_stop_stops_listening_and_drains(self) -> None:
+        node, reactor, _, upstream = make_node([BrokerInfo(0, "k0", 9092)])
+        node.startService()
+        factory = node.factories[7000]
+        busy = ClientSide(factory)
+        busy.send(list_offsets_request(1))
+        idle = ClientSide(factory, port=50001)
+
+        stopped = node.stopService()
+        self.assertTrue(all(port.stopped for port in reactor.ports))
+        self.assertEqual(len(reactor.ports), 3)
+        self.assertFalse(idle.open)  # nothing in flight: closed at once
+        self.assertTrue(busy.open)  # waits for its answer
+        self.assertNoResult(stopped)  # shutdown waits for the drain
+
+        upstream.opened[0].answer(list_offsets_response(1))
+        self.assertEqual(busy.responses(), [list_offsets_response(1)])
+        self.assertFalse(busy.open)
+        self.successResultOf(stopped)
+        self.assertFalse(node.directory.running)
+
+    def test_stop_gives_up_on_a_drain_that_never_ends(self) -> None:
+        logs = catch_logs(self)
+        node, reactor, _, _ = make_node([BrokerInfo(0, "k0", 9092)])
+        node.startService()
+        busy = ClientSide(node.factories[7000])
+        busy.send(list_offsets_request(1))
+        stopped = node.stopService()
+        self.assertNoResult(stopped)
+        reactor.advance(node.drain_timeout_seconds)
+        self.successResultOf(stopped)
+        self.assertTrue(any("still draining" in line for line in logs()), logs())
+
+    def test_stop_before_brokers_known(self) -> None:
+        node, reactor, _, _ = make_node(None)
+        node.startService()
+        self.successResultOf(node.stopService())
+        self.assertEqual(reactor.tcpServers, [])
+
+    def test_connection_relayed_to_its_broker(self) -> None:
+        node, _, _, upstream = make_node([BrokerInfo(0, "k0", 9092), BrokerInfo(1, "k1", 9093)])
+        node.startService()
+        self.addCleanup(node.stopService)
+        ClientSide(node.factories[7001])
+        self.assertEqual([side.endpoint for side in upstream.opened], [Endpoint("k1", 9093)])
+
+
+class FakeDirectory:
+    """What BrokerChooser reads from a directory."""
+
+    def __init__(self, brokers: list[BrokerInfo]) -> None:
+        self._brokers = {b.node_id: b for b in brokers}
+
+    def broker(self, node_id: int) -> BrokerInfo | None:
+        return self._brokers.get(node_id)
+
+    def brokers(self) -> dict[int, BrokerInfo]:
+        return dict(self._brokers)
+
+    def bootstrap_endpoints(self) -> list[Endpoint]:
+        return list(BOOTSTRAP)
+
+
+class BrokerChooserTests(SynchronousTestCase):
+    def test_known_broker(self) -> None:
+        choose = BrokerChooser(FakeDirectory([BrokerInfo(2, "k2", 9094)]))  # type: ignore[arg-type]
+        self.assertEqual(choose(2), Endpoint("k2", 9094))
+        self.assertEqual(choose(2), Endpoint("k2", 9094))
+
+    def test_unknown_broker_goes_to_any_live_broker(self) -> None:
+        choose = BrokerChooser(
+            FakeDirectory([BrokerInfo(3, "k3", 1), BrokerInfo(1, "k1", 1)])  # type: ignore[arg-type]
+        )
+        self.assertEqual([choose(9) for _ in range(4)], [Endpoint("k1", 1), Endpoint("k3", 1)] * 2)
+
+    def test_no_brokers_known_falls_back_to_bootstrap(self) -> None:
+        choose = BrokerChooser(FakeDirectory([]))  # type: ignore[arg-type]
+        self.assertEqual([choose(0) for _ in range(3)], [BOOTSTRAP[0], BOOTSTRAP[1], BOOTSTRAP[0]])
+
+    def test_with_a_real_directory(self) -> None:
+        directory = BrokerDirectory(
+            [Endpoint("boot", 1)], FakeBrokers().connect, clock=MemoryReactorClock()
+        )
+        choose = BrokerChooser(directory)
+        self.assertEqual(choose(5), Endpoint("boot", 1))
