@@ -35,24 +35,50 @@ class Setting:
 
 
 SETTINGS: tuple[Setting, ...] = (
-    Setting("KAFKA_BOOTSTRAP_SERVERS", "bootstrap-servers", None,
-            "Kafka brokers to bootstrap from, host:port[,host:port...] (required)"),
-    Setting("GATEWAY_BIND_HOST", "bind-host", "0.0.0.0",
-            "Address the broker ports listen on"),
-    Setting("GATEWAY_ADVERTISED_HOST", "advertised-host", None,
-            "Host name clients are given for this node (default: this machine's host name)"),
-    Setting("GATEWAY_PORT_START", "port-start", "6969",
-            "First port; port = start + broker id - min broker id"),
-    Setting("GATEWAY_PORT_COUNT", "port-count", None,
-            "How many ports (default: highest broker id - min broker id + 3)"),
-    Setting("GATEWAY_MIN_BROKERID", "min-broker-id", "0",
-            "The broker id that gets the first port"),
-    Setting("GATEWAY_MAX_FRAME_BYTES", "max-frame-bytes", str(DEFAULT_MAX_FRAME_BYTES),
-            "Largest Kafka frame accepted from a client or broker, in bytes"),
-    Setting("GATEWAY_METADATA_REFRESH_MS", "metadata-refresh-ms", "5000",
-            "How often the node refreshes its view of the brokers"),
-    Setting("GATEWAY_UPSTREAM_CONNECT_TIMEOUT_MS", "upstream-connect-timeout-ms", "10000",
-            "How long to wait for a broker connection"),
+    Setting(
+        "KAFKA_BOOTSTRAP_SERVERS",
+        "bootstrap-servers",
+        None,
+        "Kafka brokers to bootstrap from, host:port[,host:port...] (required)",
+    ),
+    Setting("GATEWAY_BIND_HOST", "bind-host", "0.0.0.0", "Address the broker ports listen on"),
+    Setting(
+        "GATEWAY_ADVERTISED_HOST",
+        "advertised-host",
+        None,
+        "Host name clients are given for this node (default: this machine's host name)",
+    ),
+    Setting(
+        "GATEWAY_PORT_START",
+        "port-start",
+        "6969",
+        "First port; port = start + broker id - min broker id",
+    ),
+    Setting(
+        "GATEWAY_PORT_COUNT",
+        "port-count",
+        None,
+        "How many ports (default: highest broker id - min broker id + 3)",
+    ),
+    Setting("GATEWAY_MIN_BROKERID", "min-broker-id", "0", "The broker id that gets the first port"),
+    Setting(
+        "GATEWAY_MAX_FRAME_BYTES",
+        "max-frame-bytes",
+        str(DEFAULT_MAX_FRAME_BYTES),
+        "Largest Kafka frame accepted from a client or broker, in bytes",
+    ),
+    Setting(
+        "GATEWAY_METADATA_REFRESH_MS",
+        "metadata-refresh-ms",
+        "5000",
+        "How often the node refreshes its view of the brokers",
+    ),
+    Setting(
+        "GATEWAY_UPSTREAM_CONNECT_TIMEOUT_MS",
+        "upstream-connect-timeout-ms",
+        "10000",
+        "How long to wait for a broker connection",
+    ),
 )
 
 SUPPORTED_SECURITY_PROTOCOLS = ("PLAINTEXT",)
@@ -118,8 +144,7 @@ class Settings:
             port_count=port_count,
             min_broker_id=get("GATEWAY_MIN_BROKERID", _non_negative_int, 0),
             max_frame_bytes=get("GATEWAY_MAX_FRAME_BYTES", _positive_int, DEFAULT_MAX_FRAME_BYTES),
-            metadata_refresh_seconds=get("GATEWAY_METADATA_REFRESH_MS", _positive_int, 5000)
-            / 1000,
+            metadata_refresh_seconds=get("GATEWAY_METADATA_REFRESH_MS", _positive_int, 5000) / 1000,
             upstream_connect_timeout_seconds=get(
                 "GATEWAY_UPSTREAM_CONNECT_TIMEOUT_MS", _positive_int, 10000
             )

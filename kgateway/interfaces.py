@@ -36,27 +36,27 @@ class BrokerInfo:
 class IBrokerDirectory(Interface):
     """The gateway node's own view of the Kafka brokers."""
 
-    def broker(node_id: int) -> BrokerInfo | None:  # type: ignore[misc]
+    def broker(node_id: int) -> BrokerInfo | None:
         """The broker with this id, if it is known."""
 
-    def brokers() -> dict[int, BrokerInfo]:  # type: ignore[misc]
+    def brokers() -> dict[int, BrokerInfo]:
         """Every known broker, by id."""
 
-    def bootstrap_endpoints() -> list[Endpoint]:  # type: ignore[misc]
+    def bootstrap_endpoints() -> list[Endpoint]:
         """Where to go when no broker is known: the configured bootstrap servers."""
 
 
 class INodeMapping(Interface):
     """One broker-to-gateway-address mapping, used throughout one response."""
 
-    def endpoint_for(broker_id: int) -> Endpoint | None:  # type: ignore[misc]
+    def endpoint_for(broker_id: int) -> Endpoint | None:
         """The gateway address that stands for this broker, or None if it has none."""
 
 
 class INodeMapper(Interface):
     """Builds the mapping for each response that carries broker addresses."""
 
-    def mapping() -> INodeMapping:  # type: ignore[misc]
+    def mapping() -> INodeMapping:
         """A fresh mapping for one response."""
 
 
@@ -65,5 +65,5 @@ class IRelayedConnection(Interface):
 
     broker_id = Attribute("The broker id this connection's port stands for.")
 
-    def drain() -> None:  # type: ignore[misc]
+    def drain() -> None:
         """Stop taking requests, deliver the responses in flight, then close."""

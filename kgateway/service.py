@@ -6,7 +6,7 @@ listening port per broker id once the brokers are known.
 from __future__ import annotations
 
 import itertools
-from typing import Any
+from typing import Any, cast
 
 from twisted.application.service import MultiService
 from twisted.internet.defer import Deferred, DeferredList
@@ -31,9 +31,8 @@ def tcp_connector(reactor: Any, timeout: float) -> Connector:
     """Connect with a host-name endpoint (resolves names, tries every address)."""
 
     def connect(endpoint: Endpoint, factory: Factory) -> Deferred[Protocol]:
-        return HostnameEndpoint(reactor, endpoint.host, endpoint.port, timeout=timeout).connect(
-            factory
-        )
+        attempt = HostnameEndpoint(reactor, endpoint.host, endpoint.port, timeout=timeout)
+        return cast("Deferred[Protocol]", attempt.connect(factory))
 
     return connect
 
@@ -104,7 +103,9 @@ class GatewayNode(MultiService):
             if plan.port_for(node_id) is None:
                 log.error(
                     "Broker {id} is outside the port range {first}-{last}: {fix}",
-                    id=node_id, first=plan.start, last=plan.start + plan.count - 1,
+                    id=node_id,
+                    first=plan.start,
+                    last=plan.start + plan.count - 1,
                     fix=plan.out_of_range_fix(node_id),
                 )
         chooser = BrokerChooser(self.directory)
@@ -112,7 +113,10 @@ class GatewayNode(MultiService):
         try:
             for port in plan.ports:
                 factory = ClientLegFactory(
-                    plan.broker_for(port), chooser, self.mapper, self.connect,
+                    plan.broker_for(port),
+                    chooser,
+                    self.mapper,
+                    self.connect,
                     settings.max_frame_bytes,
                 )
                 self.factories[port] = factory
@@ -121,14 +125,19 @@ class GatewayNode(MultiService):
             log.critical(
                 "Cannot listen on {host}:{port} ({reason}); check GATEWAY_PORT_START and "
                 "GATEWAY_PORT_COUNT, or what else uses the port. Stopping.",
-                host=settings.bind_host, port=e.port, reason=e.socketError,
+                host=settings.bind_host,
+                port=e.port,
+                reason=e.socketError,
             )
             self.reactor.callLater(0, self.reactor.stop)
             return
         log.info(
             "Listening on {host}:{first}-{last} for broker ids {low}-{high}",
-            host=settings.bind_host, first=plan.start, last=plan.start + plan.count - 1,
-            low=plan.min_broker_id, high=plan.min_broker_id + plan.count - 1,
+            host=settings.bind_host,
+            first=plan.start,
+            last=plan.start + plan.count - 1,
+            low=plan.min_broker_id,
+            high=plan.min_broker_id + plan.count - 1,
         )
         self.listening.callback(None)
 

@@ -9,7 +9,8 @@ from typing import Any
 from twisted.python import usage
 
 from kgateway.config import SETTINGS, ConfigError, Settings
-from kgateway.service import GatewayNode, makeService as make_node
+from kgateway.service import GatewayNode
+from kgateway.service import makeService as make_node
 
 
 class Options(usage.Options):
@@ -23,8 +24,13 @@ class Options(usage.Options):
         "client settings for the broker side."
     )
     optParameters = [
-        [s.option, None, None, f"{s.help} [env {s.env}"
-         + (f", default {s.default}]" if s.default is not None else "]")]
+        [
+            s.option,
+            None,
+            None,
+            f"{s.help} [env {s.env}"
+            + (f", default {s.default}]" if s.default is not None else "]"),
+        ]
         for s in SETTINGS
     ]
 

@@ -15,7 +15,7 @@ from kafka.protocol.metadata import MetadataRequest, MetadataResponse
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.internet.interfaces import IReactorTime
-from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.protocol import Factory, Protocol, connectionDone
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -41,7 +41,8 @@ class _MetadataOnce(Protocol):
 
     def connectionMade(self) -> None:
         request = MetadataRequest[METADATA_VERSION](
-            topics=[], allow_auto_topic_creation=False,
+            topics=[],
+            allow_auto_topic_creation=False,
             include_topic_authorized_operations=False,
         )
         request.with_header(correlation_id=1, client_id=CLIENT_ID)
@@ -64,14 +65,12 @@ class _MetadataOnce(Protocol):
                 self.done.errback(FrameError(f"not a Kafka Metadata response: {e}"))
             return
         for response in responses:
-            brokers = [
-                BrokerInfo(b.node_id, b.host, b.port, b.rack) for b in response.brokers
-            ]
+            brokers = [BrokerInfo(b.node_id, b.host, b.port, b.rack) for b in response.brokers]
             self.transport.loseConnection()  # type: ignore[union-attr]
             if not self.done.called:
                 self.done.callback(brokers)
 
-    def connectionLost(self, reason: Failure = Failure(Exception("lost"))) -> None:
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
         if not self.done.called:
             self.done.errback(reason)
 
@@ -221,13 +220,19 @@ class BrokerDirectory(Service):
             if old is None:
                 log.info(
                     "Broker {id} appeared at {host}:{port} (rack {rack})",
-                    id=node_id, host=broker.host, port=broker.port, rack=broker.rack,
+                    id=node_id,
+                    host=broker.host,
+                    port=broker.port,
+                    rack=broker.rack,
                 )
             elif old != broker:
                 log.info(
                     "Broker {id} changed from {old} to {host}:{port} (rack {rack})",
-                    id=node_id, old=f"{old.host}:{old.port}", host=broker.host,
-                    port=broker.port, rack=broker.rack,
+                    id=node_id,
+                    old=f"{old.host}:{old.port}",
+                    host=broker.host,
+                    port=broker.port,
+                    rack=broker.rack,
                 )
         for node_id in sorted(set(self._brokers) - set(fresh)):
             log.warn("Broker {id} disappeared from the cluster metadata", id=node_id)

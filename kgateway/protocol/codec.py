@@ -22,7 +22,7 @@ from kafka.protocol.schemas.fields.codecs.types import UnsignedVarInt32
 _UNKNOWN_PREFIX = "_"
 
 
-class PreservingTaggedFields(TaggedFields):
+class PreservingTaggedFields(TaggedFields):  # type: ignore[misc]
     """
     A tagged-field section that also writes back the tags it did not know.
 
@@ -89,7 +89,9 @@ def _nested_tags(field: Any) -> bool | None:
 
 
 def _unknown_tags(item: Any) -> list[tuple[int, bytes]]:
-    tags = item.get("unknown_tags") if isinstance(item, dict) else getattr(item, "unknown_tags", None)
+    tags = (
+        item.get("unknown_tags") if isinstance(item, dict) else getattr(item, "unknown_tags", None)
+    )
     if not tags:
         return []
     return [(int(name[len(_UNKNOWN_PREFIX) :]), bytes(value)) for name, value in tags.items()]

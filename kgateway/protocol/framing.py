@@ -83,4 +83,4 @@ class FrameReader:
                 f"frame of {size} bytes is over the limit of {self._max} bytes "
                 "(GATEWAY_MAX_FRAME_BYTES)"
             )
-        return size + 4
+        return int(size) + 4

@@ -17,8 +17,15 @@ _INT16 = Struct(">h")
 _INT32 = Struct(">i")
 
 _FIXED_WIDTH = {
-    "int8": 1, "bool": 1, "int16": 2, "uint16": 2, "int32": 4, "bitfield": 4,
-    "int64": 8, "float64": 8, "uuid": 16,
+    "int8": 1,
+    "bool": 1,
+    "int16": 2,
+    "uint16": 2,
+    "int32": 4,
+    "bitfield": 4,
+    "int64": 8,
+    "float64": 8,
+    "uuid": 16,
 }
 
 
@@ -51,9 +58,9 @@ def _skip_simple(type_str: str, data: memoryview, pos: int, compact: bool) -> in
         return pos + max(length - 1, 0)
     if type_str == "string":
         (length,) = _INT16.unpack_from(data, pos)
-        return pos + 2 + max(length, 0)
+        return pos + 2 + max(int(length), 0)
     (length,) = _INT32.unpack_from(data, pos)  # bytes, records
-    return pos + 4 + max(length, 0)
+    return pos + 4 + max(int(length), 0)
 
 
 def _skip_struct(struct: Any, data: memoryview, pos: int, version: int, compact: bool) -> int:

@@ -16,7 +16,7 @@ from typing import Protocol as TypingProtocol
 from automat import TypeMachineBuilder, pep614
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import ITransport
-from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.protocol import Factory, Protocol, connectionDone
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import Interface
@@ -33,13 +33,13 @@ Connector = Callable[[Endpoint, Factory], "Deferred[Protocol]"]
 class IBrokerLegOwner(Interface):
     """What a broker leg reports to the client leg it serves."""
 
-    def broker_ready(leg: BrokerLeg, transport: ITransport) -> None:  # type: ignore[misc]
+    def broker_ready(leg: BrokerLeg, transport: ITransport) -> None:
         """The connection to the broker is open, on C{transport} (for backpressure)."""
 
-    def responses(frames: list[bytes]) -> None:  # type: ignore[misc]
+    def responses(frames: list[bytes]) -> None:
         """Whole response frames arrived from the broker, in order."""
 
-    def broker_lost(reason: str) -> None:  # type: ignore[misc]
+    def broker_lost(reason: str) -> None:
         """The broker connection could not be made, failed, or was closed."""
 
 
@@ -150,7 +150,6 @@ def _build() -> Callable[[BrokerLegCore], BrokerLeg]:
     return machine.build()
 
 
-
 class BrokerWire(Protocol):
     """The Twisted protocol under a broker leg: cuts frames, reports events."""
 
@@ -172,7 +171,7 @@ class BrokerWire(Protocol):
         if frames:
             self.leg.received(frames)
 
-    def connectionLost(self, reason: Failure = Failure(Exception("connection lost"))) -> None:
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
         self.leg.lost(reason.getErrorMessage())
 
 

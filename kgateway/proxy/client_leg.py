@@ -17,7 +17,7 @@ from typing import Protocol as TypingProtocol
 from automat import TypeMachineBuilder, pep614
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IAddress, ITransport
-from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.protocol import Protocol, ServerFactory, connectionDone
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
@@ -37,8 +37,8 @@ log = Logger()
 class ClientLeg(TypingProtocol):
     """The inputs of a client leg."""
 
-    def broker_ready(self, leg: BrokerLeg, transport: ITransport) -> None:
-        """The broker connection is open on C{transport}."""
+    def broker_ready(self, broker: BrokerLeg, wire: ITransport) -> None:
+        """The broker connection is open on C{wire}."""
 
     def requests(self, frames: list[bytes]) -> None:
         """Whole request frames arrived from the client."""
@@ -104,24 +104,26 @@ class ClientLegCore:
                     version=info.api_version,
                 )
                 self.inflight.expect(
-                    Pending(info.correlation_id, info.api_key, info.api_version, now,
-                            local_response=answer)
+                    Pending(
+                        info.correlation_id,
+                        info.api_key,
+                        info.api_version,
+                        now,
+                        local_response=answer,
+                    )
                 )
                 continue
             if info.api_key == PRODUCE and produce_acks(frame, info.api_version) == 0:
                 outgoing.append(frame)
                 continue
-            rewriter = REWRITERS.get(info.api_key)
-            handler = None
-            if rewriter is not None:
-                version = info.api_version
-                mapper = self.mapper
-
-                def handler(response: bytes, rewriter=rewriter, version=version) -> bytes:  # type: ignore[misc]
-                    return rewriter(response, version, mapper.mapping())
-
             self.inflight.expect(
-                Pending(info.correlation_id, info.api_key, info.api_version, now, handler)
+                Pending(
+                    info.correlation_id,
+                    info.api_key,
+                    info.api_version,
+                    now,
+                    REWRITERS.get(info.api_key),
+                )
             )
             outgoing.append(frame)
         if outgoing:
@@ -133,11 +135,13 @@ class ClientLegCore:
         """Pair broker responses with requests, rewrite where needed, and reply in order."""
         for frame in frames:
             pending = self.inflight.answered(frame)
-            if pending.handler is None:
+            if pending.rewriter is None:
                 pending.local_response = frame
             else:
                 try:
-                    pending.local_response = pending.handler(frame)
+                    pending.local_response = pending.rewriter(
+                        frame, pending.api_version, self.mapper.mapping()
+                    )
                 except Exception as e:
                     raise FrameError(
                         f"cannot rewrite the broker's api key {pending.api_key} "
@@ -331,8 +335,9 @@ class ClientWire(Protocol):
         )
         self.leg = _new_client_leg(core)
         self.factory.connections.add(self)
-        open_broker_leg(endpoint, _OwnerAdapter(self.leg), self.factory.connect,
-                        self.factory.max_frame_bytes)
+        open_broker_leg(
+            endpoint, _OwnerAdapter(self.leg), self.factory.connect, self.factory.max_frame_bytes
+        )
 
     def dataReceived(self, data: bytes) -> None:
         assert self.leg is not None
@@ -344,7 +349,7 @@ class ClientWire(Protocol):
         if frames:
             self.leg.requests(frames)
 
-    def connectionLost(self, reason: Failure = Failure(Exception("connection lost"))) -> None:
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
         self._lost = True
         self.factory.connections.discard(self)
         if self.leg is not None:
@@ -368,7 +373,7 @@ class ClientWire(Protocol):
             self.leg.drain()
 
 
-class ClientLegFactory(Factory):
+class ClientLegFactory(ServerFactory):
     """Accepts client connections on the port that stands for one broker id."""
 
     noisy = False
@@ -388,7 +393,7 @@ class ClientLegFactory(Factory):
         self.max_frame_bytes = max_frame_bytes
         self.connections: set[ClientWire] = set()
 
-    def buildProtocol(self, addr: IAddress) -> ClientWire:
+    def buildProtocol(self, addr: IAddress | None) -> ClientWire:
         host = getattr(addr, "host", "?")
         port = getattr(addr, "port", "?")
         return ClientWire(self, f"{host}:{port}")

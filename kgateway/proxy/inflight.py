@@ -10,14 +10,11 @@ every request that expects a response takes a place in this queue.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from kgateway.protocol.framing import FrameError
 from kgateway.protocol.headers import response_correlation_id
-
-#: Turns the broker's framed response into the one the client gets.
-ResponseHandler = Callable[[bytes], bytes]
+from kgateway.protocol.rewrite import Rewriter
 
 
 @dataclass(slots=True)
@@ -28,7 +25,8 @@ class Pending:
     api_key: int
     api_version: int
     sent_at: float
-    handler: ResponseHandler | None = None
+    #: Turns the broker's response into the one the client gets; None to forward it as is.
+    rewriter: Rewriter | None = None
     # Set when the gateway answers the request itself.
     local_response: bytes | None = None
 
@@ -57,7 +55,9 @@ class InFlight:
                         f"expected {pending.correlation_id}"
                     )
                 return pending
-        raise FrameError(f"broker sent a response (correlation id {correlation_id}) nobody asked for")
+        raise FrameError(
+            f"broker sent a response (correlation id {correlation_id}) nobody asked for"
+        )
 
     def ready(self) -> list[bytes]:
         """Take the responses at the head of the queue that can go to the client now."""

@@ -2,6 +2,4 @@
 
 from twisted.application.service import ServiceMaker
 
-kgateway = ServiceMaker(
-    "kgateway", "kgateway.tap", "A Kafka protocol gateway node", "kgateway"
-)
+kgateway = ServiceMaker("kgateway", "kgateway.tap", "A Kafka protocol gateway node", "kgateway")
