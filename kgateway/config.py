@@ -79,6 +79,44 @@ SETTINGS: tuple[Setting, ...] = (
         "10000",
         "How long to wait for a broker connection",
     ),
+    Setting(
+        "GATEWAY_CLUSTER_ID",
+        "cluster-id",
+        "gateway",
+        "Nodes with the same cluster id form one gateway cluster",
+    ),
+    Setting(
+        "GATEWAY_GROUP_ID",
+        "group-id",
+        None,
+        "Kafka consumer group the nodes join (default: kgateway_<cluster id>)",
+    ),
+    Setting("GATEWAY_RACK_ID", "rack-id", None, "This node's rack, matched to brokers' racks"),
+    Setting(
+        "GATEWAY_FEATURE_FLAGS_INTERNAL_LOAD_BALANCING",
+        "internal-load-balancing",
+        "true",
+        "true: spread brokers over the live nodes; false: advertise GATEWAY_ADVERTISED_HOST "
+        "(a load balancer) for every broker",
+    ),
+    Setting(
+        "GATEWAY_GROUP_SESSION_TIMEOUT_MS",
+        "group-session-timeout-ms",
+        "10000",
+        "After this long without a heartbeat a crashed node is dropped (Kafka allows 6000+)",
+    ),
+    Setting(
+        "GATEWAY_GROUP_HEARTBEAT_INTERVAL_MS",
+        "group-heartbeat-interval-ms",
+        "250",
+        "How often a node heartbeats, and so how soon it sees others join or leave",
+    ),
+    Setting(
+        "GATEWAY_SHUTDOWN_DELAY_BETWEEN_BROKERS_MS",
+        "shutdown-delay-between-brokers-ms",
+        "0",
+        "On shutdown, the pause between closing the connections of one broker and the next",
+    ),
 )
 
 SUPPORTED_SECURITY_PROTOCOLS = ("PLAINTEXT",)
@@ -97,8 +135,20 @@ class Settings:
     max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES
     metadata_refresh_seconds: float = 5.0
     upstream_connect_timeout_seconds: float = 10.0
+    cluster_id: str = "gateway"
+    group_id: str = "kgateway_gateway"
+    rack_id: str | None = None
+    internal_load_balancing: bool = True
+    group_session_timeout_ms: int = 10000
+    group_heartbeat_interval_ms: int = 250
+    shutdown_delay_between_brokers_seconds: float = 0.0
     #: C{KAFKA_*} client settings for the broker side, as Kafka names them.
     kafka: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def license_topic(self) -> str:
+        """The cluster's internal license topic."""
+        return f"_kgateway_{self.cluster_id}_license"
 
     @classmethod
     def load(cls, environ: Mapping[str, str], options: Mapping[str, str | None]) -> Settings:
@@ -129,6 +179,7 @@ class Settings:
                 f"KAFKA_SECURITY_PROTOCOL={protocol!r} is not supported yet; valid: "
                 + ", ".join(SUPPORTED_SECURITY_PROTOCOLS)
             )
+        cluster_id = get("GATEWAY_CLUSTER_ID", _name, "gateway")
         port_start = get("GATEWAY_PORT_START", _port, 6969)
         port_count = get("GATEWAY_PORT_COUNT", _positive_int, None)
         if port_count is not None and port_start + port_count - 1 > 65535:
@@ -147,6 +198,20 @@ class Settings:
             metadata_refresh_seconds=get("GATEWAY_METADATA_REFRESH_MS", _positive_int, 5000) / 1000,
             upstream_connect_timeout_seconds=get(
                 "GATEWAY_UPSTREAM_CONNECT_TIMEOUT_MS", _positive_int, 10000
+            )
+            / 1000,
+            cluster_id=cluster_id,
+            group_id=get("GATEWAY_GROUP_ID", _name, f"kgateway_{cluster_id}"),
+            rack_id=get("GATEWAY_RACK_ID", _name, None),
+            internal_load_balancing=get(
+                "GATEWAY_FEATURE_FLAGS_INTERNAL_LOAD_BALANCING", _boolean, True
+            ),
+            group_session_timeout_ms=get("GATEWAY_GROUP_SESSION_TIMEOUT_MS", _positive_int, 10000),
+            group_heartbeat_interval_ms=get(
+                "GATEWAY_GROUP_HEARTBEAT_INTERVAL_MS", _positive_int, 250
+            ),
+            shutdown_delay_between_brokers_seconds=get(
+                "GATEWAY_SHUTDOWN_DELAY_BETWEEN_BROKERS_MS", _non_negative_int, 0
             )
             / 1000,
             kafka=kafka,
@@ -208,3 +273,20 @@ def _host(name: str, value: str) -> str:
     if not host or any(c.isspace() for c in host):
         raise ConfigError(f"{name}={value!r}: not a host name or address")
     return host
+
+
+def _name(name: str, value: str) -> str:
+    """A Kafka-safe name: letters, digits, '.', '_' and '-'."""
+    text = value.strip()
+    if not text or any(not (c.isalnum() or c in "._-") for c in text):
+        raise ConfigError(f"{name}={value!r}: use letters, digits, '.', '_' and '-' only")
+    return text
+
+
+def _boolean(name: str, value: str) -> bool:
+    text = value.strip().lower()
+    if text in ("true", "1", "yes", "on"):
+        return True
+    if text in ("false", "0", "no", "off"):
+        return False
+    raise ConfigError(f"{name}={value!r}: valid: true or false")

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Callable, Sequence
+
 from twisted.logger import Logger
 from zope.interface import implementer
 
+from kgateway.cluster.roster import Member
 from kgateway.interfaces import Endpoint, INodeMapper, INodeMapping
 from kgateway.routing.ports import PortPlan
 
@@ -52,3 +56,68 @@ class FixedHostMapper:
     def mapping(self) -> INodeMapping:
         """The mapping onto the fixed host."""
         return FixedHostMapping(self._host, self._plan, self._warned)
+
+
+@implementer(INodeMapping)
+class RosterMapping:
+    """One response's choice of gateway node for each broker, made once per broker."""
+
+    def __init__(self, choose: Callable[[int], Endpoint | None]) -> None:
+        self._choose = choose
+        self._chosen: dict[int, Endpoint | None] = {}
+
+    def endpoint_for(self, broker_id: int) -> Endpoint | None:
+        """The chosen node's address for this broker (the same for the whole response)."""
+        if broker_id not in self._chosen:
+            self._chosen[broker_id] = self._choose(broker_id)
+        return self._chosen[broker_id]
+
+
+@implementer(INodeMapper)
+class RackAwareMapper:
+    """
+    Internal load balancing: spread brokers over the live gateway nodes.
+
+    The candidates for a broker are the live nodes in the broker's rack, or
+    every live node when its rack has none.  Among the candidates the choice
+    turns round-robin with every mapping (so successive metadata requests and
+    different clients get different nodes), offset by the broker id so that
+    one response spreads its brokers over the candidates too.
+    """
+
+    def __init__(
+        self,
+        roster: Callable[[], Sequence[Member]],
+        broker_rack: Callable[[int], str | None],
+    ) -> None:
+        self._roster = roster
+        self._broker_rack = broker_rack
+        self._turn = itertools.count()
+        self._warned: set[int] = set()
+
+    def mapping(self) -> INodeMapping:
+        """A fresh mapping for one response."""
+        members = sorted(self._roster(), key=lambda m: m.node_name)
+        turn = next(self._turn)
+
+        def choose(broker_id: int) -> Endpoint | None:
+            serving = [m for m in members if m.port_for(broker_id) is not None]
+            if not serving:
+                if broker_id not in self._warned:
+                    self._warned.add(broker_id)
+                    log.error(
+                        "Broker {broker_id} has no port on any gateway node; raise "
+                        "GATEWAY_PORT_COUNT (or lower GATEWAY_MIN_BROKERID) on every node. "
+                        "Clients are not told about this broker.",
+                        broker_id=broker_id,
+                    )
+                return None
+            rack = self._broker_rack(broker_id)
+            local = [m for m in serving if rack is not None and m.rack == rack]
+            candidates = local or serving
+            chosen = candidates[(turn + broker_id) % len(candidates)]
+            port = chosen.port_for(broker_id)
+            assert port is not None
+            return Endpoint(chosen.host, port)
+
+        return RosterMapping(choose)

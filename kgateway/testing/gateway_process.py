@@ -1,0 +1,197 @@
+"""
+Real C{twistd kgateway} processes for integration tests and the demo.
+
+Each node runs as its own process with its own log, tied to this Python
+process (it is killed if we die), on a port range chosen to be free.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import ctypes
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from types import TracebackType
+
+_PR_SET_PDEATHSIG = 1
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+class GatewayProcessError(RuntimeError):
+    """A gateway node did not start or stop as expected."""
+
+
+def free_port_range(count: int, host: str = "127.0.0.1", start: int = 20000) -> int:
+    """Find C{count} consecutive free ports and return the first."""
+    port = start + (os.getpid() * 37) % 20000
+    for _ in range(2000):
+        if port + count > 65000:
+            port = start
+        with contextlib.ExitStack() as stack:
+            try:
+                for offset in range(count):
+                    sock = stack.enter_context(socket.socket())
+                    sock.bind((host, port + offset))
+            except OSError:
+                port += count
+                continue
+        return port
+    raise GatewayProcessError(f"no {count} consecutive free ports found")
+
+
+def twistd_command() -> list[str]:
+    """The twistd of this Python, run as a module so a venv's own is used."""
+    return [sys.executable, "-c", "from twisted.scripts.twistd import run; run()"]
+
+
+def _die_with_parent() -> Callable[[], None]:
+    libc = ctypes.CDLL(None, use_errno=True)
+    parent = os.getpid()
+
+    def preexec() -> None:
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != parent:
+            os._exit(1)
+
+    return preexec
+
+
+_live: set[GatewayProcess] = set()
+
+
+@atexit.register
+def _stop_all() -> None:
+    for node in list(_live):
+        node.kill()
+
+
+class GatewayProcess:
+    """One C{twistd -n kgateway} node."""
+
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        log_path: Path,
+        port_start: int | None = None,
+        port_count: int = 6,
+        min_broker_id: int = 1,
+        advertised_host: str = "127.0.0.1",
+        bind_host: str = "127.0.0.1",
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        self.port_start = port_start if port_start is not None else free_port_range(port_count)
+        self.port_count = port_count
+        self.min_broker_id = min_broker_id
+        self.advertised_host = advertised_host
+        self.log_path = log_path
+        self.environment = {
+            **os.environ,
+            "KAFKA_BOOTSTRAP_SERVERS": bootstrap_servers,
+            "GATEWAY_ADVERTISED_HOST": advertised_host,
+            "GATEWAY_BIND_HOST": bind_host,
+            "GATEWAY_PORT_START": str(self.port_start),
+            "GATEWAY_PORT_COUNT": str(port_count),
+            "GATEWAY_MIN_BROKERID": str(min_broker_id),
+            "GATEWAY_METADATA_REFRESH_MS": "1000",
+            # The source tree first, so twistd finds this checkout's plugin.
+            "PYTHONPATH": os.pathsep.join(
+                [str(REPO_ROOT)]
+                + ([os.environ["PYTHONPATH"]] if "PYTHONPATH" in os.environ else [])
+            ),
+            **(env or {}),
+        }
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def ports(self) -> range:
+        """The node's listening ports."""
+        return range(self.port_start, self.port_start + self.port_count)
+
+    def port_for(self, broker_id: int) -> int:
+        """The node's port for a broker id."""
+        return self.port_start + broker_id - self.min_broker_id
+
+    @property
+    def bootstrap(self) -> str:
+        """A bootstrap address for clients."""
+        return f"{self.advertised_host}:{self.port_start}"
+
+    @property
+    def pid(self) -> int | None:
+        """The process id while running."""
+        return self.process.pid if self.process and self.process.poll() is None else None
+
+    def start(self, timeout: float = 30.0) -> None:
+        """Start the node and wait until it listens on all its ports."""
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = open(self.log_path, "ab")
+        self.process = subprocess.Popen(
+            [*twistd_command(), "-n", "--pidfile=", "kgateway"],
+            env=self.environment,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            cwd=str(self.log_path.parent),
+            preexec_fn=_die_with_parent(),
+        )
+        log.close()
+        _live.add(self)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise GatewayProcessError(
+                    f"gateway exited with {self.process.returncode}:\n{self.log_tail()}"
+                )
+            if "Listening on" in self.log_path.read_text(errors="replace"):
+                return
+            time.sleep(0.1)
+        self.kill()
+        raise GatewayProcessError(f"gateway did not start in {timeout}s:\n{self.log_tail()}")
+
+    def stop(self, timeout: float = 20.0) -> int | None:
+        """SIGTERM, then SIGKILL if it lingers; return the exit code."""
+        if self.process is None:
+            return None
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        _live.discard(self)
+        return self.process.returncode
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash would."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        _live.discard(self)
+
+    def log_tail(self, lines: int = 40) -> str:
+        """The end of the node's log."""
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError as e:
+            return f"(no log: {e})"
+        return "\n".join(text.splitlines()[-lines:])
+
+    def __enter__(self) -> GatewayProcess:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()

@@ -1,0 +1,33 @@
+"""Ask a gateway (or a broker) for metadata over a plain socket: what would a client be told?"""
+
+from __future__ import annotations
+
+import socket
+import struct
+
+from kafka.protocol.metadata import MetadataRequest, MetadataResponse
+
+_VERSION = 12
+
+
+def _recv_exactly(sock: socket.socket, size: int) -> bytes:
+    chunks = []
+    while size:
+        chunk = sock.recv(size)
+        if not chunk:
+            raise ConnectionError("connection closed mid-response")
+        chunks.append(chunk)
+        size -= len(chunk)
+    return b"".join(chunks)
+
+
+def advertised_brokers(host: str, port: int, timeout: float = 5.0) -> dict[int, tuple[str, int]]:
+    """The broker id → (host, port) map a Metadata request to C{host:port} returns."""
+    request = MetadataRequest[_VERSION](topics=[], allow_auto_topic_creation=False)
+    request.with_header(correlation_id=1, client_id="kgateway-probe")
+    with socket.create_connection((host, port), timeout=timeout) as sock:
+        sock.sendall(request.encode(header=True, framed=True))
+        (size,) = struct.unpack(">i", _recv_exactly(sock, 4))
+        payload = _recv_exactly(sock, size)
+    response = MetadataResponse.decode(payload, version=_VERSION, header=True)
+    return {b.node_id: (b.host, b.port) for b in response.brokers}

@@ -1,0 +1,1 @@
+"""Integration tests: real Apache Kafka brokers and real gateway processes."""
