@@ -12,6 +12,7 @@ from __future__ import annotations
 import atexit
 import itertools
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -108,6 +109,9 @@ def shared() -> Environment:
     if _shared is None:
         ensure_kafka_libs()
         workdir = Path(tempfile.mkdtemp(prefix="kgateway-it-"))
+        if os.environ.get("KGATEWAY_KEEP_LOGS") != "1":
+            # Registered first, so it runs last: after the gateway and brokers stopped.
+            atexit.register(shutil.rmtree, workdir, True)
         cluster = KafkaCluster(size=3, base_dir=workdir / "kafka", racks=("a", "b", "c"))
         cluster.start()
         atexit.register(cluster.stop)
