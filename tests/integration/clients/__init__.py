@@ -1,0 +1,1 @@
+"""Client scripts run as separate, strace-audited processes by the integration tests."""
