@@ -1,9 +1,11 @@
 """
-The demo: three real Kafka brokers, one gateway node, traffic through it.
+The demo: three real Kafka brokers (racks a, b, c), a gateway cluster of three
+nodes (racks a, b, c), traffic through it, and a node killed.
 
-Run with C{python -m kgateway.demo}.  It shows what a client is told about
-the cluster (only gateway addresses), produces and consumes through the
-gateway with a consumer group, and tears everything down.
+Run with C{python -m kgateway.demo}.  It shows what clients are told about the
+cluster (only gateway addresses, each broker on a node of its own rack, spread
+round-robin), produces and consumes through the gateway with a consumer group,
+kills a node and shows the mapping without it.
 """
 
 from __future__ import annotations
@@ -18,44 +20,93 @@ from kafka.admin import NewTopic
 
 from kgateway.testing.gateway_process import GatewayProcess
 from kgateway.testing.kafka_cluster import KafkaCluster, ensure_kafka_libs
+from kgateway.testing.probe import advertised_brokers
+
+RACKS = ("a", "b", "c")
+
+
+def _owner(nodes: dict[str, GatewayProcess], port: int) -> str:
+    for rack, node in nodes.items():
+        if port in node.ports and node.pid is not None:
+            return f"node {rack}"
+    return "?"
+
+
+def owners(nodes: dict[str, GatewayProcess], via: GatewayProcess) -> set[str]:
+    """Which nodes one metadata request through C{via} hands out."""
+    brokers = advertised_brokers(via.advertised_host, via.port_start)
+    return {_owner(nodes, port) for _, port in brokers.values()}
+
+
+def show_mapping(title: str, via: GatewayProcess, nodes: dict[str, GatewayProcess]) -> None:
+    """Print the broker → gateway node mapping one metadata request gets."""
+    print(f"   {title}:")
+    for broker, (host, port) in sorted(
+        advertised_brokers(via.advertised_host, via.port_start).items()
+    ):
+        print(
+            f"     broker {broker} (rack {RACKS[broker - 1]}) -> {host}:{port}  "
+            f"({_owner(nodes, port)})"
+        )
+
+
+def wait_until(condition: object, timeout: float = 30.0) -> float:
+    """Poll until C{condition()} is true; return the seconds it took."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if condition():  # type: ignore[operator]
+            return time.monotonic() - started
+        time.sleep(0.05)
+    raise SystemExit(f"demo failed: gave up after {timeout}s")
 
 
 def main(argv: list[str] | None = None) -> None:
     """Run the demo end to end."""
-    parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
+    parser = argparse.ArgumentParser(description="kgateway demo")
     parser.add_argument("--records", type=int, default=1000, help="how many records to send")
     args = parser.parse_args(argv)
 
     ensure_kafka_libs()
     workdir = Path(tempfile.mkdtemp(prefix="kgateway-demo-"))
     print(f"== Starting 3 Kafka brokers (KRaft, racks a/b/c); logs in {workdir}")
-    with KafkaCluster(size=3, base_dir=workdir / "kafka") as cluster:
+    with KafkaCluster(size=3, base_dir=workdir / "kafka", racks=RACKS) as cluster:
         for broker in cluster.brokers:
             print(f"   broker {broker.node_id}: {broker.host}:{broker.port} rack {broker.rack}")
-        gateway = GatewayProcess(cluster.bootstrap_servers, workdir / "gateway.log")
-        with gateway:
-            print(
-                f"== Gateway node listening on ports {gateway.ports.start}-{gateway.ports.stop - 1}"
+        nodes = {
+            rack: GatewayProcess(
+                cluster.bootstrap_servers,
+                workdir / f"gateway-{rack}.log",
+                env={
+                    "GATEWAY_CLUSTER_ID": "demo",
+                    "GATEWAY_RACK_ID": rack,
+                    "GATEWAY_GROUP_SESSION_TIMEOUT_MS": "6000",
+                },
             )
-            bootstrap = gateway.bootstrap
+            for rack in RACKS
+        }
+        try:
+            for rack, node in nodes.items():
+                node.start()
+                print(
+                    f"== Gateway node {rack} (rack {rack}) on ports "
+                    f"{node.ports.start}-{node.ports.stop - 1}"
+                )
+            first = nodes["a"]
+            wait_until(lambda: owners(nodes, first) == {"node a", "node b", "node c"})
+            print("== The nodes found each other through their Kafka consumer group")
+            show_mapping("client 1 is told", first, nodes)
+            show_mapping("client 2 is told", first, nodes)
+
+            bootstrap = ",".join(node.bootstrap for node in nodes.values())
             admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="kgateway-demo")
             admin.create_topics([NewTopic("demo", num_partitions=3, replication_factor=3)])
-            described = admin.describe_cluster()
-            print(f"== The client bootstrapped from {bootstrap} and was given these brokers:")
-            for broker in sorted(described["brokers"], key=lambda b: b["broker_id"]):
-                print(
-                    f"   broker {broker['broker_id']}: {broker['host']}:{broker['port']}"
-                    f" rack {broker['rack']}"
-                )
             admin.close()
-
             producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
             for i in range(args.records):
                 producer.send("demo", key=str(i % 10).encode(), value=f"record {i}".encode())
             producer.flush()
             producer.close()
-            print(f"== Produced {args.records} records to 'demo' through the gateway")
-
+            print(f"== Produced {args.records} records to 'demo' through the gateway cluster")
             consumer = KafkaConsumer(
                 "demo",
                 bootstrap_servers=bootstrap,
@@ -63,7 +114,6 @@ def main(argv: list[str] | None = None) -> None:
                 auto_offset_reset="earliest",
                 consumer_timeout_ms=10000,
             )
-            started = time.monotonic()
             seen = 0
             for _ in consumer:
                 seen += 1
@@ -71,13 +121,20 @@ def main(argv: list[str] | None = None) -> None:
                     break
             consumer.commit()
             consumer.close()
-            print(
-                f"== Consumed {seen} records with group 'demo-group' "
-                f"in {time.monotonic() - started:.1f}s"
-            )
+            print(f"== Consumed {seen} records with group 'demo-group'")
             if seen != args.records:
                 raise SystemExit(f"demo failed: consumed {seen} of {args.records}")
-    print("== Done; brokers and gateway stopped")
+
+            print("== Killing gateway node b (SIGKILL)")
+            nodes["b"].kill()
+            # A killed node's ports belong to no running node ("?") until it is dropped.
+            took = wait_until(lambda: "?" not in owners(nodes, first))
+            print(f"== {took:.1f}s later (the group's session timeout) node b is gone:")
+            show_mapping("a client is now told", first, nodes)
+        finally:
+            for node in nodes.values():
+                node.stop()
+    print("== Done; brokers and gateway nodes stopped")
 
 
 if __name__ == "__main__":

@@ -6,22 +6,33 @@ listening port per broker id once the brokers are known.
 from __future__ import annotations
 
 import itertools
+import time
+from collections.abc import Callable
 from typing import Any, cast
 
+from prometheus_client import CollectorRegistry
 from twisted.application.service import MultiService
-from twisted.internet.defer import Deferred, DeferredList
+from twisted.internet.defer import CancelledError, Deferred, DeferredList, ensureDeferred
 from twisted.internet.endpoints import HostnameEndpoint
 from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import IListeningPort, IReactorTCP, IReactorTime
 from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.task import deferLater
 from twisted.logger import Logger
+from twisted.python.components import Componentized
 
+from kgateway.api.server import AdminApiService
+from kgateway.api.status import GatewayNodeStatus
 from kgateway.cluster.brokers import BrokerDirectory
+from kgateway.cluster.membership import GatewayMembership, MembershipCore, node_name
+from kgateway.cluster.roster import Member
 from kgateway.config import Settings
 from kgateway.interfaces import Endpoint, INodeMapper
+from kgateway.logs import use_json_logs
+from kgateway.metrics import NodeSnapshot, TrafficStats, node_registry
 from kgateway.proxy.broker_leg import Connector
 from kgateway.proxy.client_leg import ClientLegFactory
-from kgateway.routing.mapping import FixedHostMapper
+from kgateway.routing.mapping import FixedHostMapper, RackAwareMapper
 from kgateway.routing.ports import PortPlan
 
 log = Logger()
@@ -63,7 +74,9 @@ class GatewayNode(MultiService):
     #: How long shutdown waits for draining connections before the reactor cuts them.
     drain_timeout_seconds = 30.0
 
-    def __init__(self, settings: Settings, reactor: Any) -> None:
+    def __init__(
+        self, settings: Settings, reactor: Any, registry: CollectorRegistry | None = None
+    ) -> None:
         super().__init__()
         self.settings = settings
         self.reactor = reactor
@@ -78,9 +91,28 @@ class GatewayNode(MultiService):
         self.directory.setServiceParent(self)
         self.plan: PortPlan | None = None
         self.mapper: INodeMapper | None = None
+        self.membership: GatewayMembership | None = None
+        #: Builds the node's membership once its port plan is known (a seam for tests).
+        self.membership_factory: Callable[[PortPlan], GatewayMembership] = self._membership
         self.factories: dict[int, ClientLegFactory] = {}
         self.ports: list[IListeningPort] = []
         self.listening: Deferred[None] = Deferred()
+        self.stopping = False
+        #: What the data path counts, and the registry /metrics serves.
+        self.stats = TrafficStats()
+        self.registry = node_registry(self.stats, self._snapshot, registry)
+        self.admin_api: AdminApiService | None = None
+        if settings.admin_api_refusal is None:
+            self.admin_api = AdminApiService(
+                settings, GatewayNodeStatus(self), self.registry, reactor
+            )
+            self.admin_api.setServiceParent(self)
+
+    def setServiceParent(self, parent: Any) -> None:
+        super().setServiceParent(parent)
+        # twistd asks the application for a log observer after makeService.
+        if self.settings.log_format == "json" and isinstance(parent, Componentized):
+            use_json_logs(parent)
 
     def startService(self) -> None:
         super().startService()
@@ -89,6 +121,9 @@ class GatewayNode(MultiService):
             servers=",".join(map(str, self.settings.bootstrap_servers)),
             host=self.settings.advertised_host,
         )
+        refusal = self.settings.admin_api_refusal
+        if refusal is not None:
+            log.error("Admin API not started: {reason}", reason=refusal)
         self.directory.ready().addCallback(lambda _: self._listen())
 
     def _listen(self) -> None:
@@ -98,7 +133,14 @@ class GatewayNode(MultiService):
         if count is None:
             count = max(brokers) - settings.min_broker_id + 3
         self.plan = plan = PortPlan(settings.port_start, max(count, 1), settings.min_broker_id)
-        self.mapper = FixedHostMapper(settings.advertised_host, plan)
+        self.membership = self.membership_factory(plan)
+        if settings.internal_load_balancing:
+            membership = self.membership
+            self.mapper = RackAwareMapper(lambda: membership.roster, self._broker_rack)
+        else:
+            # External load balancing: the load balancer's address for every
+            # broker, and any node serves any port behind it.
+            self.mapper = FixedHostMapper(settings.advertised_host, plan)
         for node_id in sorted(brokers):
             if plan.port_for(node_id) is None:
                 log.error(
@@ -118,6 +160,7 @@ class GatewayNode(MultiService):
                     self.mapper,
                     self.connect,
                     settings.max_frame_bytes,
+                    stats=self.stats,
                 )
                 self.factories[port] = factory
                 self.ports.append(tcp.listenTCP(port, factory, interface=settings.bind_host))
@@ -139,44 +182,109 @@ class GatewayNode(MultiService):
             low=plan.min_broker_id,
             high=plan.min_broker_id + plan.count - 1,
         )
+        self.membership.start()
         self.listening.callback(None)
 
+    def _membership(self, plan: PortPlan) -> GatewayMembership:
+        settings = self.settings
+        myself = Member(
+            node_name=node_name(settings.advertised_host, plan.start),
+            host=settings.advertised_host,
+            port_start=plan.start,
+            port_count=plan.count,
+            min_broker_id=plan.min_broker_id,
+            rack=settings.rack_id,
+            joined_at=time.time(),
+        )
+        directory = self.directory
+
+        def bootstrap() -> list[Endpoint]:
+            known = [b.endpoint for b in directory.brokers().values()]
+            return list(dict.fromkeys(list(settings.bootstrap_servers) + known))
+
+        core = MembershipCore(
+            myself=myself,
+            group_id=settings.group_id,
+            license_topic=settings.license_topic,
+            bootstrap=bootstrap,
+            connect=self.connect,
+            clock=self.reactor,
+            replication_factor=lambda: max(1, min(3, len(directory.brokers()))),
+            session_timeout_ms=settings.group_session_timeout_ms,
+            heartbeat_interval_ms=settings.group_heartbeat_interval_ms,
+            request_timeout=settings.upstream_connect_timeout_seconds,
+        )
+        return GatewayMembership(core)
+
+    def _snapshot(self) -> NodeSnapshot:
+        wires = [wire for factory in self.factories.values() for wire in factory.connections]
+        membership = self.membership
+        return NodeSnapshot(
+            client_connections=len(wires),
+            in_flight=sum(len(wire.core.inflight) for wire in wires if wire.core is not None),
+            members=len(membership.roster) if membership is not None else 0,
+            rebalances=membership.core.rebalances if membership is not None else 0,
+            brokers=len(self.directory.brokers()),
+        )
+
+    def _broker_rack(self, broker_id: int) -> str | None:
+        broker = self.directory.broker(broker_id)
+        return broker.rack if broker is not None else None
+
     def stopService(self) -> Deferred[Any]:
-        stopping = [port.stopListening() for port in self.ports]
-        self.ports = []
-        # Wait for the drained connections to close: the reactor cuts every
-        # open connection as soon as the services have stopped.
-        closing = []
+        """Leave the group, stop accepting, then close connections broker by broker."""
+        return ensureDeferred(self._shutdown())
+
+    async def _shutdown(self) -> None:
+        self.stopping = True
+        if self.membership is not None:
+            await self.membership.stop()
+        ports, self.ports = self.ports, []
+        await DeferredList([d for d in (p.stopListening() for p in ports) if d is not None])
+        # Close the connections of one broker at a time, as a Kafka rolling
+        # restart would, so clients move over without all reconnecting at once.
+        by_broker: dict[int, list[Any]] = {}
         for factory in self.factories.values():
-            for connection in list(factory.connections):
+            by_broker.setdefault(factory.broker_id, []).extend(factory.connections)
+        closing: list[Deferred[None]] = []
+        delay = self.settings.shutdown_delay_between_brokers_seconds
+        for index, broker_id in enumerate(sorted(b for b, c in by_broker.items() if c)):
+            if index and delay:
+                await deferLater(self.reactor, delay, lambda: None)
+            for connection in by_broker[broker_id]:
                 closing.append(connection.when_closed())
                 connection.drain()
         if closing:
+            # The reactor cuts every open connection once the services have
+            # stopped, so wait for the drains, but not forever.
             drained: Deferred[Any] = DeferredList(closing, consumeErrors=True)
             too_slow = self.reactor.callLater(self.drain_timeout_seconds, drained.cancel)
-
-            def finished(result: object) -> None:
-                if too_slow.active():
-                    too_slow.cancel()
-                else:
-                    log.warn(
-                        "Connections still draining after {seconds}s; closing them",
-                        seconds=self.drain_timeout_seconds,
-                    )
-
-            drained.addCallback(finished)
-            stopping.append(drained)
-        stopping.append(super().stopService())
-        return DeferredList([d for d in stopping if d is not None])
+            try:
+                await drained
+            except CancelledError:
+                pass
+            if too_slow.active():
+                too_slow.cancel()
+            else:
+                log.warn(
+                    "Connections still draining after {seconds}s; closing them",
+                    seconds=self.drain_timeout_seconds,
+                )
+        await super().stopService()
 
 
-def makeService(settings: Settings, reactor: Any = None) -> GatewayNode:
-    """Build the node's service; the reactor is a parameter so tests can pass a fake one."""
+def makeService(
+    settings: Settings, reactor: Any = None, registry: CollectorRegistry | None = None
+) -> GatewayNode:
+    """
+    Build the node's service; the reactor and the metrics registry are
+    parameters so tests can pass their own.
+    """
     if reactor is None:
         from twisted.internet import reactor as default_reactor
 
         reactor = default_reactor
-    return GatewayNode(settings, reactor)
+    return GatewayNode(settings, reactor, registry)
 
 
 __all__ = ["GatewayNode", "makeService", "BrokerChooser", "tcp_connector", "IReactorTime"]

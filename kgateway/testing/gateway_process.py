@@ -28,12 +28,21 @@ class GatewayProcessError(RuntimeError):
     """A gateway node did not start or stop as expected."""
 
 
+#: Ports already handed out by this process, so nodes made before any of them
+#: listens still get ranges of their own.
+_handed_out: set[int] = set()
+
+
 def free_port_range(count: int, host: str = "127.0.0.1", start: int = 20000) -> int:
-    """Find C{count} consecutive free ports and return the first."""
+    """Find C{count} consecutive free ports, not handed out before, and return the first."""
     port = start + (os.getpid() * 37) % 20000
     for _ in range(2000):
         if port + count > 65000:
             port = start
+        wanted = set(range(port, port + count))
+        if wanted & _handed_out:
+            port += count
+            continue
         with contextlib.ExitStack() as stack:
             try:
                 for offset in range(count):
@@ -42,6 +51,7 @@ def free_port_range(count: int, host: str = "127.0.0.1", start: int = 20000) -> 
             except OSError:
                 port += count
                 continue
+        _handed_out.update(wanted)
         return port
     raise GatewayProcessError(f"no {count} consecutive free ports found")
 

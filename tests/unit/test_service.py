@@ -13,9 +13,11 @@ from twisted.internet.testing import MemoryReactorClock
 from twisted.trial.unittest import SynchronousTestCase
 
 from kgateway.cluster.brokers import BrokerDirectory
+from kgateway.cluster.roster import Member
 from kgateway.config import Settings
 from kgateway.interfaces import BrokerInfo, Endpoint
 from kgateway.proxy.client_leg import ClientLegFactory
+from kgateway.routing.ports import PortPlan
 from kgateway.service import BrokerChooser, GatewayNode, makeService
 from tests.unit.proxy.fakes import (
     ClientSide,
@@ -81,7 +83,27 @@ def make_node(
     node.directory._fetch = fetch  # the directory's fetch seam
     upstream = FakeBrokers()
     node.connect = upstream.connect
+    node.membership_factory = lambda plan: FakeMembership(plan, settings)  # type: ignore[assignment,return-value]
     return node, reactor, fetch, upstream
+
+
+class FakeMembership:
+    """Stands in for the gateway group: this node alone, started and stopped on request."""
+
+    def __init__(self, plan: PortPlan, settings: Settings) -> None:
+        self.roster = [
+            Member("me", settings.advertised_host, plan.start, plan.count, plan.min_broker_id)
+        ]
+        self.started = False
+        self.stopped = False
+        self.leaving: Deferred[None] | None = None
+
+    def start(self) -> None:
+        self.started = True
+
+    def stop(self) -> Any:
+        self.stopped = True
+        return self.leaving if self.leaving is not None else succeed(None)
 
 
 class GatewayNodeTests(SynchronousTestCase):
@@ -215,3 +237,60 @@ class BrokerChooserTests(SynchronousTestCase):
         )
         choose = BrokerChooser(directory)
         self.assertEqual(choose(5), Endpoint("boot", 1))
+
+
+class ClusterModeTests(SynchronousTestCase):
+    """The node with its gateway group: which mapping it hands out, and how it stops."""
+
+    def test_internal_load_balancing_hands_out_roster_members(self) -> None:
+        node, _, _, _ = make_node([BrokerInfo(1, "k1", 9092, "a")], min_broker_id=1)
+        node.startService()
+        self.addCleanup(node.stopService)
+        membership = node.membership
+        assert membership is not None
+        self.assertTrue(membership.started)  # type: ignore[attr-defined]
+        membership.roster = [  # type: ignore[misc]
+            Member("other", "gw-b.example", 8000, 3, 1, rack="a"),
+        ]
+        assert node.mapper is not None
+        self.assertEqual(node.mapper.mapping().endpoint_for(1), Endpoint("gw-b.example", 8000))
+
+    def test_external_load_balancing_hands_out_the_advertised_host(self) -> None:
+        node, _, _, _ = make_node(
+            [BrokerInfo(1, "k1", 9092, "a")], min_broker_id=1, internal_load_balancing=False
+        )
+        node.startService()
+        self.addCleanup(node.stopService)
+        assert node.mapper is not None
+        self.assertEqual(node.mapper.mapping().endpoint_for(1), Endpoint("gw.example", 7000))
+        self.assertEqual(node.mapper.mapping().endpoint_for(2), Endpoint("gw.example", 7001))
+
+    def test_stop_leaves_the_group_before_it_stops_listening(self) -> None:
+        node, reactor, _, _ = make_node([BrokerInfo(0, "k0", 9092)])
+        node.startService()
+        membership = node.membership
+        assert membership is not None
+        membership.leaving = Deferred()  # type: ignore[attr-defined]
+        stopped = node.stopService()
+        self.assertTrue(membership.stopped)  # type: ignore[attr-defined]
+        self.assertFalse(any(port.stopped for port in reactor.ports))
+        membership.leaving.callback(None)  # type: ignore[attr-defined]
+        self.assertTrue(all(port.stopped for port in reactor.ports))
+        self.successResultOf(stopped)
+
+    def test_stop_closes_connections_broker_by_broker(self) -> None:
+        node, reactor, _, upstream = make_node(
+            [BrokerInfo(0, "k0", 9092), BrokerInfo(1, "k1", 9093)],
+            shutdown_delay_between_brokers_seconds=2.0,
+        )
+        node.startService()
+        first = ClientSide(node.factories[7000])
+        second = ClientSide(node.factories[7001], port=50001)
+        stopped = node.stopService()
+        self.assertFalse(first.open)
+        self.assertTrue(second.open)
+        reactor.advance(1.9)
+        self.assertTrue(second.open)
+        reactor.advance(0.1)
+        self.assertFalse(second.open)
+        self.successResultOf(stopped)

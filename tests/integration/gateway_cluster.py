@@ -1,0 +1,95 @@
+"""
+Several real gateway nodes forming one gateway cluster in front of the shared
+Kafka cluster, each with its own rack, port range and log.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from kgateway.testing.gateway_process import GatewayProcess
+from kgateway.testing.probe import advertised_brokers
+
+from .environment import Environment
+
+#: Short timeouts so a crashed node is noticed quickly (Kafka's minimum is 6 s).
+FAST_GROUP = {
+    "GATEWAY_GROUP_SESSION_TIMEOUT_MS": "6000",
+    "GATEWAY_GROUP_HEARTBEAT_INTERVAL_MS": "200",
+}
+
+
+@dataclass
+class GatewayCluster:
+    """Gateway nodes that share one GATEWAY_CLUSTER_ID."""
+
+    env: Environment
+    name: str = field(default_factory=lambda: f"it{uuid.uuid4().hex[:8]}")
+    nodes: list[GatewayProcess] = field(default_factory=list)
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+    def add(self, rack: str | None, start: bool = True, **env: str) -> GatewayProcess:
+        """Start one more node in C{rack}."""
+        index = len(self.nodes)
+        node = GatewayProcess(
+            self.env.cluster.bootstrap_servers,
+            self.env.workdir / self.name / f"node{index}-{rack}.log",
+            env={
+                "GATEWAY_CLUSTER_ID": self.name,
+                **({"GATEWAY_RACK_ID": rack} if rack else {}),
+                **FAST_GROUP,
+                **self.extra_env,
+                **env,
+            },
+        )
+        self.nodes.append(node)
+        if start:
+            node.start()
+        return node
+
+    def stop(self) -> None:
+        """Stop every node still running."""
+        for node in self.nodes:
+            node.stop()
+
+    def owner_of(self, port: int) -> GatewayProcess:
+        """The node whose port range holds C{port}, running or not (ranges are never reused)."""
+        for node in reversed(self.nodes):
+            if port in node.ports:
+                return node
+        raise AssertionError(f"port {port} belongs to no gateway node")
+
+    def mapping(self, via: GatewayProcess) -> dict[int, GatewayProcess]:
+        """Broker id → the node a metadata request through C{via} hands out for it."""
+        brokers = advertised_brokers(via.advertised_host, via.port_start)
+        return {broker: self.owner_of(port) for broker, (_, port) in brokers.items()}
+
+    def wait_for(
+        self, condition: Callable[[], bool], timeout: float = 30.0, what: str = "condition"
+    ) -> float:
+        """Poll C{condition} every 50 ms; return how long it took."""
+        started = time.monotonic()
+        while time.monotonic() - started < timeout:
+            try:
+                if condition():
+                    return time.monotonic() - started
+            except OSError:
+                pass
+            time.sleep(0.05)
+        logs = "\n".join(f"--- {n.log_path.name}\n{n.log_tail(15)}" for n in self.nodes)
+        raise AssertionError(f"timed out after {timeout}s waiting for {what}\n{logs}")
+
+    def handed_out(self, via: GatewayProcess, requests: int = 12) -> set[Path]:
+        """Which nodes (by log path) appear in C{requests} successive mappings through C{via}."""
+        seen: set[Path] = set()
+        for _ in range(requests):
+            seen.update(node.log_path for node in self.mapping(via).values())
+        return seen
+
+    def live(self, nodes: Sequence[GatewayProcess]) -> set[Path]:
+        """Log paths identifying C{nodes}."""
+        return {node.log_path for node in nodes}

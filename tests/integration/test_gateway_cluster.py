@@ -1,0 +1,108 @@
+"""
+A gateway cluster of real nodes: rack affinity, round-robin, and how fast the
+mapping follows nodes that join, leave cleanly, or are killed.
+
+The brokers of the shared cluster are 1, 2, 3 in racks a, b, c.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from twisted.trial.unittest import TestCase
+
+from .environment import shared
+from .gateway_cluster import GatewayCluster
+
+RACK_OF_BROKER = {1: "a", 2: "b", 3: "c"}
+
+
+def report(what: str, seconds: float) -> None:
+    """Print a measured figure so it shows in the test run's output."""
+    print(f"\n    [figure] {what}: {seconds:.2f}s")
+
+
+class GatewayClusterTests(TestCase):
+    """Three or four nodes in racks a, b, c."""
+
+    def setUp(self) -> None:
+        self.env = shared()
+        self.gc = GatewayCluster(self.env)
+        self.addCleanup(self.gc.stop)
+
+    def start_nodes(self, *racks: str) -> None:
+        for rack in racks:
+            self.gc.add(rack)
+        everyone = self.gc.live(self.gc.nodes)
+        for via in self.gc.nodes:
+            self.gc.wait_for(
+                lambda via=via: self.gc.handed_out(via) == everyone,
+                what=f"{via.log_path.name} to hand out all {len(everyone)} nodes",
+            )
+
+    def test_rack_affinity(self) -> None:
+        """With a node in every rack, no broker is ever mapped to a node of another rack."""
+        self.start_nodes("a", "b", "c")
+        rack_of_node = {
+            node.log_path: node.environment["GATEWAY_RACK_ID"] for node in self.gc.nodes
+        }
+        for via in self.gc.nodes:
+            for _ in range(20):
+                for broker, node in self.gc.mapping(via).items():
+                    self.assertEqual(rack_of_node[node.log_path], RACK_OF_BROKER[broker])
+
+    def test_round_robin_and_consistent_view(self) -> None:
+        """Two nodes in rack a alternate for broker 1; every node hands out the same nodes."""
+        self.start_nodes("a", "a", "b", "c")
+        rack_a = {self.gc.nodes[0].log_path, self.gc.nodes[1].log_path}
+        via = self.gc.nodes[2]
+        choices = [self.gc.mapping(via)[1].log_path for _ in range(10)]
+        self.assertEqual(set(choices), rack_a)
+        # Successive requests alternate between the two rack-a nodes.
+        for first, second in zip(choices, choices[1:], strict=False):
+            self.assertNotEqual(first, second)
+        # Two clients asking at the same time get different nodes for broker 1.
+        one, two = self.gc.mapping(via)[1], self.gc.mapping(via)[1]
+        self.assertNotEqual(one.log_path, two.log_path)
+        # Every node knows the same four live nodes.
+        views = {frozenset(self.gc.handed_out(node, 16)) for node in self.gc.nodes}
+        self.assertEqual(views, {frozenset(self.gc.live(self.gc.nodes))})
+        # Rack b's and c's brokers always stay in their racks.
+        counts = Counter(self.gc.mapping(via)[2].log_path for _ in range(6))
+        self.assertEqual(set(counts), {self.gc.nodes[2].log_path})
+
+    def test_join_leave_and_kill(self) -> None:
+        """The mapping follows a node that joins, leaves cleanly, and is killed; timed."""
+        self.start_nodes("a", "b")
+        first = self.gc.nodes[0]
+        # Broker 3 (rack c) has no node in its rack: it goes to a or b.
+        self.assertIn(self.gc.mapping(first)[3].log_path, self.gc.live(self.gc.nodes[:2]))
+
+        node_c = self.gc.add("c")
+        joined = self.gc.wait_for(
+            lambda: self.gc.mapping(first)[3].log_path == node_c.log_path,
+            what="the new rack-c node to be handed out for broker 3",
+        )
+        report("new node handed out after its 'Listening' line", joined)
+
+        node_c.stop()
+        left = self.gc.wait_for(
+            lambda: all(node_c.log_path not in self.gc.handed_out(first, 4) for _ in range(2)),
+            what="the stopped node to disappear from the mapping",
+        )
+        report("cleanly stopped node dropped from the mapping", left)
+        self.assertLess(left, 3.0)
+
+        node_c2 = self.gc.add("c")
+        self.gc.wait_for(
+            lambda: self.gc.mapping(first)[3].log_path == node_c2.log_path,
+            what="the restarted rack-c node to be handed out",
+        )
+        node_c2.kill()
+        killed = self.gc.wait_for(
+            lambda: node_c2.log_path not in self.gc.handed_out(first, 4),
+            timeout=30,
+            what="the killed node to disappear from the mapping",
+        )
+        report("SIGKILLed node dropped from the mapping (session timeout 6s)", killed)
+        self.assertLess(killed, 15.0)
