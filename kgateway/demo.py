@@ -93,7 +93,10 @@ def main(argv: list[str] | None = None) -> None:
                 )
             first = nodes["a"]
             wait_until(lambda: owners(nodes, first) == {"node a", "node b", "node c"})
-            print("== The nodes found each other through their Kafka consumer group")
+            print(
+                "== The nodes found each other through their Kafka consumer group; "
+                "each broker goes to the node in its rack"
+            )
             show_mapping("client 1 is told", first, nodes)
             show_mapping("client 2 is told", first, nodes)
 
@@ -130,7 +133,9 @@ def main(argv: list[str] | None = None) -> None:
             # A killed node's ports belong to no running node ("?") until it is dropped.
             took = wait_until(lambda: "?" not in owners(nodes, first))
             print(f"== {took:.1f}s later (the group's session timeout) node b is gone:")
-            show_mapping("a client is now told", first, nodes)
+            # Broker 2's rack has no node left: it goes round-robin to the others.
+            show_mapping("client 3 is now told", first, nodes)
+            show_mapping("client 4 is now told", first, nodes)
         finally:
             for node in nodes.values():
                 node.stop()
