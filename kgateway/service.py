@@ -24,6 +24,7 @@ from twisted.python.components import Componentized
 from kgateway.api.server import AdminApiService
 from kgateway.api.status import GatewayNodeStatus
 from kgateway.cluster.brokers import BrokerDirectory
+from kgateway.cluster.license import LicenseTopicReader
 from kgateway.cluster.membership import GatewayMembership, MembershipCore, node_name
 from kgateway.cluster.roster import Member
 from kgateway.config import Settings
@@ -92,8 +93,11 @@ class GatewayNode(MultiService):
         self.plan: PortPlan | None = None
         self.mapper: INodeMapper | None = None
         self.membership: GatewayMembership | None = None
+        self.license: LicenseTopicReader | None = None
         #: Builds the node's membership once its port plan is known (a seam for tests).
         self.membership_factory: Callable[[PortPlan], GatewayMembership] = self._membership
+        #: Builds the license topic reader (a seam for tests).
+        self.license_factory: Callable[[], LicenseTopicReader] = self._license_reader
         self.factories: dict[int, ClientLegFactory] = {}
         self.ports: list[IListeningPort] = []
         self.listening: Deferred[None] = Deferred()
@@ -183,6 +187,8 @@ class GatewayNode(MultiService):
             high=plan.min_broker_id + plan.count - 1,
         )
         self.membership.start()
+        self.license = self.license_factory()
+        self.license.setServiceParent(self)
         self.listening.callback(None)
 
     def _membership(self, plan: PortPlan) -> GatewayMembership:
@@ -197,16 +203,11 @@ class GatewayNode(MultiService):
             joined_at=time.time(),
         )
         directory = self.directory
-
-        def bootstrap() -> list[Endpoint]:
-            known = [b.endpoint for b in directory.brokers().values()]
-            return list(dict.fromkeys(list(settings.bootstrap_servers) + known))
-
         core = MembershipCore(
             myself=myself,
             group_id=settings.group_id,
             license_topic=settings.license_topic,
-            bootstrap=bootstrap,
+            bootstrap=self._bootstrap_and_known,
             connect=self.connect,
             clock=self.reactor,
             replication_factor=lambda: max(1, min(3, len(directory.brokers()))),
@@ -226,6 +227,19 @@ class GatewayNode(MultiService):
             rebalances=membership.core.rebalances if membership is not None else 0,
             brokers=len(self.directory.brokers()),
         )
+
+    def _license_reader(self) -> LicenseTopicReader:
+        return LicenseTopicReader(
+            topic=self.settings.license_topic,
+            brokers=self._bootstrap_and_known,
+            connect=self.connect,
+            clock=self.reactor,
+            timeout_seconds=self.settings.upstream_connect_timeout_seconds,
+        )
+
+    def _bootstrap_and_known(self) -> list[Endpoint]:
+        known = [b.endpoint for b in self.directory.brokers().values()]
+        return list(dict.fromkeys(list(self.settings.bootstrap_servers) + known))
 
     def _broker_rack(self, broker_id: int) -> str | None:
         broker = self.directory.broker(broker_id)

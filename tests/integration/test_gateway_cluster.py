@@ -106,3 +106,33 @@ class GatewayClusterTests(TestCase):
         )
         report("SIGKILLed node dropped from the mapping (session timeout 6s)", killed)
         self.assertLess(killed, 15.0)
+
+    def test_membership_is_a_kafka_consumer_group_polling_the_license_topic(self) -> None:
+        """The nodes are the members of one real consumer group and read the license topic."""
+        from confluent_kafka import ConsumerGroupState, Producer
+        from confluent_kafka.admin import AdminClient, ConfigResource, ResourceType
+
+        self.start_nodes("a", "b")
+        bootstrap = ",".join(node.bootstrap for node in self.gc.nodes)
+        admin = AdminClient({"bootstrap.servers": bootstrap})
+        group = f"kgateway_{self.gc.name}"
+        description = admin.describe_consumer_groups([group])[group].result(timeout=30)
+        self.assertEqual(description.state, ConsumerGroupState.STABLE)
+        self.assertEqual(len(description.members), 2)
+        self.assertEqual(description.partition_assignor, "kgateway-roster")
+        topic = f"_kgateway_{self.gc.name}_license"
+        resource = ConfigResource(ResourceType.TOPIC, topic)
+        configs = admin.describe_configs([resource])[resource].result(timeout=30)
+        self.assertEqual(configs["cleanup.policy"].value, "compact")
+
+        producer = Producer({"bootstrap.servers": bootstrap})
+        producer.produce(topic, key=b"license", value=b"demo-license-1")
+        self.assertEqual(producer.flush(30), 0)
+        for node in self.gc.nodes:
+            self.gc.wait_for(
+                lambda node=node: (
+                    "License topic entry license updated"
+                    in node.log_path.read_text(errors="replace")
+                ),
+                what=f"{node.log_path.name} to read the license topic",
+            )

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from twisted.application.service import Service
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.error import ConnectionRefusedError
 from twisted.internet.testing import MemoryReactorClock
@@ -84,6 +85,7 @@ def make_node(
     upstream = FakeBrokers()
     node.connect = upstream.connect
     node.membership_factory = lambda plan: FakeMembership(plan, settings)  # type: ignore[assignment,return-value]
+    node.license_factory = Service  # type: ignore[assignment]
     return node, reactor, fetch, upstream
 
 
