@@ -9,9 +9,12 @@ traceback.
 
 from __future__ import annotations
 
+import ipaddress
+import json
 import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TypeVar
 
 from kgateway.interfaces import Endpoint
@@ -117,7 +120,70 @@ SETTINGS: tuple[Setting, ...] = (
         "0",
         "On shutdown, the pause between closing the connections of one broker and the next",
     ),
+    Setting("GATEWAY_HTTP_PORT", "http-port", "8888", "Port of the HTTP admin API"),
+    Setting(
+        "GATEWAY_HTTP_BIND_HOST", "http-bind-host", "0.0.0.0", "Address the admin API listens on"
+    ),
+    Setting(
+        "GATEWAY_HTTP_TLS_KEY",
+        "http-tls-key",
+        None,
+        "PEM private key file: serve the admin API over HTTPS (with GATEWAY_HTTP_TLS_CERT)",
+    ),
+    Setting(
+        "GATEWAY_HTTP_TLS_CERT",
+        "http-tls-cert",
+        None,
+        "PEM certificate file for the admin API's HTTPS (with GATEWAY_HTTP_TLS_KEY)",
+    ),
+    Setting(
+        "GATEWAY_ADMIN_API_USERS",
+        "admin-api-users",
+        None,
+        'Admin API users as JSON, [{"username": ..., "password": ..., "admin": true}]; '
+        "without users the API does not start (prefer the environment: a command line is "
+        "visible to other local users)",
+    ),
+    Setting(
+        "GATEWAY_SECURED_METRICS",
+        "secured-metrics",
+        "true",
+        "true: /metrics needs an admin API user too; false: anyone reaching the port may scrape",
+    ),
+    Setting(
+        "GATEWAY_ADMIN_API_OPEN_ON_LOOPBACK",
+        "admin-api-open-on-loopback",
+        "false",
+        "true: with no users, serve the admin API without authentication, but only when "
+        "GATEWAY_HTTP_BIND_HOST is a loopback address",
+    ),
+    Setting(
+        "GATEWAY_LOG_FORMAT",
+        "log-format",
+        "text",
+        "text, or json: one JSON object per line for log shippers",
+    ),
 )
+
+LOG_FORMATS = ("text", "json")
+
+
+@dataclass(frozen=True)
+class AdminUser:
+    """One user of the admin API; the password never appears in a repr or a log."""
+
+    username: str
+    password: str = field(repr=False)
+    admin: bool = False
+
+
+@dataclass(frozen=True)
+class HttpTls:
+    """The PEM files that turn the admin API into HTTPS."""
+
+    key_path: str
+    cert_path: str
+
 
 SUPPORTED_SECURITY_PROTOCOLS = ("PLAINTEXT",)
 
@@ -142,6 +208,14 @@ class Settings:
     group_session_timeout_ms: int = 10000
     group_heartbeat_interval_ms: int = 250
     shutdown_delay_between_brokers_seconds: float = 0.0
+    http_port: int = 8888
+    http_bind_host: str = "0.0.0.0"
+    #: HTTPS for the admin API, or None for plain HTTP.
+    http_tls: HttpTls | None = None
+    admin_api_users: tuple[AdminUser, ...] = ()
+    secured_metrics: bool = True
+    admin_api_open_on_loopback: bool = False
+    log_format: str = "text"
     #: C{KAFKA_*} client settings for the broker side, as Kafka names them.
     kafka: Mapping[str, str] = field(default_factory=dict)
 
@@ -149,6 +223,25 @@ class Settings:
     def license_topic(self) -> str:
         """The cluster's internal license topic."""
         return f"_kgateway_{self.cluster_id}_license"
+
+    @property
+    def admin_api_refusal(self) -> str | None:
+        """Why the admin API must not start (no users, and not open on loopback), or None."""
+        if self.admin_api_users:
+            return None
+        if not self.admin_api_open_on_loopback:
+            return (
+                "no admin API users: set GATEWAY_ADMIN_API_USERS to a JSON list of "
+                '{"username", "password", "admin"} (or GATEWAY_ADMIN_API_OPEN_ON_LOOPBACK=true '
+                "with a loopback GATEWAY_HTTP_BIND_HOST)"
+            )
+        if not is_loopback(self.http_bind_host):
+            return (
+                f"GATEWAY_ADMIN_API_OPEN_ON_LOOPBACK=true but GATEWAY_HTTP_BIND_HOST="
+                f"{self.http_bind_host!r} is not a loopback address: bind to 127.0.0.1 or ::1, "
+                "or set GATEWAY_ADMIN_API_USERS"
+            )
+        return None
 
     @classmethod
     def load(cls, environ: Mapping[str, str], options: Mapping[str, str | None]) -> Settings:
@@ -214,6 +307,13 @@ class Settings:
                 "GATEWAY_SHUTDOWN_DELAY_BETWEEN_BROKERS_MS", _non_negative_int, 0
             )
             / 1000,
+            http_port=get("GATEWAY_HTTP_PORT", _port, 8888),
+            http_bind_host=get("GATEWAY_HTTP_BIND_HOST", _host, "0.0.0.0"),
+            http_tls=_http_tls(raw["GATEWAY_HTTP_TLS_KEY"], raw["GATEWAY_HTTP_TLS_CERT"]),
+            admin_api_users=get("GATEWAY_ADMIN_API_USERS", parse_admin_users, ()),
+            secured_metrics=get("GATEWAY_SECURED_METRICS", _boolean, True),
+            admin_api_open_on_loopback=get("GATEWAY_ADMIN_API_OPEN_ON_LOOPBACK", _boolean, False),
+            log_format=get("GATEWAY_LOG_FORMAT", _log_format, "text"),
             kafka=kafka,
         )
 
@@ -290,3 +390,85 @@ def _boolean(name: str, value: str) -> bool:
     if text in ("false", "0", "no", "off"):
         return False
     raise ConfigError(f"{name}={value!r}: valid: true or false")
+
+
+def is_loopback(host: str) -> bool:
+    """Whether C{host} is a loopback address (or C{localhost})."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def parse_admin_users(name: str, value: str) -> tuple[AdminUser, ...]:
+    """Read the admin API users; errors never repeat the value, which holds passwords."""
+    try:
+        raw = json.loads(value)
+    except ValueError as e:
+        raise ConfigError(f"{name} is not valid JSON ({e}); valid: {_USERS_SHAPE}") from None
+    if not isinstance(raw, list):
+        raise ConfigError(f"{name} must be a JSON list; valid: {_USERS_SHAPE}")
+    users: list[AdminUser] = []
+    for index, entry in enumerate(raw, start=1):
+        if not isinstance(entry, dict):
+            raise ConfigError(f"{name}: entry {index} is not an object; valid: {_USERS_SHAPE}")
+        username, password = entry.get("username"), entry.get("password")
+        admin = entry.get("admin", False)
+        if not isinstance(username, str) or not username or ":" in username:
+            raise ConfigError(
+                f"{name}: entry {index} needs a non-empty \"username\" string without ':'"
+            )
+        if not isinstance(password, str) or not password:
+            raise ConfigError(f'{name}: user {username!r} needs a non-empty "password" string')
+        if not isinstance(admin, bool):
+            raise ConfigError(f'{name}: user {username!r}: "admin" must be true or false')
+        unknown = sorted(set(entry) - {"username", "password", "admin"})
+        if unknown:
+            raise ConfigError(
+                f"{name}: user {username!r} has unknown key(s) {', '.join(unknown)}; "
+                "valid: username, password, admin"
+            )
+        if any(user.username == username for user in users):
+            raise ConfigError(f"{name}: user {username!r} is listed twice")
+        users.append(AdminUser(username, password, admin))
+    return tuple(users)
+
+
+_USERS_SHAPE = '[{"username": "ops", "password": "...", "admin": true}]'
+
+
+def _http_tls(key: str | None, cert: str | None) -> HttpTls | None:
+    if key is None and cert is None:
+        return None
+    if key is None or cert is None:
+        given, missing = (
+            ("GATEWAY_HTTP_TLS_CERT", "GATEWAY_HTTP_TLS_KEY")
+            if key is None
+            else ("GATEWAY_HTTP_TLS_KEY", "GATEWAY_HTTP_TLS_CERT")
+        )
+        raise ConfigError(f"{given} is set but {missing} is not: HTTPS needs both PEM files")
+    contents = []
+    for name, path in (("GATEWAY_HTTP_TLS_KEY", key), ("GATEWAY_HTTP_TLS_CERT", cert)):
+        try:
+            contents.append(Path(path).read_bytes())
+        except OSError as e:
+            raise ConfigError(f"{name}={path!r}: cannot read it ({e.strerror})") from None
+    from twisted.internet.ssl import PrivateCertificate
+
+    try:
+        PrivateCertificate.loadPEM(contents[1] + b"\n" + contents[0])
+    except Exception as e:
+        raise ConfigError(
+            f"GATEWAY_HTTP_TLS_CERT={cert!r} with GATEWAY_HTTP_TLS_KEY={key!r}: not a PEM "
+            f"certificate and its matching private key ({type(e).__name__}: {e})"
+        ) from None
+    return HttpTls(key, cert)
+
+
+def _log_format(name: str, value: str) -> str:
+    text = value.strip().lower()
+    if text not in LOG_FORMATS:
+        raise ConfigError(f"{name}={value!r}: valid: {' or '.join(LOG_FORMATS)}")
+    return text

@@ -59,6 +59,9 @@ class INodeMapper(Interface):
     def mapping() -> INodeMapping:
         """A fresh mapping for one response."""
 
+    def candidates(broker_id: int) -> list[Endpoint]:
+        """The addresses a mapping may hand out for this broker now, without side effects."""
+
 
 class IRelayedConnection(Interface):
     """A client connection as the rest of the node sees it (for shutdown and the API)."""

@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 from typing import Any, cast
 
+from prometheus_client import CollectorRegistry
 from twisted.application.service import MultiService
 from twisted.internet.defer import CancelledError, Deferred, DeferredList, ensureDeferred
 from twisted.internet.endpoints import HostnameEndpoint
@@ -18,13 +19,18 @@ from twisted.internet.interfaces import IListeningPort, IReactorTCP, IReactorTim
 from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.task import deferLater
 from twisted.logger import Logger
+from twisted.python.components import Componentized
 
+from kgateway.api.server import AdminApiService
+from kgateway.api.status import GatewayNodeStatus
 from kgateway.cluster.brokers import BrokerDirectory
 from kgateway.cluster.license import LicenseTopicReader
 from kgateway.cluster.membership import GatewayMembership, MembershipCore, node_name
 from kgateway.cluster.roster import Member
 from kgateway.config import Settings
 from kgateway.interfaces import Endpoint, INodeMapper
+from kgateway.logs import use_json_logs
+from kgateway.metrics import NodeSnapshot, TrafficStats, node_registry
 from kgateway.proxy.broker_leg import Connector
 from kgateway.proxy.client_leg import ClientLegFactory
 from kgateway.routing.mapping import FixedHostMapper, RackAwareMapper
@@ -69,7 +75,9 @@ class GatewayNode(MultiService):
     #: How long shutdown waits for draining connections before the reactor cuts them.
     drain_timeout_seconds = 30.0
 
-    def __init__(self, settings: Settings, reactor: Any) -> None:
+    def __init__(
+        self, settings: Settings, reactor: Any, registry: CollectorRegistry | None = None
+    ) -> None:
         super().__init__()
         self.settings = settings
         self.reactor = reactor
@@ -93,6 +101,22 @@ class GatewayNode(MultiService):
         self.factories: dict[int, ClientLegFactory] = {}
         self.ports: list[IListeningPort] = []
         self.listening: Deferred[None] = Deferred()
+        self.stopping = False
+        #: What the data path counts, and the registry /metrics serves.
+        self.stats = TrafficStats()
+        self.registry = node_registry(self.stats, self._snapshot, registry)
+        self.admin_api: AdminApiService | None = None
+        if settings.admin_api_refusal is None:
+            self.admin_api = AdminApiService(
+                settings, GatewayNodeStatus(self), self.registry, reactor
+            )
+            self.admin_api.setServiceParent(self)
+
+    def setServiceParent(self, parent: Any) -> None:
+        super().setServiceParent(parent)
+        # twistd asks the application for a log observer after makeService.
+        if self.settings.log_format == "json" and isinstance(parent, Componentized):
+            use_json_logs(parent)
 
     def startService(self) -> None:
         super().startService()
@@ -101,6 +125,9 @@ class GatewayNode(MultiService):
             servers=",".join(map(str, self.settings.bootstrap_servers)),
             host=self.settings.advertised_host,
         )
+        refusal = self.settings.admin_api_refusal
+        if refusal is not None:
+            log.error("Admin API not started: {reason}", reason=refusal)
         self.directory.ready().addCallback(lambda _: self._listen())
 
     def _listen(self) -> None:
@@ -137,6 +164,7 @@ class GatewayNode(MultiService):
                     self.mapper,
                     self.connect,
                     settings.max_frame_bytes,
+                    stats=self.stats,
                 )
                 self.factories[port] = factory
                 self.ports.append(tcp.listenTCP(port, factory, interface=settings.bind_host))
@@ -189,6 +217,17 @@ class GatewayNode(MultiService):
         )
         return GatewayMembership(core)
 
+    def _snapshot(self) -> NodeSnapshot:
+        wires = [wire for factory in self.factories.values() for wire in factory.connections]
+        membership = self.membership
+        return NodeSnapshot(
+            client_connections=len(wires),
+            in_flight=sum(len(wire.core.inflight) for wire in wires if wire.core is not None),
+            members=len(membership.roster) if membership is not None else 0,
+            rebalances=membership.core.rebalances if membership is not None else 0,
+            brokers=len(self.directory.brokers()),
+        )
+
     def _license_reader(self) -> LicenseTopicReader:
         return LicenseTopicReader(
             topic=self.settings.license_topic,
@@ -211,6 +250,7 @@ class GatewayNode(MultiService):
         return ensureDeferred(self._shutdown())
 
     async def _shutdown(self) -> None:
+        self.stopping = True
         if self.membership is not None:
             await self.membership.stop()
         ports, self.ports = self.ports, []
@@ -247,13 +287,18 @@ class GatewayNode(MultiService):
         await super().stopService()
 
 
-def makeService(settings: Settings, reactor: Any = None) -> GatewayNode:
-    """Build the node's service; the reactor is a parameter so tests can pass a fake one."""
+def makeService(
+    settings: Settings, reactor: Any = None, registry: CollectorRegistry | None = None
+) -> GatewayNode:
+    """
+    Build the node's service; the reactor and the metrics registry are
+    parameters so tests can pass their own.
+    """
     if reactor is None:
         from twisted.internet import reactor as default_reactor
 
         reactor = default_reactor
-    return GatewayNode(settings, reactor)
+    return GatewayNode(settings, reactor, registry)
 
 
 __all__ = ["GatewayNode", "makeService", "BrokerChooser", "tcp_connector", "IReactorTime"]

@@ -547,6 +547,12 @@ class GatewayMembership:
         """The coordinator's id for this node, once joined."""
         return self.core.member_id
 
+    @property
+    def is_member(self) -> bool:
+        """Whether the roster the group last handed out names this node (by its member id)."""
+        member_id = self.core.member_id
+        return bool(member_id) and any(m.member_id == member_id for m in self.core.roster)
+
     def start(self) -> None:
         """Find the coordinator and join."""
         self.machine.start()

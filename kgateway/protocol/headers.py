@@ -83,3 +83,19 @@ def produce_acks(frame: bytes, api_version: int) -> int:
     except Exception as e:
         raise FrameError(f"malformed Produce request: {e}") from e
     return int(acks)
+
+
+_CLIENT_ID_LENGTH = Struct(">h")
+
+
+def request_client_id(frame: bytes) -> str | None:
+    """
+    Read the client id: in every request header v1+ a plain (never compact)
+    nullable string right after the correlation id.  None when absent.
+    """
+    if len(frame) < 14:
+        return None
+    (size,) = _CLIENT_ID_LENGTH.unpack_from(frame, 12)
+    if size < 0 or 14 + size > len(frame):
+        return None
+    return bytes(frame[14 : 14 + size]).decode("utf-8", "replace")

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Protocol as TypingProtocol
 
 from automat import TypeMachineBuilder, pep614
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.interfaces import ITransport
 from twisted.internet.protocol import Factory, Protocol, connectionDone
 from twisted.logger import Logger
@@ -22,6 +22,7 @@ from twisted.python.failure import Failure
 from zope.interface import Interface
 
 from kgateway.interfaces import Endpoint
+from kgateway.metrics import TrafficStats
 from kgateway.protocol.framing import DEFAULT_MAX_FRAME_BYTES, FrameError, FrameReader
 
 log = Logger()
@@ -153,15 +154,21 @@ def _build() -> Callable[[BrokerLegCore], BrokerLeg]:
 class BrokerWire(Protocol):
     """The Twisted protocol under a broker leg: cuts frames, reports events."""
 
-    def __init__(self, leg: BrokerLeg, max_frame_bytes: int) -> None:
+    def __init__(
+        self, leg: BrokerLeg, max_frame_bytes: int, stats: TrafficStats | None = None
+    ) -> None:
         self.leg = leg
         self.reader = FrameReader(max_frame_bytes)
+        self.stats = stats if stats is not None else TrafficStats()
         self.transport: ITransport
 
     def connectionMade(self) -> None:
+        self.stats.broker_connections_opened += 1
+        self.stats.broker_connections_open += 1
         self.leg.connected(self)
 
     def dataReceived(self, data: bytes) -> None:
+        self.stats.bytes_from_broker += len(data)
         try:
             frames = self.reader.feed(data)
         except FrameError as e:
@@ -172,18 +179,20 @@ class BrokerWire(Protocol):
             self.leg.received(frames)
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
+        self.stats.broker_connections_open -= 1
         self.leg.lost(reason.getErrorMessage())
 
 
 class _BrokerWireFactory(Factory):
     noisy = False
 
-    def __init__(self, leg: BrokerLeg, max_frame_bytes: int) -> None:
+    def __init__(self, leg: BrokerLeg, max_frame_bytes: int, stats: TrafficStats | None) -> None:
         self._leg = leg
         self._max = max_frame_bytes
+        self._stats = stats
 
     def buildProtocol(self, addr: object) -> BrokerWire:
-        return BrokerWire(self._leg, self._max)
+        return BrokerWire(self._leg, self._max, self._stats)
 
 
 def open_broker_leg(
@@ -191,14 +200,18 @@ def open_broker_leg(
     owner: IBrokerLegOwner,
     connect: Connector,
     max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,
+    stats: TrafficStats | None = None,
 ) -> BrokerLeg:
     """Start connecting to a broker on behalf of C{owner}; return the leg at once."""
     core = BrokerLegCore(endpoint=endpoint, owner=owner, max_frame_bytes=max_frame_bytes)
     leg = _new_broker_leg(core)
-    attempt = connect(endpoint, _BrokerWireFactory(leg, max_frame_bytes))
+    attempt = connect(endpoint, _BrokerWireFactory(leg, max_frame_bytes, stats))
     core.attempt = attempt
 
     def not_connected(failure: Failure) -> None:
+        # A cancelled attempt is the client leaving, not the broker failing.
+        if stats is not None and not failure.check(CancelledError):
+            stats.upstream_connection_failures += 1
         leg.connect_failed(failure.getErrorMessage())
 
     attempt.addErrback(not_connected)

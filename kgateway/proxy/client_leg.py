@@ -23,9 +23,10 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from kgateway.interfaces import Endpoint, INodeMapper, IRelayedConnection
+from kgateway.metrics import ErrorReason, TrafficStats
 from kgateway.protocol.errors import CannotAnswer, unsupported_version
 from kgateway.protocol.framing import DEFAULT_MAX_FRAME_BYTES, FrameError, FrameReader
-from kgateway.protocol.headers import PRODUCE, produce_acks, request_info
+from kgateway.protocol.headers import PRODUCE, produce_acks, request_client_id, request_info
 from kgateway.protocol.rewrite import REWRITERS
 from kgateway.protocol.versions import is_offered
 from kgateway.proxy.broker_leg import BrokerLeg, Connector, IBrokerLegOwner, open_broker_leg
@@ -76,16 +77,30 @@ class ClientLegCore:
     held: list[bytes] = field(default_factory=list)
     bytes_from_client: int = 0
     bytes_to_client: int = 0
+    #: The node's counters, shared by all its connections.
+    stats: TrafficStats = field(default_factory=TrafficStats)
+    #: The client id of the connection's first request (None if it had none).
+    client_id: str | None = None
+    client_id_read: bool = False
 
     def describe(self) -> str:
         return f"client {self.peer} (broker {self.broker_id} at {self.endpoint})"
 
     def forward(self, frames: list[bytes]) -> None:
         """Send request frames on, noting the ones that expect an answer."""
+        stats = self.stats
+        received = sum(map(len, frames))
+        self.bytes_from_client += received
+        stats.bytes_from_client += received
+        if not self.client_id_read and frames:
+            self.client_id_read = True
+            self.client_id = request_client_id(frames[0])
+        apis = stats.apis
         outgoing: list[bytes] = []
         for frame in frames:
             info = request_info(frame)
-            self.bytes_from_client += len(frame)
+            traffic = apis.get(info.api_key) or stats.api(info.api_key)
+            traffic.requests += 1
             now = self.clock()
             if not is_offered(info.api_key, info.api_version):
                 try:
@@ -103,6 +118,8 @@ class ClientLegCore:
                     key=info.api_key,
                     version=info.api_version,
                 )
+                traffic.error(ErrorReason.UNSUPPORTED_VERSION)
+                stats.bytes_answered_locally += len(frame)
                 self.inflight.expect(
                     Pending(
                         info.correlation_id,
@@ -139,21 +156,34 @@ class ClientLegCore:
                 pending.local_response = frame
             else:
                 try:
-                    pending.local_response = pending.rewriter(
-                        frame, pending.api_version, self.mapper.mapping()
-                    )
+                    rewritten = pending.rewriter(frame, pending.api_version, self.mapper.mapping())
                 except Exception as e:
+                    self.stats.api(pending.api_key).error(ErrorReason.REWRITE_FAILED)
                     raise FrameError(
                         f"cannot rewrite the broker's api key {pending.api_key} "
                         f"v{pending.api_version} response: {e}"
                     ) from e
+                # Produce and Fetch come back as they were unless they carry leader hints.
+                if rewritten is not frame:
+                    self.stats.api(pending.api_key).rewritten += 1
+                pending.local_response = rewritten
         self.flush()
 
     def flush(self) -> None:
-        ready = self.inflight.ready()
-        if ready:
-            self.bytes_to_client += sum(map(len, ready))
+        done = self.inflight.take_ready()
+        if done:
+            ready: list[bytes] = [pending.local_response for pending in done]  # type: ignore[misc]
+            sent = sum(map(len, ready))
+            self.bytes_to_client += sent
+            self.stats.bytes_to_client += sent
+            self.stats.delivered(done, self.clock())
             self.transport.writeSequence(ready)
+
+    def finish(self) -> None:
+        """The connection is over: the requests still waiting were never answered."""
+        if self.inflight:
+            self.stats.unanswered(self.inflight.queue)
+            self.inflight.queue.clear()
 
 
 def _build() -> Callable[[ClientLegCore], ClientLeg]:
@@ -247,6 +277,7 @@ def _build() -> Callable[[ClientLegCore], ClientLeg]:
             sent=core.bytes_from_client,
             got=core.bytes_to_client,
         )
+        core.finish()
         if core.broker is not None:
             core.broker.close("client closed")
 
@@ -270,6 +301,7 @@ def _build() -> Callable[[ClientLegCore], ClientLeg]:
 def _close(core: ClientLegCore, reason: str, abort: bool) -> None:
     level = log.warn if abort else log.info
     level("{conn}: closing: {reason}", conn=core.describe(), reason=reason)
+    core.finish()
     if core.broker is not None:
         core.broker.close(reason)
     if abort:
@@ -309,6 +341,9 @@ class ClientWire(Protocol):
         self.broker_id = factory.broker_id
         self.reader = FrameReader(factory.max_frame_bytes)
         self.leg: ClientLeg | None = None
+        #: The leg's shared state, for the admin API's view of connections.
+        self.core: ClientLegCore | None = None
+        self.opened_at = factory.clock()
         self._lost = False
         self._close_waiters: list[Deferred[None]] = []
 
@@ -322,6 +357,13 @@ class ClientWire(Protocol):
             )
             self.transport.loseConnection()  # type: ignore[union-attr]
             return
+        log.info(
+            "client {peer} connected on the port of broker {broker}; relaying to {endpoint}",
+            peer=self.peer,
+            broker=self.broker_id,
+            endpoint=str(endpoint),
+        )
+        self.factory.stats.client_connections_opened += 1
         # Read nothing until the broker connection is open.
         self.transport.pauseProducing()  # type: ignore[union-attr]
         core = ClientLegCore(
@@ -332,11 +374,18 @@ class ClientWire(Protocol):
             mapper=self.factory.mapper,
             connect=self.factory.connect,
             max_frame_bytes=self.factory.max_frame_bytes,
+            clock=self.factory.clock,
+            stats=self.factory.stats,
         )
+        self.core = core
         self.leg = _new_client_leg(core)
         self.factory.connections.add(self)
         open_broker_leg(
-            endpoint, _OwnerAdapter(self.leg), self.factory.connect, self.factory.max_frame_bytes
+            endpoint,
+            _OwnerAdapter(self.leg),
+            self.factory.connect,
+            self.factory.max_frame_bytes,
+            self.factory.stats,
         )
 
     def dataReceived(self, data: bytes) -> None:
@@ -385,12 +434,17 @@ class ClientLegFactory(ServerFactory):
         mapper: INodeMapper,
         connect: Connector,
         max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,
+        stats: TrafficStats | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.broker_id = broker_id
         self.choose = choose
         self.mapper = mapper
         self.connect = connect
         self.max_frame_bytes = max_frame_bytes
+        self.stats = stats if stats is not None else TrafficStats()
+        #: Monotonic seconds: request latencies and connection ages.
+        self.clock = clock
         self.connections: set[ClientWire] = set()
 
     def buildProtocol(self, addr: IAddress | None) -> ClientWire:

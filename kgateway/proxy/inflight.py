@@ -61,7 +61,11 @@ class InFlight:
 
     def ready(self) -> list[bytes]:
         """Take the responses at the head of the queue that can go to the client now."""
+        return [pending.local_response for pending in self.take_ready()]  # type: ignore[misc]
+
+    def take_ready(self) -> list[Pending]:
+        """Take the requests at the head of the queue whose responses can go out now."""
         out = []
         while self.queue and self.queue[0].local_response is not None:
-            out.append(self.queue.popleft().local_response)
-        return out  # type: ignore[return-value]
+            out.append(self.queue.popleft())
+        return out

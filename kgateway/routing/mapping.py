@@ -57,6 +57,11 @@ class FixedHostMapper:
         """The mapping onto the fixed host."""
         return FixedHostMapping(self._host, self._plan, self._warned)
 
+    def candidates(self, broker_id: int) -> list[Endpoint]:
+        """The fixed host at the broker's port (none when the id is off the plan)."""
+        port = self._plan.port_for(broker_id)
+        return [] if port is None else [Endpoint(self._host, port)]
+
 
 @implementer(INodeMapping)
 class RosterMapping:
@@ -101,8 +106,8 @@ class RackAwareMapper:
         turn = next(self._turn)
 
         def choose(broker_id: int) -> Endpoint | None:
-            serving = [m for m in members if m.port_for(broker_id) is not None]
-            if not serving:
+            candidates = self._candidates(members, broker_id)
+            if not candidates:
                 if broker_id not in self._warned:
                     self._warned.add(broker_id)
                     log.error(
@@ -112,12 +117,16 @@ class RackAwareMapper:
                         broker_id=broker_id,
                     )
                 return None
-            rack = self._broker_rack(broker_id)
-            local = [m for m in serving if rack is not None and m.rack == rack]
-            candidates = local or serving
-            chosen = candidates[(turn + broker_id) % len(candidates)]
-            port = chosen.port_for(broker_id)
-            assert port is not None
-            return Endpoint(chosen.host, port)
+            return candidates[(turn + broker_id) % len(candidates)]
 
         return RosterMapping(choose)
+
+    def candidates(self, broker_id: int) -> list[Endpoint]:
+        """The addresses the round-robin picks from for this broker now (it does not turn)."""
+        return self._candidates(sorted(self._roster(), key=lambda m: m.node_name), broker_id)
+
+    def _candidates(self, members: Sequence[Member], broker_id: int) -> list[Endpoint]:
+        serving = [m for m in members if m.port_for(broker_id) is not None]
+        rack = self._broker_rack(broker_id)
+        local = [m for m in serving if rack is not None and m.rack == rack]
+        return [Endpoint(m.host, m.port_for(broker_id)) for m in local or serving]  # type: ignore[arg-type]

@@ -10,7 +10,9 @@ from __future__ import annotations
 import atexit
 import contextlib
 import ctypes
+import json
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -97,6 +99,8 @@ class GatewayProcess:
         env: Mapping[str, str] | None = None,
     ) -> None:
         self.port_start = port_start if port_start is not None else free_port_range(port_count)
+        #: The admin API's user, with a fresh password for every node.
+        self.api_auth = ("kgateway-test", secrets.token_urlsafe(12))
         self.port_count = port_count
         self.min_broker_id = min_broker_id
         self.advertised_host = advertised_host
@@ -110,6 +114,12 @@ class GatewayProcess:
             "GATEWAY_PORT_COUNT": str(port_count),
             "GATEWAY_MIN_BROKERID": str(min_broker_id),
             "GATEWAY_METADATA_REFRESH_MS": "1000",
+            # The admin API on a free port of its own, with one user.
+            "GATEWAY_HTTP_PORT": str(free_port_range(1)),
+            "GATEWAY_HTTP_BIND_HOST": bind_host,
+            "GATEWAY_ADMIN_API_USERS": json.dumps(
+                [{"username": self.api_auth[0], "password": self.api_auth[1], "admin": True}]
+            ),
             # The source tree first, so twistd finds this checkout's plugin.
             "PYTHONPATH": os.pathsep.join(
                 [str(REPO_ROOT)]
@@ -118,6 +128,18 @@ class GatewayProcess:
             **(env or {}),
         }
         self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def http_port(self) -> int:
+        """The admin API's port."""
+        return int(self.environment["GATEWAY_HTTP_PORT"])
+
+    @property
+    def api_url(self) -> str:
+        """The admin API's base URL."""
+        host = self.environment["GATEWAY_HTTP_BIND_HOST"]
+        host = "127.0.0.1" if host in ("0.0.0.0", "") else host
+        return f"http://{host}:{self.http_port}"
 
     @property
     def ports(self) -> range:

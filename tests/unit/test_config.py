@@ -13,7 +13,7 @@ import sys
 from twisted.trial.unittest import SynchronousTestCase
 
 from kgateway import tap
-from kgateway.config import SETTINGS, ConfigError, Settings, kafka_client_settings
+from kgateway.config import SETTINGS, AdminUser, ConfigError, Settings, kafka_client_settings
 from kgateway.interfaces import Endpoint
 from kgateway.protocol.framing import DEFAULT_MAX_FRAME_BYTES
 
@@ -230,3 +230,105 @@ class PluginTests(SynchronousTestCase):
         node = tap.makeService(options, reactor=MemoryReactorClock())
         self.assertEqual(node.settings.port_start, 7100)
         self.assertEqual(node.settings.advertised_host, "gw")
+
+
+class AdminApiSettingsTests(SynchronousTestCase):
+    """The admin API's settings; the users' passwords never appear in an error."""
+
+    def load(self, **environ: str) -> Settings:
+        return Settings.load({**BOOTSTRAP, **environ}, NO_OPTIONS)
+
+    def error(self, **environ: str) -> str:
+        with self.assertRaises(ConfigError) as caught:
+            self.load(**environ)
+        message = str(caught.exception)
+        self.assertEqual(len(message.splitlines()), 1, message)
+        return message
+
+    def test_defaults(self) -> None:
+        settings = self.load()
+        self.assertEqual(
+            (
+                settings.http_port,
+                settings.http_bind_host,
+                settings.http_tls,
+                settings.admin_api_users,
+                settings.secured_metrics,
+                settings.admin_api_open_on_loopback,
+                settings.log_format,
+            ),
+            (8888, "0.0.0.0", None, (), True, False, "text"),
+        )
+        self.assertIn("no admin API users", settings.admin_api_refusal or "")
+
+    def test_read(self) -> None:
+        settings = Settings.load(
+            {
+                **BOOTSTRAP,
+                "GATEWAY_HTTP_PORT": "9443",
+                "GATEWAY_HTTP_BIND_HOST": "127.0.0.1",
+                "GATEWAY_ADMIN_API_USERS": '[{"username": "ops", "password": "pw", "admin": true},'
+                ' {"username": "ro", "password": "x:y"}]',
+                "GATEWAY_SECURED_METRICS": "false",
+                "GATEWAY_ADMIN_API_OPEN_ON_LOOPBACK": "true",
+                "GATEWAY_LOG_FORMAT": "JSON",
+            },
+            {**NO_OPTIONS, "http-port": "9444"},
+        )
+        self.assertEqual(settings.http_port, 9444)
+        self.assertEqual(settings.http_bind_host, "127.0.0.1")
+        self.assertEqual(
+            settings.admin_api_users,
+            (AdminUser("ops", "pw", True), AdminUser("ro", "x:y", False)),
+        )
+        self.assertFalse(settings.secured_metrics)
+        self.assertTrue(settings.admin_api_open_on_loopback)
+        self.assertEqual(settings.log_format, "json")
+        self.assertIsNone(settings.admin_api_refusal)
+
+    def test_password_not_in_repr(self) -> None:
+        settings = self.load(GATEWAY_ADMIN_API_USERS='[{"username": "ops", "password": "hunter2"}]')
+        self.assertNotIn("hunter2", repr(settings))
+        self.assertIn("ops", repr(settings))
+
+    def test_bad_users_one_line_without_the_value(self) -> None:
+        secret = "hunter2"
+        cases = {
+            "[": "GATEWAY_ADMIN_API_USERS is not valid JSON",
+            f'{{"username": "u", "password": "{secret}"}}': "must be a JSON list",
+            f'["{secret}"]': "entry 1 is not an object",
+            f'[{{"password": "{secret}"}}]': 'entry 1 needs a non-empty "username"',
+            f'[{{"username": "a:b", "password": "{secret}"}}]': "without ':'",
+            '[{"username": "u"}]': "user 'u' needs a non-empty \"password\"",
+            f'[{{"username": "u", "password": "{secret}", "admin": "yes"}}]': '"admin" must be',
+            f'[{{"username": "u", "password": "{secret}", "role": 1}}]': "unknown key(s) role",
+            f'[{{"username": "u", "password": "{secret}"}}, '
+            '{"username": "u", "password": "x"}]': "user 'u' is listed twice",
+        }
+        for value, expected in cases.items():
+            message = self.error(GATEWAY_ADMIN_API_USERS=value)
+            self.assertIn(expected, message)
+            self.assertNotIn(secret, message)
+
+    def test_bad_values(self) -> None:
+        self.assertIn("not a port number", self.error(GATEWAY_HTTP_PORT="0"))
+        self.assertIn("valid: true or false", self.error(GATEWAY_SECURED_METRICS="maybe"))
+        self.assertEqual(
+            self.error(GATEWAY_LOG_FORMAT="xml"), "GATEWAY_LOG_FORMAT='xml': valid: text or json"
+        )
+
+    def test_tls_needs_both_readable_matching_files(self) -> None:
+        self.assertEqual(
+            self.error(GATEWAY_HTTP_TLS_KEY="/k.pem"),
+            "GATEWAY_HTTP_TLS_KEY is set but GATEWAY_HTTP_TLS_CERT is not: HTTPS needs both PEM "
+            "files",
+        )
+        self.assertEqual(
+            self.error(GATEWAY_HTTP_TLS_KEY="/nonexistent/k.pem", GATEWAY_HTTP_TLS_CERT="/c.pem"),
+            "GATEWAY_HTTP_TLS_KEY='/nonexistent/k.pem': cannot read it (No such file or directory)",
+        )
+        garbage = self.mktemp()
+        with open(garbage, "w") as f:
+            f.write("not pem\n")
+        message = self.error(GATEWAY_HTTP_TLS_KEY=garbage, GATEWAY_HTTP_TLS_CERT=garbage)
+        self.assertIn("not a PEM certificate and its matching private key", message)

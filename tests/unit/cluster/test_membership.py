@@ -600,3 +600,20 @@ class StopTests(MembershipTestCase):
         self.assertIsNone(self.successResultOf(second))
         self.assertEqual(self.coordinator.seen, [("n1", "LeaveGroup", "member-1")])
         self.assertQuiet(n1, n1.rosters[:])
+
+
+class IsMemberTests(MembershipTestCase):
+    """The read-only C{is_member} the node's readiness uses."""
+
+    def test_member_while_in_the_roster_only(self) -> None:
+        n1 = self.node(1)
+        self.assertFalse(n1.membership.is_member)  # alone, not joined
+        self.start(n1)
+        self.assertTrue(n1.membership.is_member)
+        self.coordinator.drop("n1")
+        self.assertFalse(n1.membership.is_member)  # handing out only itself
+        self.advance(RETRY)
+        self.assertTrue(n1.membership.is_member)
+        n1.membership.stop()
+        self.coordinator.flush()
+        self.assertFalse(n1.membership.is_member)

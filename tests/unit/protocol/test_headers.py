@@ -14,6 +14,7 @@ from kgateway.protocol.headers import (
     PRODUCE,
     RequestInfo,
     produce_acks,
+    request_client_id,
     request_header,
     request_info,
     response_correlation_id,
@@ -175,3 +176,20 @@ class ProduceAcksTests(SynchronousTestCase):
         data = produce_request(3, "transactional", 1)
         header_end = request_header(data, flexible=False)[1]
         self.assertRaises(FrameError, produce_acks, data[: header_end + 5], 3)
+
+
+class RequestClientIdTests(SynchronousTestCase):
+    """The client id, read without decoding the header."""
+
+    def test_flexible_and_not(self) -> None:
+        flexible = request_frame(ApiVersionsRequest[3](), 1, client_id="rdkafka")
+        plain = request_frame(MetadataRequest[1](topics=None), 2, client_id="app-ü")
+        self.assertEqual(request_client_id(flexible), "rdkafka")
+        self.assertEqual(request_client_id(plain), "app-ü")
+
+    def test_null_and_truncated(self) -> None:
+        null = pack(">ihhih", 10, 18, 0, 7, -1)
+        self.assertIsNone(request_client_id(null))
+        truncated = pack(">ihhih", 14, 18, 0, 7, 10) + b"abc"
+        self.assertIsNone(request_client_id(truncated))
+        self.assertIsNone(request_client_id(pack(">ihhi", 8, 18, 0, 7)))

@@ -76,3 +76,8 @@ class FixedHostMapperTests(SynchronousTestCase):
         self.mapper.mapping().endpoint_for(7)
         FixedHostMapper("gateway.test", PLAN).mapping().endpoint_for(7)
         self.assertEqual([event["broker_id"] for event in self.errors()], [7, 7])
+
+    def test_candidates(self) -> None:
+        """The one candidate is the fixed host at the broker's port; none off the plan."""
+        self.assertEqual(self.mapper.candidates(2), [Endpoint("gateway.test", 19093)])
+        self.assertEqual(self.mapper.candidates(7), [])

@@ -169,3 +169,19 @@ class RosterMappingTests(SynchronousTestCase):
         self.assertIsNone(mapping.endpoint_for(9))
         self.assertIsNone(mapping.endpoint_for(9))
         self.assertEqual(asked, [1, 9])
+
+
+class CandidatesTests(SynchronousTestCase):
+    """What the admin API shows: the candidates, without turning the round-robin."""
+
+    def test_rack_first_then_everyone_and_no_turn(self) -> None:
+        roster = [A2, C, A, B]
+        mapper = RackAwareMapper(lambda: roster, {1: "a", 2: "b", 3: "z", 9: "a"}.get)
+        self.assertEqual(mapper.candidates(1), [at(A, 1), at(A2, 1)])
+        self.assertEqual(mapper.candidates(2), [at(B, 2)])
+        # No node in rack z: every node, sorted by name.
+        self.assertEqual(mapper.candidates(3), [at(A, 3), at(A2, 3), at(B, 3), at(C, 3)])
+        self.assertEqual(mapper.candidates(9), [])
+        # Asking did not move the round-robin: the first mapping starts where it would.
+        fresh = RackAwareMapper(lambda: roster, {1: "a"}.get)
+        self.assertEqual(mapper.mapping().endpoint_for(1), fresh.mapping().endpoint_for(1))

@@ -1,0 +1,297 @@
+"""
+The admin API's OpenAPI 3 document, served at C{/openapi.json}.
+
+Written by hand next to the resources it describes; a unit test validates it
+and checks the resources' answers against it, and an integration test runs
+schemathesis against a real node.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+_ERROR = _json(_ref("Error"), "An error")
+_UNAUTHORIZED = {
+    "description": "Missing or wrong credentials (no detail is given)",
+    "headers": {"WWW-Authenticate": {"schema": {"type": "string"}}},
+    "content": {"application/json": {"schema": _ref("Error")}},
+}
+_SECURED: list[dict[str, list[str]]] = [{"basicAuth": []}]
+
+
+def _get(
+    summary: str,
+    ok: dict[str, Any],
+    secured: bool = True,
+    more: dict[str, Any] | None = None,
+    parameters: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    responses: dict[str, Any] = {"200": ok, **(more or {})}
+    if secured:
+        responses["401"] = _UNAUTHORIZED
+    operation: dict[str, Any] = {
+        "summary": summary,
+        "security": _SECURED if secured else [],
+        "responses": responses,
+    }
+    if parameters:
+        operation["parameters"] = parameters
+    return {"get": operation}
+
+
+_STR_OR_NULL = {"type": ["string", "null"]}
+_INT_OR_NULL = {"type": ["integer", "null"]}
+
+_SCHEMAS: dict[str, Any] = {
+    "Error": {
+        "type": "object",
+        "required": ["title", "message"],
+        "properties": {"title": {"type": "string"}, "message": {"type": "string"}},
+    },
+    "NotReady": {
+        "type": "object",
+        "required": ["title", "message", "reasons"],
+        "properties": {
+            "title": {"type": "string"},
+            "message": {"type": "string"},
+            "reasons": {"type": "array", "items": {"type": "string"}, "minItems": 1},
+        },
+    },
+    "Status": {
+        "type": "object",
+        "required": ["status"],
+        "properties": {"status": {"type": "string", "enum": ["live", "ready"]}},
+    },
+    "Versions": {
+        "type": "object",
+        "required": ["kgateway", "python", "dependencies"],
+        "properties": {
+            "kgateway": {"type": "string"},
+            "python": {"type": "string"},
+            "dependencies": {"type": "object", "additionalProperties": {"type": "string"}},
+        },
+    },
+    "Node": {
+        "description": "The node that answered",
+        "type": "object",
+        "required": ["id", "host", "port_start", "rack"],
+        "properties": {
+            "id": {**_STR_OR_NULL, "description": "null until the node has its port plan"},
+            "host": {"type": "string"},
+            "port_start": _INT_OR_NULL,
+            "rack": _STR_OR_NULL,
+        },
+    },
+    "Member": {
+        "type": "object",
+        "required": [
+            "id",
+            "member_id",
+            "host",
+            "port_start",
+            "port_count",
+            "min_broker_id",
+            "rack",
+            "joined_at",
+        ],
+        "properties": {
+            "id": {"type": "string", "description": "the node's name"},
+            "member_id": {**_STR_OR_NULL, "description": "its id in the Kafka group"},
+            "host": {"type": "string", "description": "advertised host"},
+            "port_start": {"type": "integer"},
+            "port_count": {"type": "integer"},
+            "min_broker_id": {"type": "integer"},
+            "rack": _STR_OR_NULL,
+            "joined_at": {"type": "string", "format": "date-time"},
+        },
+    },
+    "Broker": {
+        "type": "object",
+        "required": ["id", "host", "port", "rack"],
+        "properties": {
+            "id": {"type": "integer"},
+            "host": {"type": "string"},
+            "port": {"type": "integer"},
+            "rack": _STR_OR_NULL,
+        },
+    },
+    "Cluster": {
+        "type": "object",
+        "required": ["cluster_id", "group_id", "answered_by", "members", "brokers"],
+        "properties": {
+            "cluster_id": {"type": "string"},
+            "group_id": {"type": "string"},
+            "answered_by": _ref("Node"),
+            "members": {"type": "array", "items": _ref("Member")},
+            "brokers": {"type": "array", "items": _ref("Broker")},
+        },
+    },
+    "Mapping": {
+        "type": "object",
+        "required": ["mode", "rack", "brokers"],
+        "properties": {
+            "mode": {
+                "type": "string",
+                "enum": ["rack-aware", "load-balancer"],
+                "description": "rack-aware: internal load balancing; load-balancer: every "
+                "broker at GATEWAY_ADVERTISED_HOST",
+            },
+            "rack": _STR_OR_NULL,
+            "brokers": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["broker_id", "broker", "rack_local", "candidates"],
+                    "properties": {
+                        "broker_id": {"type": "integer"},
+                        "broker": {
+                            "type": "object",
+                            "required": ["host", "port", "rack"],
+                            "properties": {
+                                "host": {"type": "string"},
+                                "port": {"type": "integer"},
+                                "rack": _STR_OR_NULL,
+                            },
+                        },
+                        "rack_local": {"type": "boolean"},
+                        "candidates": {
+                            "description": "the addresses a metadata response picks from, "
+                            "round-robin; empty when no node has a port for the broker",
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "required": ["node", "host", "port", "rack"],
+                                "properties": {
+                                    "node": {
+                                        **_STR_OR_NULL,
+                                        "description": "null for a load balancer",
+                                    },
+                                    "host": {"type": "string"},
+                                    "port": {"type": "integer"},
+                                    "rack": _STR_OR_NULL,
+                                },
+                            },
+                        },
+                    },
+                },
+            },
+        },
+    },
+    "Connections": {
+        "type": "object",
+        "required": ["answered_by", "connections"],
+        "properties": {
+            "answered_by": _ref("Node"),
+            "connections": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": [
+                        "peer",
+                        "port",
+                        "broker_id",
+                        "broker",
+                        "client_id",
+                        "bytes_from_client",
+                        "bytes_to_client",
+                        "in_flight",
+                        "age_seconds",
+                    ],
+                    "properties": {
+                        "peer": {"type": "string", "description": "client host:port"},
+                        "port": {**_INT_OR_NULL, "description": "the gateway port"},
+                        "broker_id": {"type": "integer"},
+                        "broker": {"type": "string", "description": "the broker's host:port"},
+                        "client_id": {
+                            **_STR_OR_NULL,
+                            "description": "from the connection's first request",
+                        },
+                        "bytes_from_client": {"type": "integer", "minimum": 0},
+                        "bytes_to_client": {"type": "integer", "minimum": 0},
+                        "in_flight": {"type": "integer", "minimum": 0},
+                        "age_seconds": {"type": "number", "minimum": 0},
+                    },
+                },
+            },
+        },
+    },
+    "Index": {
+        "type": "object",
+        "required": ["title", "paths"],
+        "properties": {
+            "title": {"type": "string"},
+            "paths": {"type": "array", "items": {"type": "string"}},
+        },
+    },
+}
+
+DOCUMENT: dict[str, Any] = {
+    "openapi": "3.1.0",
+    "info": {
+        "title": "kgateway admin API",
+        "version": "1",
+        "description": "Served by every gateway node on GATEWAY_HTTP_PORT. Cluster-wide "
+        "views (members, brokers, mapping) are the same from any node. Everything except "
+        "/health/* needs HTTP Basic credentials of a GATEWAY_ADMIN_API_USERS user; "
+        "/metrics too unless GATEWAY_SECURED_METRICS=false.",
+    },
+    "paths": {
+        "/": _get("What this API serves", _json(_ref("Index"), "The paths")),
+        "/health/live": _get(
+            "200 while the process runs", _json(_ref("Status"), "Live"), secured=False
+        ),
+        "/health/ready": _get(
+            "Ready for clients: connected to Kafka, listening, a member of its gateway cluster",
+            _json(_ref("Status"), "Ready"),
+            secured=False,
+            more={"503": _json(_ref("NotReady"), "Not ready, and why")},
+        ),
+        "/versions": _get("kgateway and dependency versions", _json(_ref("Versions"), "Versions")),
+        "/metrics": _get(
+            "Prometheus metrics (prefix kgateway_)",
+            {
+                "description": "Prometheus text exposition format",
+                "content": {"text/plain": {"schema": {"type": "string"}}},
+            },
+        ),
+        "/openapi.json": _get("This document", _json({"type": "object"}, "The OpenAPI 3 document")),
+        "/api/v1/cluster": _get(
+            "The gateway cluster's members, the Kafka brokers, and which node answered",
+            _json(_ref("Cluster"), "The cluster"),
+        ),
+        "/api/v1/mapping": _get(
+            "For each broker, the gateway addresses a metadata request may hand out now",
+            _json(_ref("Mapping"), "The mapping"),
+            more={
+                "400": _ERROR,
+                "404": _json(_ref("Error"), "No broker in that rack"),
+                "503": _json(_ref("Error"), "The node has not seen the brokers yet"),
+            },
+            parameters=[
+                {
+                    "name": "rack",
+                    "in": "query",
+                    "required": False,
+                    "description": "only the brokers in this rack",
+                    "schema": {"type": "string", "minLength": 1},
+                }
+            ],
+        ),
+        "/api/v1/connections": _get(
+            "This node's client connections", _json(_ref("Connections"), "The connections")
+        ),
+    },
+    "components": {
+        "securitySchemes": {"basicAuth": {"type": "http", "scheme": "basic"}},
+        "schemas": _SCHEMAS,
+    },
+}

@@ -1,0 +1,1 @@
+"""Tests for the admin API: resources in memory with StubTreq, auth, CLI."""

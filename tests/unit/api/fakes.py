@@ -1,0 +1,161 @@
+"""
+A gateway node on a fake reactor, with a fake directory, fake brokers and a
+fake gateway group, for testing the admin API against the node's real
+resources with StubTreq.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from types import SimpleNamespace
+from typing import Any
+
+from jsonschema import Draft202012Validator
+from prometheus_client import CollectorRegistry
+from treq.testing import StubTreq
+from twisted.application.service import Service
+from twisted.internet.defer import succeed
+from twisted.internet.task import Clock
+from twisted.trial.unittest import SynchronousTestCase
+
+from kgateway.api.openapi import DOCUMENT
+from kgateway.cluster.roster import Member
+from kgateway.config import AdminUser, Settings
+from kgateway.interfaces import BrokerInfo, Endpoint
+from kgateway.routing.ports import PortPlan
+from kgateway.service import GatewayNode, makeService
+from tests.unit.proxy.fakes import FakeBrokers
+from tests.unit.test_service import FakeFetch, RecordingReactor
+
+OPS = AdminUser("ops", "s3cret-Pw!", admin=True)
+VIEWER = AdminUser("viewer", "look-only", admin=False)
+USERS = (OPS, VIEWER)
+AUTH = (OPS.username, OPS.password)
+BASE = "http://gw-a.test:8888"
+
+BROKERS = [
+    BrokerInfo(1, "k1.kafka", 9092, "a"),
+    BrokerInfo(2, "k2.kafka", 9092, "b"),
+    BrokerInfo(3, "k3.kafka", 9092, "c"),
+]
+#: The other node of the gateway cluster, in rack b.
+OTHER = Member("gw-b.test:7100@2", "gw-b.test", 7100, 6, 0, "b", 1700000100.0, "member-2")
+
+
+@dataclass
+class FakeMembership:
+    """The gateway group as the node sees it: a roster and whether it is in it."""
+
+    myself: Member
+    others: list[Member] = field(default_factory=lambda: [OTHER])
+    is_member: bool = True
+    started: bool = False
+    core: Any = None
+
+    def __post_init__(self) -> None:
+        self.core = SimpleNamespace(myself=self.myself, rebalances=2)
+
+    @property
+    def roster(self) -> list[Member]:
+        me = Member(**{**self.myself.to_json(), "member_id": "member-1"})  # type: ignore[arg-type]
+        return sorted([me, *self.others]) if self.is_member else [self.myself]
+
+    def start(self) -> None:
+        self.started = True
+
+    def stop(self) -> Any:
+        self.is_member = False
+        return succeed(None)
+
+
+@dataclass
+class ApiNode:
+    """A node, its fake surroundings, and an HTTP client for its admin API."""
+
+    node: GatewayNode
+    reactor: RecordingReactor
+    fetch: FakeFetch
+    brokers: FakeBrokers
+    clock: Clock
+    registry: CollectorRegistry
+    http: StubTreq
+
+    @property
+    def membership(self) -> FakeMembership:
+        return self.node.membership  # type: ignore[return-value]
+
+    def learn_brokers(self) -> None:
+        """Kafka answers: the node listens on its ports and joins (fakely) its group."""
+        self.fetch.brokers = list(BROKERS)
+        self.reactor.advance(self.node.settings.metadata_refresh_seconds)
+        for factory in self.node.factories.values():
+            factory.clock = self.clock.seconds
+
+    def get(self, path: str, auth: tuple[str, str] | None = AUTH, **kwargs: Any) -> Any:
+        """GET C{path}; the response (already complete: StubTreq is synchronous)."""
+        deferred = self.http.get(BASE + path, auth=auth, **kwargs)
+        self.http.flush()
+        return deferred
+
+
+def make_api_node(
+    case: SynchronousTestCase, brokers_known: bool = True, **overrides: Any
+) -> ApiNode:
+    """A started node with the admin API; stopped when the test ends."""
+    values: dict[str, Any] = {
+        "bootstrap_servers": (Endpoint("boot", 9092),),
+        "bind_host": "127.0.0.2",
+        "advertised_host": "gw-a.test",
+        "port_start": 7000,
+        "port_count": 6,
+        "rack_id": "a",
+        "cluster_id": "prod",
+        "group_id": "kgateway_prod",
+        "admin_api_users": USERS,
+    }
+    settings = Settings(**{**values, **overrides})
+    reactor = RecordingReactor()
+    registry = CollectorRegistry()
+    node = makeService(settings, reactor, registry)
+    fetch = FakeFetch(None)
+    node.directory._fetch = fetch
+    upstream = FakeBrokers()
+    node.connect = upstream.connect
+
+    def membership(plan: PortPlan) -> FakeMembership:
+        me = Member(
+            "gw-a.test:7000@1", "gw-a.test", plan.start, plan.count, plan.min_broker_id, "a", 1.7e9
+        )
+        return FakeMembership(me)
+
+    node.membership_factory = membership  # type: ignore[assignment]
+    node.license_factory = Service  # type: ignore[assignment]
+    node.startService()
+    case.addCleanup(node.stopService)
+    assert node.admin_api is not None, "no admin API"
+    api = ApiNode(
+        node, reactor, fetch, upstream, Clock(), registry, StubTreq(node.admin_api.site.resource)
+    )
+    if brokers_known:
+        api.learn_brokers()
+    return api
+
+
+def body(case: SynchronousTestCase, response: Any) -> Any:
+    """The response's JSON."""
+    return json.loads(case.successResultOf(response.content()))
+
+
+def conforms(case: SynchronousTestCase, path: str, response: Any) -> Any:
+    """Check a JSON response against the OpenAPI document's schema for it; return the JSON."""
+    data = body(case, response)
+    operation = DOCUMENT["paths"][path]["get"]
+    documented = operation["responses"].get(str(response.code))
+    case.assertIsNotNone(documented, f"{path} answered {response.code}, which is not documented")
+    schema = documented["content"]["application/json"]["schema"]
+    validator = Draft202012Validator({**schema, "components": DOCUMENT["components"]})
+    errors = [f"{list(e.absolute_path)}: {e.message}" for e in validator.iter_errors(data)]
+    case.assertEqual(errors, [], f"{path} {response.code} does not match the document")
+    case.assertEqual(response.headers.getRawHeaders(b"content-type"), [b"application/json"])
+    return data

@@ -1,0 +1,212 @@
+"""
+Known traffic through a client leg, then a scrape: every request, byte,
+connection, latency and error is counted where the metrics say.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+from twisted.internet.task import Clock
+from twisted.trial.unittest import SynchronousTestCase
+
+from kgateway.interfaces import Endpoint
+from kgateway.metrics import (
+    LATENCY_BUCKETS,
+    GatewayCollector,
+    NodeSnapshot,
+    TrafficStats,
+    api_name,
+    node_registry,
+)
+from kgateway.proxy.client_leg import ClientLegFactory
+from kgateway.routing.mapping import FixedHostMapper
+from kgateway.routing.ports import PortPlan
+from tests.unit.proxy.fakes import (
+    ClientSide,
+    FakeBrokers,
+    list_offsets_request,
+    list_offsets_response,
+    metadata_request,
+    metadata_response,
+    produce_request,
+    produce_response,
+)
+from tests.unit.proxy.test_client_leg import describe_quorum_v2
+
+Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+
+
+def scrape(registry: CollectorRegistry) -> Samples:
+    """Every sample of the registry's text exposition, by name and labels."""
+    text = generate_latest(registry).decode()
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def api(key: int, **more: str) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted({"api_key": str(key), "api": api_name(key), **more}.items()))
+
+
+class TrafficTests(SynchronousTestCase):
+    def setUp(self) -> None:
+        self.stats = TrafficStats()
+        self.clock = Clock()
+        self.brokers = FakeBrokers()
+        self.factory = ClientLegFactory(
+            1,
+            lambda broker_id: Endpoint("b1.kafka", 9092),
+            FixedHostMapper("gw.test", PortPlan(7000, 3, 0)),
+            self.brokers.connect,
+            stats=self.stats,
+            clock=self.clock.seconds,
+        )
+        self.snapshot = NodeSnapshot(client_connections=1, in_flight=2, members=3, rebalances=4)
+        self.registry = CollectorRegistry()
+        self.registry.register(GatewayCollector(self.stats, lambda: self.snapshot))
+
+    def test_known_traffic_counted(self) -> None:
+        client = ClientSide(self.factory)
+        requests = [
+            metadata_request(1),
+            metadata_request(2),
+            list_offsets_request(3),
+            produce_request(4, acks=0),
+            describe_quorum_v2(5),  # not offered: the gateway answers it
+            list_offsets_request(6),
+        ]
+        client.send(*requests)
+        [broker] = self.brokers.opened
+        self.clock.advance(0.003)
+        responses = [
+            metadata_response(1, [(1, "b1.kafka", 9092)]),
+            metadata_response(2, [(1, "b1.kafka", 9092)]),
+        ]
+        broker.answer(*responses)
+        self.clock.advance(0.5)
+        broker.answer(list_offsets_response(3))
+        client.transport.loseConnection()  # list offsets 6 is never answered
+
+        samples = scrape(self.registry)
+        self.assertEqual(samples[("kgateway_requests_total", api(3))], 2)
+        self.assertEqual(samples[("kgateway_requests_total", api(2))], 2)
+        self.assertEqual(samples[("kgateway_requests_total", api(0))], 1)
+        self.assertEqual(samples[("kgateway_requests_total", api(55))], 1)
+        self.assertEqual(samples[("kgateway_rewritten_responses_total", api(3))], 2)
+        self.assertEqual(
+            samples[("kgateway_request_errors_total", api(55, reason="unsupported_version"))], 1
+        )
+        self.assertEqual(samples[("kgateway_request_errors_total", api(2, reason="unanswered"))], 1)
+        # Latency: two Metadata answers at 3 ms, a ListOffsets at 503 ms.
+        self.assertEqual(samples[("kgateway_request_latency_seconds_count", api(3))], 2)
+        self.assertAlmostEqual(samples[("kgateway_request_latency_seconds_sum", api(3))], 0.006)
+        self.assertEqual(
+            samples[("kgateway_request_latency_seconds_bucket", api(3, le="0.0025"))], 0
+        )
+        self.assertEqual(
+            samples[("kgateway_request_latency_seconds_bucket", api(3, le="0.005"))], 2
+        )
+        self.assertEqual(samples[("kgateway_request_latency_seconds_bucket", api(2, le="0.5"))], 0)
+        self.assertEqual(samples[("kgateway_request_latency_seconds_bucket", api(2, le="1.0"))], 1)
+        self.assertEqual(samples[("kgateway_request_latency_seconds_bucket", api(2, le="+Inf"))], 1)
+        # Answered at once by the gateway (delivered with the first responses).
+        self.assertEqual(samples[("kgateway_request_latency_seconds_count", api(55))], 1)
+
+        sent = sum(map(len, requests))
+        by_direction = {
+            direction: samples[("kgateway_bytes_total", (("direction", direction),))]
+            for direction in ("from_client", "to_broker", "from_broker", "to_client")
+        }
+        self.assertEqual(
+            by_direction,
+            {
+                "from_client": sent,
+                "to_broker": sent - len(describe_quorum_v2(5)),
+                "from_broker": sum(map(len, responses)) + len(list_offsets_response(3)),
+                "to_client": len(client.transport.value()),
+            },
+        )
+        self.assertEqual(
+            broker.transport.value(), b"".join(r for r in requests if r != describe_quorum_v2(5))
+        )
+        self.assertEqual(samples[("kgateway_client_connections_accepted_total", ())], 1)
+        self.assertEqual(samples[("kgateway_broker_connections_opened_total", ())], 1)
+        self.assertEqual(samples[("kgateway_broker_connections", ())], 0)  # closed with the client
+
+    def test_only_changed_responses_count_as_rewritten(self) -> None:
+        """A Produce response without leader hints goes back as it came: not rewritten."""
+        client = ClientSide(self.factory)
+        client.send(produce_request(1, acks=1), metadata_request(2))
+        [broker] = self.brokers.opened
+        broker.answer(produce_response(1), metadata_response(2, [(1, "b1.kafka", 9092)]))
+        self.assertEqual(client.responses()[0], produce_response(1))
+        samples = scrape(self.registry)
+        self.assertNotIn(("kgateway_rewritten_responses_total", api(0)), samples)
+        self.assertEqual(samples[("kgateway_rewritten_responses_total", api(3))], 1)
+
+    def test_live_state_from_the_snapshot(self) -> None:
+        samples = scrape(self.registry)
+        self.assertEqual(samples[("kgateway_client_connections", ())], 1)
+        self.assertEqual(samples[("kgateway_requests_in_flight", ())], 2)
+        self.assertEqual(samples[("kgateway_cluster_members", ())], 3)
+        self.assertEqual(samples[("kgateway_rebalances_total", ())], 4)
+        self.assertEqual(samples[("kgateway_brokers", ())], 0)
+
+    def test_broker_connection_open_while_relaying(self) -> None:
+        ClientSide(self.factory)
+        self.assertEqual(scrape(self.registry)[("kgateway_broker_connections", ())], 1)
+
+    def test_upstream_failures(self) -> None:
+        self.brokers.refuse = True
+        client = ClientSide(self.factory)
+        self.assertFalse(client.open)
+        samples = scrape(self.registry)
+        self.assertEqual(samples[("kgateway_upstream_connection_failures_total", ())], 1)
+        self.assertEqual(samples[("kgateway_broker_connections_opened_total", ())], 0)
+
+    def test_a_client_leaving_mid_connect_is_no_failure(self) -> None:
+        self.brokers.delayed = True
+        client = ClientSide(self.factory)
+        client.transport.loseConnection()
+        samples = scrape(self.registry)
+        self.assertEqual(samples[("kgateway_upstream_connection_failures_total", ())], 0)
+
+    def test_buckets(self) -> None:
+        self.assertEqual(list(LATENCY_BUCKETS), sorted(LATENCY_BUCKETS))
+        self.assertEqual(api_name(0), "Produce")
+        self.assertEqual(api_name(999), "ApiKey999")
+
+
+class RegistryTests(SynchronousTestCase):
+    def test_default_registry_has_process_metrics_too(self) -> None:
+        registry = node_registry(TrafficStats(), NodeSnapshot)
+        names = {name for name, _ in scrape(registry)}
+        self.assertIn("kgateway_client_connections", names)
+        self.assertIn("python_info", names)
+
+    def test_injected_registry_gets_only_the_gateway(self) -> None:
+        registry = CollectorRegistry()
+        self.assertIs(node_registry(TrafficStats(), NodeSnapshot, registry), registry)
+        names = {name for name, _ in scrape(registry)}
+        self.assertTrue(all(name.startswith("kgateway_") for name in names), names)
+
+
+class NodeMetricsTests(SynchronousTestCase):
+    """The node's own registry: its live connections and in-flight requests."""
+
+    def test_node_snapshot(self) -> None:
+        from tests.unit.api.fakes import make_api_node
+
+        node_api = make_api_node(self)
+        client = ClientSide(node_api.node.factories[7001])
+        client.send(metadata_request(1), metadata_request(2))
+        samples: Any = scrape(node_api.registry)
+        self.assertEqual(samples[("kgateway_client_connections", ())], 1)
+        self.assertEqual(samples[("kgateway_requests_in_flight", ())], 2)
+        self.assertEqual(samples[("kgateway_requests_total", api(3))], 2)
+        self.assertEqual(samples[("kgateway_cluster_members", ())], 2)
