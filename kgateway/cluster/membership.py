@@ -16,7 +16,7 @@ result comes back to the machine as an input.
 
 from __future__ import annotations
 
-import time
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -563,8 +563,12 @@ class GatewayMembership:
 
 
 def node_name(host: str, port_start: int) -> str:
-    """A readable, unique-enough name for this node."""
-    return f"{host}:{port_start}@{int(time.time() * 1000) % 10**9:09d}"
+    """A readable, unique name for this node: its address and a random tag.
+
+    Behind a load balancer every node has the same advertised address and
+    ports, so the address alone does not tell nodes apart.
+    """
+    return f"{host}:{port_start}#{uuid.uuid4().hex[:8]}"
 
 
 # Built last: Automat resolves the input protocol's annotations at build time.
