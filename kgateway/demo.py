@@ -38,12 +38,13 @@ def owners(nodes: dict[str, GatewayProcess], via: GatewayProcess) -> set[str]:
     return {_owner(nodes, port) for _, port in brokers.values()}
 
 
-def show_mapping(title: str, via: GatewayProcess, nodes: dict[str, GatewayProcess]) -> None:
-    """Print the broker → gateway node mapping one metadata request gets."""
+def show_mapping(
+    title: str, via: GatewayProcess, nodes: dict[str, GatewayProcess], client_id: str
+) -> None:
+    """Print the broker → gateway node mapping a metadata request from C{client_id} gets."""
     print(f"   {title}:")
-    for broker, (host, port) in sorted(
-        advertised_brokers(via.advertised_host, via.port_start).items()
-    ):
+    brokers = advertised_brokers(via.advertised_host, via.port_start, client_id=client_id)
+    for broker, (host, port) in sorted(brokers.items()):
         print(
             f"     broker {broker} (rack {RACKS[broker - 1]}) -> {host}:{port}  "
             f"({_owner(nodes, port)})"
@@ -97,8 +98,8 @@ def main(argv: list[str] | None = None) -> None:
                 "== The nodes found each other through their Kafka consumer group; "
                 "each broker goes to the node in its rack"
             )
-            show_mapping("client 1 is told", first, nodes)
-            show_mapping("client 2 is told", first, nodes)
+            show_mapping("client 1 is told", first, nodes, "client-1")
+            show_mapping("client 2 is told", first, nodes, "client-2")
 
             bootstrap = ",".join(node.bootstrap for node in nodes.values())
             admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="kgateway-demo")
@@ -133,9 +134,9 @@ def main(argv: list[str] | None = None) -> None:
             # A killed node's ports belong to no running node ("?") until it is dropped.
             took = wait_until(lambda: "?" not in owners(nodes, first))
             print(f"== {took:.1f}s later (the group's session timeout) node b is gone:")
-            # Broker 2's rack has no node left: it goes round-robin to the others.
-            show_mapping("client 3 is now told", first, nodes)
-            show_mapping("client 4 is now told", first, nodes)
+            # Broker 2's rack has no node left: its clients are spread over the others.
+            show_mapping("client 3 is now told", first, nodes, "client-3")
+            show_mapping("client 4 is now told", first, nodes, "client-4")
         finally:
             for node in nodes.values():
                 node.stop()

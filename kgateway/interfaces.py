@@ -56,8 +56,8 @@ class INodeMapping(Interface):
 class INodeMapper(Interface):
     """Builds the mapping for each response that carries broker addresses."""
 
-    def mapping() -> INodeMapping:
-        """A fresh mapping for one response."""
+    def mapping(client: str | None = None) -> INodeMapping:
+        """The mapping for one response to C{client} (its host and client id), if known."""
 
     def candidates(broker_id: int) -> list[Endpoint]:
         """The addresses a mapping may hand out for this broker now, without side effects."""

@@ -83,6 +83,10 @@ class ClientLegCore:
     client_id: str | None = None
     client_id_read: bool = False
 
+    def client_key(self) -> str:
+        """Who the client is for the mapping: its host and client id (not its port)."""
+        return f"{self.peer.rpartition(':')[0]}|{self.client_id or ''}"
+
     def describe(self) -> str:
         return f"client {self.peer} (broker {self.broker_id} at {self.endpoint})"
 
@@ -156,7 +160,9 @@ class ClientLegCore:
                 pending.local_response = frame
             else:
                 try:
-                    rewritten = pending.rewriter(frame, pending.api_version, self.mapper.mapping())
+                    rewritten = pending.rewriter(
+                        frame, pending.api_version, self.mapper.mapping(self.client_key())
+                    )
                 except Exception as e:
                     self.stats.api(pending.api_key).error(ErrorReason.REWRITE_FAILED)
                     raise FrameError(

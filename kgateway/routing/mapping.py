@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import zlib
 from collections.abc import Callable, Sequence
 
 from twisted.logger import Logger
@@ -53,8 +54,8 @@ class FixedHostMapper:
         self._plan = plan
         self._warned: set[int] = set()
 
-    def mapping(self) -> INodeMapping:
-        """The mapping onto the fixed host."""
+    def mapping(self, client: str | None = None) -> INodeMapping:
+        """The mapping onto the fixed host (the same for every client)."""
         return FixedHostMapping(self._host, self._plan, self._warned)
 
     def candidates(self, broker_id: int) -> list[Endpoint]:
@@ -85,9 +86,15 @@ class RackAwareMapper:
 
     The candidates for a broker are the live nodes in the broker's rack, or
     every live node when its rack has none.  Among the candidates the choice
-    turns round-robin with every mapping (so successive metadata requests and
-    different clients get different nodes), offset by the broker id so that
-    one response spreads its brokers over the candidates too.
+    is spread over clients: a client (its address and client id) gets a turn
+    from a hash that every node computes alike, offset by the broker id so
+    that one response spreads its brokers over the candidates too.
+
+    A client must see the same address for a broker id on every metadata
+    answer, from every node, while the candidates do not change: librdkafka
+    drops a working connection whenever a broker's address changes, so a
+    choice that turned with every request kept it reconnecting.  Requests
+    that name no client turn round-robin.
     """
 
     def __init__(
@@ -100,10 +107,10 @@ class RackAwareMapper:
         self._turn = itertools.count()
         self._warned: set[int] = set()
 
-    def mapping(self) -> INodeMapping:
-        """A fresh mapping for one response."""
+    def mapping(self, client: str | None = None) -> INodeMapping:
+        """The mapping for one response to C{client} ("host|client id")."""
         members = sorted(self._roster(), key=lambda m: m.node_name)
-        turn = next(self._turn)
+        turn = zlib.crc32(client.encode()) if client is not None else next(self._turn)
 
         def choose(broker_id: int) -> Endpoint | None:
             candidates = self._candidates(members, broker_id)

@@ -21,10 +21,12 @@ def _recv_exactly(sock: socket.socket, size: int) -> bytes:
     return b"".join(chunks)
 
 
-def advertised_brokers(host: str, port: int, timeout: float = 5.0) -> dict[int, tuple[str, int]]:
+def advertised_brokers(
+    host: str, port: int, timeout: float = 5.0, client_id: str = "kgateway-probe"
+) -> dict[int, tuple[str, int]]:
     """The broker id → (host, port) map a Metadata request to C{host:port} returns."""
     request = MetadataRequest[_VERSION](topics=[], allow_auto_topic_creation=False)
-    request.with_header(correlation_id=1, client_id="kgateway-probe")
+    request.with_header(correlation_id=1, client_id=client_id)
     with socket.create_connection((host, port), timeout=timeout) as sock:
         sock.sendall(request.encode(header=True, framed=True))
         (size,) = struct.unpack(">i", _recv_exactly(sock, 4))

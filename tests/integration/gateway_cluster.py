@@ -63,9 +63,11 @@ class GatewayCluster:
                 return node
         raise AssertionError(f"port {port} belongs to no gateway node")
 
-    def mapping(self, via: GatewayProcess) -> dict[int, GatewayProcess]:
+    def mapping(
+        self, via: GatewayProcess, client_id: str = "kgateway-probe"
+    ) -> dict[int, GatewayProcess]:
         """Broker id → the node a metadata request through C{via} hands out for it."""
-        brokers = advertised_brokers(via.advertised_host, via.port_start)
+        brokers = advertised_brokers(via.advertised_host, via.port_start, client_id=client_id)
         return {broker: self.owner_of(port) for broker, (_, port) in brokers.items()}
 
     def wait_for(
@@ -84,10 +86,10 @@ class GatewayCluster:
         raise AssertionError(f"timed out after {timeout}s waiting for {what}\n{logs}")
 
     def handed_out(self, via: GatewayProcess, requests: int = 12) -> set[Path]:
-        """Which nodes (by log path) appear in C{requests} successive mappings through C{via}."""
+        """Which nodes (by log path) C{requests} different clients are handed through C{via}."""
         seen: set[Path] = set()
-        for _ in range(requests):
-            seen.update(node.log_path for node in self.mapping(via).values())
+        for client in range(requests):
+            seen.update(node.log_path for node in self.mapping(via, f"probe-{client}").values())
         return seen
 
     def live(self, nodes: Sequence[GatewayProcess]) -> set[Path]:

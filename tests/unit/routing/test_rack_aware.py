@@ -185,3 +185,46 @@ class CandidatesTests(SynchronousTestCase):
         # Asking did not move the round-robin: the first mapping starts where it would.
         fresh = RackAwareMapper(lambda: roster, {1: "a"}.get)
         self.assertEqual(mapper.mapping().endpoint_for(1), fresh.mapping().endpoint_for(1))
+
+
+class ClientStickinessTests(SynchronousTestCase):
+    """A client sees one address per broker; different clients are spread."""
+
+    def setUp(self) -> None:
+        self.roster: list[Member] = [A, A2, B]
+        self.racks: dict[int, str | None] = {1: "a", 2: "b", 3: "c"}
+
+    def mapper(self) -> RackAwareMapper:
+        return RackAwareMapper(lambda: self.roster, self.racks.get)
+
+    def test_same_client_same_answer_from_every_node(self) -> None:
+        """Two nodes (two mappers), many requests: one client always gets the same addresses."""
+        node_one, node_two = self.mapper(), self.mapper()
+        client = "10.0.0.7|rdkafka"
+        first = {b: node_one.mapping(client).endpoint_for(b) for b in (1, 2, 3)}
+        for mapper in (node_one, node_two) * 5:
+            self.assertEqual({b: mapper.mapping(client).endpoint_for(b) for b in (1, 2, 3)}, first)
+
+    def test_different_clients_are_spread_over_the_rack(self) -> None:
+        """Broker 1 (rack a, two nodes): clients land on both rack-a nodes, never elsewhere."""
+        mapper = self.mapper()
+        chosen = {mapper.mapping(f"10.0.0.{i}|app").endpoint_for(1) for i in range(20)}
+        self.assertEqual(chosen, {at(A, 1), at(A2, 1)})
+
+    def test_stickiness_follows_the_roster(self) -> None:
+        """When a node leaves, its clients move; the others keep their node."""
+        mapper = self.mapper()
+        clients = [f"10.0.0.{i}|app" for i in range(20)]
+        before = {c: mapper.mapping(c).endpoint_for(1) for c in clients}
+        self.roster = [A, B]
+        after = {c: mapper.mapping(c).endpoint_for(1) for c in clients}
+        self.assertEqual(set(after.values()), {at(A, 1)})
+        for client in clients:
+            if before[client] == at(A, 1):
+                self.assertEqual(after[client], at(A, 1))
+
+    def test_no_client_turns_round_robin(self) -> None:
+        mapper = self.mapper()
+        chosen = [mapper.mapping().endpoint_for(1) for _ in range(4)]
+        self.assertEqual(chosen[0::2], [chosen[0]] * 2)
+        self.assertNotEqual(chosen[0], chosen[1])
