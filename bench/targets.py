@@ -1,0 +1,242 @@
+"""
+What a benchmark client talks to: Kafka itself, kgateway nodes, or a peer proxy.
+
+Every target says where clients bootstrap, which ports they may reach, which
+processes do its work (for CPU accounting) and how many bytes it has seen
+move (the second proof, after strace, that traffic really went through it).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import urllib.request
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+
+from kgateway.testing.gateway_process import GatewayProcess, free_port_range
+from kgateway.testing.probe import advertised_brokers
+
+_BYTES_LOGGED = re.compile(rb"; (\d+) bytes up, (\d+) bytes down")
+
+
+class Target:
+    """Something Kafka clients can bootstrap against."""
+
+    key = "?"
+    title = "?"
+    is_proxy = True
+
+    @property
+    def bootstrap(self) -> str:
+        """The client's bootstrap address."""
+        raise NotImplementedError
+
+    @property
+    def client_ports(self) -> set[int]:
+        """The ports a client of this target should connect to."""
+        raise NotImplementedError
+
+    def pids(self) -> list[int]:
+        """The processes that do this target's work."""
+        return []
+
+    def bytes_moved(self) -> tuple[int, int] | None:
+        """Bytes client→Kafka and Kafka→client the target has accounted for so far."""
+        return None
+
+    def stop(self) -> None:
+        """Stop whatever the target started."""
+
+
+class Direct(Target):
+    """Clients straight to the brokers: the baseline."""
+
+    key = "direct"
+    title = "direct"
+    is_proxy = False
+
+    def __init__(self, bootstrap_servers: str, broker_ports: set[int]) -> None:
+        self._bootstrap = bootstrap_servers
+        self._ports = broker_ports
+
+    @property
+    def bootstrap(self) -> str:
+        return self._bootstrap
+
+    @property
+    def client_ports(self) -> set[int]:
+        return self._ports
+
+
+class KGateway(Target):
+    """One or more C{twistd kgateway} nodes sharing one GATEWAY_CLUSTER_ID."""
+
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        workdir: Path,
+        nodes: int,
+        min_broker_id: int,
+        racks: Sequence[str] = ("a", "b", "c"),
+    ) -> None:
+        self.key = f"kgateway-{nodes}"
+        self.title = f"kgateway ×{nodes}"
+        cluster_id = f"bench{nodes}-{uuid.uuid4().hex[:8]}"
+        self.nodes = [
+            GatewayProcess(
+                bootstrap_servers,
+                workdir / self.key / f"node{index}.log",
+                min_broker_id=min_broker_id,
+                env={
+                    "GATEWAY_CLUSTER_ID": cluster_id,
+                    **({"GATEWAY_RACK_ID": racks[index % len(racks)]} if nodes > 1 else {}),
+                },
+            )
+            for index in range(nodes)
+        ]
+
+    def start(self, timeout: float = 90.0) -> None:
+        """Start every node; with several, wait until metadata hands out all of them."""
+        for node in self.nodes:
+            node.start()
+        if len(self.nodes) == 1:
+            return
+        wanted = {node.port_start for node in self.nodes}
+        deadline = time.monotonic() + timeout
+        seen: set[int] = set()
+        while time.monotonic() < deadline:
+            try:
+                advertised = advertised_brokers(
+                    self.nodes[0].advertised_host, self.nodes[0].port_start
+                )
+            except OSError:
+                advertised = {}
+            seen = {self._owner(port) for _, port in advertised.values()}
+            if seen == wanted:
+                return
+            time.sleep(0.25)
+        raise RuntimeError(
+            f"{self.title}: metadata still names nodes {sorted(seen)} of {sorted(wanted)} "
+            f"after {timeout}s\n" + "\n".join(n.log_tail(10) for n in self.nodes)
+        )
+
+    def _owner(self, port: int) -> int:
+        for node in self.nodes:
+            if port in node.ports:
+                return node.port_start
+        return -1
+
+    @property
+    def bootstrap(self) -> str:
+        return self.nodes[0].bootstrap
+
+    @property
+    def client_ports(self) -> set[int]:
+        return {port for node in self.nodes for port in node.ports}
+
+    def pids(self) -> list[int]:
+        return [node.pid for node in self.nodes if node.pid is not None]
+
+    def bytes_moved(self) -> tuple[int, int]:
+        """The byte counts each node logs when a client connection closes, summed."""
+        up = down = 0
+        for node in self.nodes:
+            try:
+                text = node.log_path.read_bytes()
+            except OSError:
+                continue
+            for match in _BYTES_LOGGED.finditer(text):
+                up += int(match[1])
+                down += int(match[2])
+        return up, down
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()
+
+
+class KafkaProxy(Target):
+    """grepplabs/kafka-proxy, one listener per broker, no dynamic listeners."""
+
+    key = "kafka-proxy"
+    title = "kafka-proxy"
+
+    def __init__(self, binary: Path, brokers: dict[int, tuple[str, int]], workdir: Path) -> None:
+        import subprocess
+
+        first = free_port_range(len(brokers) + 1)
+        self._ports = {broker: first + i for i, broker in enumerate(sorted(brokers))}
+        self._metrics_port = first + len(brokers)
+        mappings = [
+            arg
+            for broker, (host, port) in sorted(brokers.items())
+            for arg in (
+                "--bootstrap-server-mapping",
+                f"{host}:{port},127.0.0.1:{self._ports[broker]}",
+            )
+        ]
+        self.log_path = workdir / "kafka-proxy.log"
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                [
+                    str(binary),
+                    "server",
+                    *mappings,
+                    "--dynamic-listeners-disable",
+                    "--http-listen-address",
+                    f"127.0.0.1:{self._metrics_port}",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(
+                    f"kafka-proxy exited with {self.process.returncode}: "
+                    + self.log_path.read_text(errors="replace")[-2000:]
+                )
+            try:
+                advertised_brokers("127.0.0.1", min(self._ports.values()), timeout=2)
+                return
+            except OSError:
+                time.sleep(0.25)
+        raise RuntimeError("kafka-proxy did not answer Metadata within 20 s")
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{min(self._ports.values())}"
+
+    @property
+    def client_ports(self) -> set[int]:
+        return set(self._ports.values())
+
+    def pids(self) -> list[int]:
+        return [self.process.pid] if self.process.poll() is None else []
+
+    def bytes_moved(self) -> tuple[int, int] | None:
+        """From kafka-proxy's Prometheus metrics (request and response byte counters)."""
+        try:
+            with urllib.request.urlopen(
+                f"http://127.0.0.1:{self._metrics_port}/metrics", timeout=5
+            ) as answer:
+                text = answer.read().decode()
+        except OSError:
+            return None
+        up = down = 0.0
+        for line in text.splitlines():
+            name, _, value = line.rpartition(" ")
+            if name.startswith("proxy_requests_bytes"):
+                up += float(value)
+            elif name.startswith("proxy_responses_bytes"):
+                down += float(value)
+        return int(up), int(down)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(10)
