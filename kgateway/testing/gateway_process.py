@@ -35,11 +35,27 @@ class GatewayProcessError(RuntimeError):
 _handed_out: set[int] = set()
 
 
-def free_port_range(count: int, host: str = "127.0.0.1", start: int = 20000) -> int:
-    """Find C{count} consecutive free ports, not handed out before, and return the first."""
-    port = start + (os.getpid() * 37) % 20000
+def _ephemeral_low() -> int:
+    """The first port the kernel hands out for outgoing connections."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as ports:
+            return int(ports.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+def free_port_range(count: int, host: str = "127.0.0.1", start: int = 12000) -> int:
+    """Find C{count} consecutive free ports, not handed out before, and return the first.
+
+    Only ports below the kernel's ephemeral range are used: a port that is
+    free now but ephemeral can be taken by any outgoing connection (a
+    broker's, a client's) before the gateway binds it.
+    """
+    end = _ephemeral_low()
+    span = max(end - start - count, 1)
+    port = start + (os.getpid() * 37) % span
     for _ in range(2000):
-        if port + count > 65000:
+        if port + count > end:
             port = start
         wanted = set(range(port, port + count))
         if wanted & _handed_out:

@@ -231,15 +231,15 @@ class _Node:
 
 
 def _free_ports(host: str, count: int) -> list[int]:
-    """Ask the kernel for ``count`` distinct free TCP ports on ``host``."""
-    # Hold every socket open until all are chosen so the kernel cannot hand out one port twice.
-    with contextlib.ExitStack() as stack:
-        ports = []
-        for _ in range(count):
-            sock = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
-            sock.bind((host, 0))
-            ports.append(sock.getsockname()[1])
-        return ports
+    """``count`` free TCP ports on ``host``, below the kernel's ephemeral range.
+
+    A kernel-chosen port (bind to 0) is ephemeral: between our check and the JVM's bind,
+    any outgoing connection on the machine may take it.
+    """
+    from kgateway.testing.gateway_process import free_port_range
+
+    first = free_port_range(count, host)
+    return list(range(first, first + count))
 
 
 def _random_cluster_id() -> str:
