@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import ctypes
 import json
 import os
 import secrets
@@ -18,11 +17,12 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 
-_PR_SET_PDEATHSIG = 1
+from kgateway.testing.children import die_with_parent
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -77,18 +77,6 @@ def free_port_range(count: int, host: str = "127.0.0.1", start: int = 12000) -> 
 def twistd_command() -> list[str]:
     """The twistd of this Python, run as a module so a venv's own is used."""
     return [sys.executable, "-c", "from twisted.scripts.twistd import run; run()"]
-
-
-def _die_with_parent() -> Callable[[], None]:
-    libc = ctypes.CDLL(None, use_errno=True)
-    parent = os.getpid()
-
-    def preexec() -> None:
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-        if os.getppid() != parent:
-            os._exit(1)
-
-    return preexec
 
 
 _live: set[GatewayProcess] = set()
@@ -187,7 +175,7 @@ class GatewayProcess:
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             cwd=str(self.log_path.parent),
-            preexec_fn=_die_with_parent(),
+            preexec_fn=die_with_parent(),
         )
         log.close()
         _live.add(self)

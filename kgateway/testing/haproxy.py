@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 
-from kgateway.testing.gateway_process import _die_with_parent
+from kgateway.testing.children import die_with_parent
 
 HAPROXY = "/usr/sbin/haproxy"
 """The HAProxy binary (Debian package C{haproxy})."""
@@ -177,7 +177,7 @@ class HAProxy:
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             cwd=str(self.workdir),
-            preexec_fn=_die_with_parent(),
+            preexec_fn=die_with_parent(),
         )
         log.close()
         _live.add(self)

@@ -13,27 +13,25 @@ import argparse
 import atexit
 import base64
 import contextlib
-import ctypes
 import fcntl
 import hashlib
 import itertools
 import os
 import shutil
 import signal
-import socket
-import struct
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType, TracebackType
 from typing import IO
 
-from kafka.protocol.metadata import MetadataRequest, MetadataResponse
+from kgateway.testing.children import die_with_parent
+from kgateway.testing.probe import advertised_brokers
 
 KAFKA_VERSION = "4.1.1"
 """The Apache Kafka release whose jars the harness runs."""
@@ -99,7 +97,6 @@ logger.request.level = WARN
 _MARKER_NAME = ".kgateway-complete"
 _METADATA_VERSION = 12
 _CLIENT_ID = "kgateway-kafka-cluster"
-_PR_SET_PDEATHSIG = 1
 
 _resolved_libs: dict[Path, Path] = {}
 
@@ -251,27 +248,9 @@ def _random_cluster_id() -> str:
             return cluster_id
 
 
-def _recv_exactly(sock: socket.socket, size: int) -> bytes:
-    chunks = []
-    while size:
-        chunk = sock.recv(size)
-        if not chunk:
-            raise ConnectionError("broker closed the connection mid-response")
-        chunks.append(chunk)
-        size -= len(chunk)
-    return b"".join(chunks)
-
-
 def fetch_broker_ids(host: str, port: int, timeout: float = 5.0) -> set[int]:
     """Send one Metadata request to ``host:port`` and return the node ids of listed brokers."""
-    request = MetadataRequest[_METADATA_VERSION](topics=[], allow_auto_topic_creation=False)
-    request.with_header(correlation_id=1, client_id=_CLIENT_ID)
-    with socket.create_connection((host, port), timeout=timeout) as sock:
-        sock.sendall(request.encode(header=True, framed=True))
-        (size,) = struct.unpack(">i", _recv_exactly(sock, 4))
-        payload = _recv_exactly(sock, size)
-    response = MetadataResponse.decode(payload, version=_METADATA_VERSION, header=True)
-    return {broker.node_id for broker in response.brokers}
+    return set(advertised_brokers(host, port, timeout=timeout, client_id=_CLIENT_ID))
 
 
 _RUN_MARKER = "==== kgateway: starting node"
@@ -304,22 +283,6 @@ def _log_excerpt(path: Path, errors: int = 8, tail: int = 15) -> str:
         parts.append("    last lines:")
     parts += [f"      {line}" for line in lines[-tail:]]
     return "\n".join(parts)
-
-
-def _die_with_parent_hook() -> Callable[[], None]:
-    """Return a ``preexec_fn`` that has the kernel SIGKILL the child when we die."""
-    # Load libc and read our pid before forking: preexec_fn runs between fork and exec,
-    # where importing or allocating is unsafe.
-    libc = ctypes.CDLL(None, use_errno=True)
-    parent_pid = os.getpid()
-
-    def preexec() -> None:
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-        # If the parent died before prctl took effect, no signal would ever come.
-        if os.getppid() != parent_pid:
-            os._exit(1)
-
-    return preexec
 
 
 # Clusters with JVMs still running, stopped at interpreter exit as a last resort.
@@ -548,7 +511,7 @@ class KafkaCluster:
                     stdin=subprocess.DEVNULL,
                     stdout=subprocess.PIPE,
                     stderr=subprocess.STDOUT,
-                    preexec_fn=_die_with_parent_hook(),
+                    preexec_fn=die_with_parent(),
                 ),
             )
             for node in self._nodes.values()
@@ -627,7 +590,7 @@ class KafkaCluster:
                 # Its own process group: a terminal's Ctrl-C reaches only Python, which then
                 # stops the brokers in order instead of racing them.
                 process_group=0,
-                preexec_fn=_die_with_parent_hook(),
+                preexec_fn=die_with_parent(),
             )
 
     @staticmethod
