@@ -318,16 +318,21 @@ async def _sync(
     # Followers wait for the leader's assignment, at most a rebalance timeout.
     answer.addTimeout(core.session_timeout_ms / 1000 + core.request_timeout, core.clock)
     response = await answer
-    if response.error_code in (REBALANCE_IN_PROGRESS, ILLEGAL_GENERATION):
-        raise Rebalance()
-    if response.error_code == UNKNOWN_MEMBER_ID:
-        core.member_id = ""
-        raise Rebalance()
-    if response.error_code != NONE:
-        raise KafkaRequestError(f"SyncGroup: error {response.error_code}", response.error_code)
+    _check_generation(core, "SyncGroup", response.error_code)
     assignment = ConsumerProtocolAssignment.decode(bytes(response.assignment))
     if core.current(epoch):
         machine.synced(decode_roster(bytes(assignment.user_data)))
+
+
+def _check_generation(core: MembershipCore, api: str, error_code: int) -> None:
+    """Act on the errors SyncGroup and Heartbeat share: rejoin, or fail."""
+    if error_code == UNKNOWN_MEMBER_ID:
+        # The coordinator forgot us (session expired): join afresh.
+        core.member_id = ""
+    if error_code in (REBALANCE_IN_PROGRESS, ILLEGAL_GENERATION, UNKNOWN_MEMBER_ID):
+        raise Rebalance()
+    if error_code != NONE:
+        raise KafkaRequestError(f"{api}: error {error_code}", error_code)
 
 
 async def _heartbeat(core: MembershipCore, machine: Membership, epoch: int) -> None:
@@ -344,13 +349,7 @@ async def _heartbeat(core: MembershipCore, machine: Membership, epoch: int) -> N
     )
     answer.addTimeout(core.request_timeout, core.clock)
     response = await answer
-    if response.error_code in (REBALANCE_IN_PROGRESS, ILLEGAL_GENERATION):
-        raise Rebalance()
-    if response.error_code == UNKNOWN_MEMBER_ID:
-        core.member_id = ""
-        raise Rebalance()
-    if response.error_code != NONE:
-        raise KafkaRequestError(f"Heartbeat: error {response.error_code}", response.error_code)
+    _check_generation(core, "Heartbeat", response.error_code)
     if core.current(epoch):
         core.timer = core.clock.callLater(core.heartbeat_interval_ms / 1000, machine.heartbeat_due)
 

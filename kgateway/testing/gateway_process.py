@@ -12,7 +12,6 @@ import contextlib
 import json
 import os
 import secrets
-import signal
 import socket
 import subprocess
 import sys
@@ -21,7 +20,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 
-from kgateway.testing.children import die_with_parent
+from kgateway.testing.children import die_with_parent, stop_process
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -195,13 +194,7 @@ class GatewayProcess:
         """SIGTERM, then SIGKILL if it lingers; return the exit code."""
         if self.process is None:
             return None
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process, timeout)
         _live.discard(self)
         return self.process.returncode
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 import atexit
 import re
 import shutil
-import signal
 import subprocess
 import tempfile
 import time
@@ -28,7 +27,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 
-from kgateway.testing.children import die_with_parent
+from kgateway.testing.children import die_with_parent, stop_process
 
 HAPROXY = "/usr/sbin/haproxy"
 """The HAProxy binary (Debian package C{haproxy})."""
@@ -197,13 +196,7 @@ class HAProxy:
         """SIGTERM (HAProxy's hard stop), then SIGKILL if it lingers; return the exit code."""
         if self.process is None:
             return None
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process, timeout)
         _live.discard(self)
         if self._own_workdir:
             shutil.rmtree(self.workdir, ignore_errors=True)

@@ -10,7 +10,8 @@ from kafka.protocol.metadata import MetadataRequest, MetadataResponse
 _VERSION = 12
 
 
-def _recv_exactly(sock: socket.socket, size: int) -> bytes:
+def recv_exactly(sock: socket.socket, size: int) -> bytes:
+    """Read exactly C{size} bytes from a blocking socket."""
     chunks = []
     while size:
         chunk = sock.recv(size)
@@ -29,7 +30,7 @@ def advertised_brokers(
     request.with_header(correlation_id=1, client_id=client_id)
     with socket.create_connection((host, port), timeout=timeout) as sock:
         sock.sendall(request.encode(header=True, framed=True))
-        (size,) = struct.unpack(">i", _recv_exactly(sock, 4))
-        payload = _recv_exactly(sock, size)
+        (size,) = struct.unpack(">i", recv_exactly(sock, 4))
+        payload = recv_exactly(sock, size)
     response = MetadataResponse.decode(payload, version=_VERSION, header=True)
     return {b.node_id: (b.host, b.port) for b in response.brokers}

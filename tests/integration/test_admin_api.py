@@ -24,6 +24,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from twisted.trial.unittest import TestCase
 
 from kgateway.testing.gateway_process import REPO_ROOT, GatewayProcess
+from kgateway.testing.probe import recv_exactly
 
 from .environment import shared
 from .gateway_cluster import GatewayCluster
@@ -69,19 +70,8 @@ def metadata_over(sock: socket.socket, correlation_id: int, client_id: str) -> N
     request = MetadataRequest[12](topics=[], allow_auto_topic_creation=False)
     request.with_header(correlation_id=correlation_id, client_id=client_id)
     sock.sendall(request.encode(header=True, framed=True))
-    (size,) = struct.unpack(">i", _read(sock, 4))
-    _read(sock, size)
-
-
-def _read(sock: socket.socket, size: int) -> bytes:
-    chunks = []
-    while size:
-        chunk = sock.recv(size)
-        if not chunk:
-            raise ConnectionError("closed mid-response")
-        chunks.append(chunk)
-        size -= len(chunk)
-    return b"".join(chunks)
+    (size,) = struct.unpack(">i", recv_exactly(sock, 4))
+    recv_exactly(sock, size)
 
 
 class TwoNodes:

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from twisted.trial.unittest import SkipTest, TestCase
+from twisted.trial.unittest import TestCase
 
 from kgateway.testing.connect_audit import assert_never_connected, audited_command
 from kgateway.testing.gateway_process import GatewayProcess, free_port_range
@@ -323,7 +323,7 @@ class ExternalLoadBalancingTests(Checks, TestCase):
 
     def setUp(self) -> None:
         if not available():
-            raise SkipTest("haproxy is not installed (Debian package haproxy)")
+            self.fail("haproxy is not installed: run scripts/setup (Debian package haproxy)")
         self.env = shared()
         self.lb = shared_lb(self.env)
 
@@ -380,7 +380,7 @@ class NodeFailureTests(Checks, TestCase):
 
     def setUp(self) -> None:
         if not available():
-            raise SkipTest("haproxy is not installed (Debian package haproxy)")
+            self.fail("haproxy is not installed: run scripts/setup (Debian package haproxy)")
         self.env = shared()
         self.lb = LoadBalancedGateway.start(self.env)
         self.addCleanup(self.lb.stop)

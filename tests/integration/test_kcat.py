@@ -12,7 +12,7 @@ import shutil
 import subprocess
 import uuid
 
-from twisted.trial.unittest import SkipTest, TestCase
+from twisted.trial.unittest import TestCase
 
 from tests.integration.environment import shared
 from tests.integration.test_java_clients import assert_gateway_address, create_topic, unique
@@ -23,7 +23,7 @@ KCAT = shutil.which("kcat") or shutil.which("kafkacat")
 class KcatTests(TestCase):
     def setUp(self) -> None:
         if KCAT is None:
-            raise SkipTest("kcat is not installed (apt-get install kcat)")
+            self.fail("kcat is not installed: run scripts/setup (Debian package kcat)")
         self.env = shared()
 
     def kcat(
