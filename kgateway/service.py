@@ -28,6 +28,8 @@ from kgateway.cluster.license import LicenseTopicReader
 from kgateway.cluster.membership import GatewayMembership, MembershipCore, node_name
 from kgateway.cluster.roster import Member
 from kgateway.config import Settings
+from kgateway.interceptors.api import InterceptorContext
+from kgateway.interceptors.registry import InterceptorSet, discover_plugins
 from kgateway.interfaces import Endpoint, INodeMapper
 from kgateway.logs import use_json_logs
 from kgateway.metrics import NodeSnapshot, TrafficStats, node_registry
@@ -98,6 +100,8 @@ class GatewayNode(MultiService):
         self.membership_factory: Callable[[PortPlan], GatewayMembership] = self._membership
         #: Builds the license topic reader (a seam for tests).
         self.license_factory: Callable[[], LicenseTopicReader] = self._license_reader
+        #: The interceptors configured for the cluster, shared by every connection.
+        self.interceptors = InterceptorSet(discover_plugins(), self._interceptor_context)
         self.factories: dict[int, ClientLegFactory] = {}
         self.ports: list[IListeningPort] = []
         self.listening: Deferred[None] = Deferred()
@@ -165,6 +169,7 @@ class GatewayNode(MultiService):
                     self.connect,
                     settings.max_frame_bytes,
                     stats=self.stats,
+                    interceptors=self.interceptors,
                 )
                 self.factories[port] = factory
                 self.ports.append(tcp.listenTCP(port, factory, interface=settings.bind_host))
@@ -216,6 +221,14 @@ class GatewayNode(MultiService):
             request_timeout=settings.upstream_connect_timeout_seconds,
         )
         return GatewayMembership(core)
+
+    def _interceptor_context(self, name: str) -> InterceptorContext:
+        return InterceptorContext(
+            clock=self.reactor,
+            name=name,
+            cluster_id=self.settings.cluster_id,
+            audit=self.interceptors.audit,
+        )
 
     def _snapshot(self) -> NodeSnapshot:
         wires = [wire for factory in self.factories.values() for wire in factory.connections]
@@ -284,6 +297,7 @@ class GatewayNode(MultiService):
                     "Connections still draining after {seconds}s; closing them",
                     seconds=self.drain_timeout_seconds,
                 )
+        self.interceptors.stop()
         await super().stopService()
 
 

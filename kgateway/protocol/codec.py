@@ -11,10 +11,14 @@ response frame (length prefix and header included).
 
 from __future__ import annotations
 
+import importlib
 import io
+import pkgutil
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+import kafka.protocol
+from kafka.protocol.api_header import ResponseClassRegistry
 from kafka.protocol.api_message import ApiMessage
 from kafka.protocol.schemas.fields.codecs import TaggedFields
 from kafka.protocol.schemas.fields.codecs.types import UnsignedVarInt32
@@ -121,6 +125,47 @@ def preserve_unknown_tags(message_classes: Iterable[type[ApiMessage]]) -> None:
                 if not isinstance(current, PreservingTaggedFields):
                     struct._tagged_fields_cache[version] = PreservingTaggedFields(current._fields)
             struct._compiled_encoders.clear()
+
+
+def _message_classes() -> Iterator[type[ApiMessage]]:
+    # Every message class the codec defines (importing its modules registers them).
+    for module in pkgutil.walk_packages(kafka.protocol.__path__, "kafka.protocol."):
+        importlib.import_module(module.name)
+    seen: list[type[ApiMessage]] = [ApiMessage]
+    while seen:
+        cls = seen.pop()
+        seen.extend(cls.__subclasses__())
+        if getattr(cls, "_json", None) is not None and cls is cls[None]:
+            yield cls
+
+
+_REQUESTS: dict[int, type[ApiMessage]] = {}
+
+
+def request_class(api_key: int) -> type[ApiMessage]:
+    """The codec's request class for an API key (KeyError if it has none)."""
+    if not _REQUESTS:
+        for cls in _message_classes():
+            if cls.type == "request":
+                _REQUESTS[cls.API_KEY] = cls
+    return _REQUESTS[api_key]
+
+
+def response_class(api_key: int) -> type[ApiMessage]:
+    """The codec's response class for an API key (KeyError if it has none)."""
+    request_class(api_key)  # makes sure every message module is imported
+    cls: type[ApiMessage] = ResponseClassRegistry._response_class_registry[api_key]
+    return cls
+
+
+def decode_request(api_key: int, frame: bytes, version: int) -> ApiMessage:
+    """Decode a framed request (length prefix and header included)."""
+    return request_class(api_key).decode(memoryview(frame)[4:], version=version, header=True)
+
+
+def encode_request(message: ApiMessage) -> bytes:
+    """Encode a decoded request again, with the header it arrived with."""
+    return bytes(message.encode(header=True, framed=True))
 
 
 def decode_response(cls: type[ApiMessage], frame: bytes, version: int) -> ApiMessage:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 from typing import Protocol as TypingProtocol
 
 from automat import TypeMachineBuilder, pep614
@@ -22,11 +23,21 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from kgateway.interceptors.api import ClientInfo, Close, Outcome, RequestCall, Respond, ResponseCall
+from kgateway.interceptors.chain import run_request_chain, run_response_chain
+from kgateway.interceptors.registry import InterceptorSet
 from kgateway.interfaces import Endpoint, INodeMapper, IRelayedConnection
 from kgateway.metrics import ErrorReason, TrafficStats
+from kgateway.protocol.codec import encode_request, encode_response
 from kgateway.protocol.errors import CannotAnswer, unsupported_version
 from kgateway.protocol.framing import DEFAULT_MAX_FRAME_BYTES, FrameError, FrameReader
-from kgateway.protocol.headers import PRODUCE, produce_acks, request_client_id, request_info
+from kgateway.protocol.headers import (
+    PRODUCE,
+    RequestInfo,
+    produce_acks,
+    request_client_id,
+    request_info,
+)
 from kgateway.protocol.rewrite import REWRITERS
 from kgateway.protocol.versions import is_offered
 from kgateway.proxy.broker_leg import BrokerLeg, Connector, IBrokerLegOwner, open_broker_leg
@@ -82,6 +93,16 @@ class ClientLegCore:
     #: The client id of the connection's first request (None if it had none).
     client_id: str | None = None
     client_id_read: bool = False
+    #: The interceptors configured on the node (None: none can ever run).
+    interceptors: InterceptorSet | None = None
+    #: Who the client is, for interceptors' scopes.
+    client: ClientInfo | None = None
+    #: An interceptor is still deciding on a request; later frames wait behind it.
+    held_by_interceptor: Deferred[Outcome] | None = None
+    backlog: list[bytes] = field(default_factory=list)
+    #: Closes the connection from an asynchronous interceptor's answer (the machine's abort).
+    abort: Callable[[str], None] = lambda reason: None
+    closed: bool = False
 
     def client_key(self) -> str:
         """Who the client is for the mapping: its host and client id (not its port)."""
@@ -99,9 +120,22 @@ class ClientLegCore:
         if not self.client_id_read and frames:
             self.client_id_read = True
             self.client_id = request_client_id(frames[0])
+            if self.client is not None:
+                self.client.client_id = self.client_id
+        if self.held_by_interceptor is not None:
+            # Kafka answers a connection's requests in order, and producers rely
+            # on the broker seeing them in order: wait for the held one.
+            self.backlog.extend(frames)
+            self.transport.pauseProducing()  # type: ignore[attr-defined]
+            return
+        self._forward(frames)
+
+    def _forward(self, frames: list[bytes]) -> None:
+        stats = self.stats
         apis = stats.apis
+        interceptors = self.interceptors
         outgoing: list[bytes] = []
-        for frame in frames:
+        for index, frame in enumerate(frames):
             info = request_info(frame)
             traffic = apis.get(info.api_key) or stats.api(info.api_key)
             traffic.requests += 1
@@ -134,23 +168,110 @@ class ClientLegCore:
                     )
                 )
                 continue
-            if info.api_key == PRODUCE and produce_acks(frame, info.api_version) == 0:
-                outgoing.append(frame)
-                continue
+            if interceptors and self.client is not None:
+                chain = interceptors.for_request(info.api_key, self.client)
+                if chain:
+                    call = RequestCall(
+                        self.client, info.api_key, info.api_version, info.correlation_id, frame
+                    )
+                    outcome = run_request_chain(chain, call)
+                    if isinstance(outcome, Deferred):
+                        self._hold(outcome, info, call, now, frames[index + 1 :], outgoing)
+                        return
+                    frame = self._settle(info, call, outcome, now, outgoing)
+                    if not frame:
+                        continue
+            self._send(info, frame, now, outgoing)
+        self._send_all(outgoing)
+
+    def _send(self, info: RequestInfo, frame: bytes, now: float, outgoing: list[bytes]) -> None:
+        if info.api_key == PRODUCE and produce_acks(frame, info.api_version) == 0:
+            outgoing.append(frame)
+            return
+        self.inflight.expect(
+            Pending(
+                info.correlation_id,
+                info.api_key,
+                info.api_version,
+                now,
+                REWRITERS.get(info.api_key),
+            )
+        )
+        outgoing.append(frame)
+
+    def _send_all(self, outgoing: list[bytes]) -> None:
+        if outgoing:
+            assert self.broker is not None
+            self.broker.send(outgoing)
+        self.flush()
+
+    def _settle(
+        self,
+        info: RequestInfo,
+        call: RequestCall,
+        outcome: Outcome,
+        now: float,
+        outgoing: list[bytes],
+    ) -> bytes:
+        """Act on the interceptors' outcome; the frame to send on, or b"" if none."""
+        if isinstance(outcome, Close):
+            raise FrameError(f"closed by an interceptor: {outcome.reason}")
+        if isinstance(outcome, Respond):
+            answer = _encoded(
+                encode_response, outcome.message, info.correlation_id, info.api_version
+            )
+            self.stats.bytes_answered_locally += len(call.frame)
+            if info.api_key == PRODUCE and produce_acks(call.frame, info.api_version) == 0:
+                return b""  # acks=0: the client expects no answer, even a refusal
             self.inflight.expect(
                 Pending(
                     info.correlation_id,
                     info.api_key,
                     info.api_version,
                     now,
-                    REWRITERS.get(info.api_key),
+                    local_response=answer,
                 )
             )
-            outgoing.append(frame)
-        if outgoing:
-            assert self.broker is not None
-            self.broker.send(outgoing)
-        self.flush()
+            return b""
+        if call.changed:
+            return _encoded(encode_request, call.message)
+        return call.frame
+
+    def _hold(
+        self,
+        decision: Deferred[Outcome],
+        info: RequestInfo,
+        call: RequestCall,
+        now: float,
+        rest: list[bytes],
+        outgoing: list[bytes],
+    ) -> None:
+        """An interceptor answers later: send what came before, keep the rest until it does."""
+        self._send_all(outgoing)
+        self.backlog = rest + self.backlog
+        self.transport.pauseProducing()  # type: ignore[attr-defined]
+
+        def decided(outcome: Outcome) -> None:
+            self.held_by_interceptor = None
+            if self.closed:
+                return
+            sent: list[bytes] = []
+            try:
+                frame = self._settle(info, call, outcome, now, sent)
+                if frame:
+                    self._send(info, frame, now, sent)
+                self._send_all(sent)
+                backlog, self.backlog = self.backlog, []
+                if backlog:
+                    self._forward(backlog)
+            except Exception as e:  # FrameError, or the codec failing on a changed request
+                self.abort(str(e))
+                return
+            if self.held_by_interceptor is None and not self.closed:
+                self.transport.resumeProducing()  # type: ignore[attr-defined]
+
+        self.held_by_interceptor = decision
+        decision.addCallback(decided)
 
     def answer(self, frames: list[bytes]) -> None:
         """Pair broker responses with requests, rewrite where needed, and reply in order."""
@@ -173,7 +294,48 @@ class ClientLegCore:
                 if rewritten is not frame:
                     self.stats.api(pending.api_key).rewritten += 1
                 pending.local_response = rewritten
+            interceptors = self.interceptors
+            if interceptors and self.client is not None:
+                chain = interceptors.for_response(pending.api_key, self.client)
+                if chain:
+                    self._intercept_response(chain, pending)
         self.flush()
+
+    def _intercept_response(self, chain: tuple[Any, ...], pending: Pending) -> None:
+        assert self.client is not None and pending.local_response is not None
+        call = ResponseCall(
+            self.client,
+            pending.api_key,
+            pending.api_version,
+            pending.correlation_id,
+            pending.local_response,
+        )
+        pending.received = True
+        pending.local_response = None
+        outcome = run_response_chain(chain, call)
+        if not isinstance(outcome, Deferred):
+            pending.local_response = self._response_after(call, outcome)
+            return
+
+        def decided(outcome: Outcome) -> None:
+            if self.closed:
+                return
+            try:
+                pending.local_response = self._response_after(call, outcome)
+                self.flush()
+            except Exception as e:  # FrameError, or the codec failing on a changed response
+                self.abort(str(e))
+
+        outcome.addCallback(decided)
+
+    def _response_after(self, call: ResponseCall, outcome: Outcome) -> bytes:
+        if isinstance(outcome, Close):
+            raise FrameError(f"closed by an interceptor: {outcome.reason}")
+        if isinstance(outcome, Respond):
+            return _encoded(encode_response, outcome.message, call.correlation_id, call.api_version)
+        if call.changed:
+            return _encoded(encode_response, call.message, call.correlation_id, call.api_version)
+        return call.frame
 
     def flush(self) -> None:
         done = self.inflight.take_ready()
@@ -187,9 +349,19 @@ class ClientLegCore:
 
     def finish(self) -> None:
         """The connection is over: the requests still waiting were never answered."""
+        self.closed = True
+        self.backlog.clear()
         if self.inflight:
             self.stats.unanswered(self.inflight.queue)
             self.inflight.queue.clear()
+
+
+def _encoded(encode: Callable[..., bytes], *args: Any) -> bytes:
+    """Encode what an interceptor built; a message the codec cannot encode closes the connection."""
+    try:
+        return encode(*args)
+    except Exception as e:
+        raise FrameError(f"cannot encode what an interceptor returned: {e!r}") from e
 
 
 def _build() -> Callable[[ClientLegCore], ClientLeg]:
@@ -382,9 +554,12 @@ class ClientWire(Protocol):
             max_frame_bytes=self.factory.max_frame_bytes,
             clock=self.factory.clock,
             stats=self.factory.stats,
+            interceptors=self.factory.interceptors,
+            client=ClientInfo(self.peer, self.broker_id),
         )
         self.core = core
         self.leg = _new_client_leg(core)
+        core.abort = self.leg.abort
         self.factory.connections.add(self)
         open_broker_leg(
             endpoint,
@@ -442,8 +617,11 @@ class ClientLegFactory(ServerFactory):
         max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,
         stats: TrafficStats | None = None,
         clock: Callable[[], float] = time.monotonic,
+        interceptors: InterceptorSet | None = None,
     ) -> None:
         self.broker_id = broker_id
+        #: The node's interceptors, shared by every connection (None: none).
+        self.interceptors = interceptors
         self.choose = choose
         self.mapper = mapper
         self.connect = connect

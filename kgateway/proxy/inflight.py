@@ -29,6 +29,8 @@ class Pending:
     rewriter: Rewriter | None = None
     # Set when the gateway answers the request itself.
     local_response: bytes | None = None
+    #: The broker answered, but an interceptor has not finished with the answer.
+    received: bool = False
 
 
 @dataclass
@@ -48,7 +50,7 @@ class InFlight:
         """Pair a broker response with the oldest request awaiting the broker."""
         correlation_id = response_correlation_id(frame)
         for pending in self.queue:
-            if pending.local_response is None:
+            if pending.local_response is None and not pending.received:
                 if pending.correlation_id != correlation_id:
                     raise FrameError(
                         f"broker answered correlation id {correlation_id}, "

@@ -1,0 +1,1 @@
+"""The interceptors that ship with kgateway (registered in kgateway/plugins/)."""
