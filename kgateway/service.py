@@ -228,6 +228,7 @@ class GatewayNode(MultiService):
             name=name,
             cluster_id=self.settings.cluster_id,
             audit=self.interceptors.audit,
+            node=f"{self.settings.advertised_host}:{self.settings.port_start}",
         )
 
     def _snapshot(self) -> NodeSnapshot:

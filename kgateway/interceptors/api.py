@@ -182,6 +182,8 @@ class InterceptorContext:
     produce: Callable[[str, bytes | None, bytes], Deferred[None]] | None = None
     #: Random numbers for interceptors that need chance (a seam for tests).
     random: Callable[[], float] = field(default_factory=lambda: __import__("random").random)
+    #: Which gateway node this is ("host:first port"), for records that say where they came from.
+    node: str = ""
 
 
 class IInterceptor(Interface):

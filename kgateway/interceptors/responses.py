@@ -28,6 +28,7 @@ INVALID_TOPIC_EXCEPTION = 17
 POLICY_VIOLATION = 44
 UNSUPPORTED_COMPRESSION_TYPE = 76
 INVALID_RECORD = 87
+UNKNOWN_TOPIC_ID = 100
 
 
 class NoErrorResponse(Exception):
@@ -153,6 +154,20 @@ def _create_partitions(call: RequestCall, cls: Any, code: int, message: str | No
     return cls(throttle_time_ms=0, results=results)
 
 
+def _alter_configs(call: RequestCall, cls: Any, code: int, message: str | None) -> Any:
+    # AlterConfigs (33) and IncrementalAlterConfigs (44) answer one result per resource.
+    results = [
+        cls.AlterConfigsResourceResponse(
+            error_code=code,
+            error_message=message,
+            resource_type=r.resource_type,
+            resource_name=r.resource_name,
+        )
+        for r in call.message.resources
+    ]
+    return cls(throttle_time_ms=0, responses=results)
+
+
 def _top_level(call: RequestCall, cls: Any, code: int, message: str | None) -> Any:
     if not _has(cls, "error_code", call.api_version):
         raise NoErrorResponse(f"{cls.name} v{call.api_version} has no top-level error code")
@@ -169,4 +184,6 @@ _BUILDERS: dict[int, Callable[[RequestCall, Any, int, str | None], Any]] = {
     20: _delete_topics,
     21: _delete_records,
     37: _create_partitions,
+    33: _alter_configs,
+    44: _alter_configs,
 }

@@ -1,0 +1,208 @@
+"""
+Refuse some topics of a request, let the broker do the rest, and merge the answers.
+
+A broker's own policies answer per topic: one CreateTopics request naming a
+good and a bad topic creates the good one and refuses the bad one.  A policy
+in the gateway does the same.  It removes the refused entries from the
+request (the data path re-encodes a changed request), remembers their
+error results under the connection and correlation id, and adds them back
+into the broker's response when it passes.  When every entry is refused the
+gateway answers alone and the broker never sees the request.
+
+The remembered results are per connection and expire (a connection that
+closes before its answer leaves nothing behind for long).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from twisted.internet.interfaces import IReactorTime
+
+from kgateway.interceptors.api import (
+    ClientInfo,
+    Outcome,
+    RequestCall,
+    Respond,
+    ResponseCall,
+)
+from kgateway.protocol.headers import PRODUCE, produce_acks
+
+#: An entry's refusal: (Kafka error code, message for the client).
+Refusal = tuple[int, str]
+
+
+@dataclass(frozen=True)
+class _Shape:
+    """Where one API keeps its entries, and how it answers one entry with an error."""
+
+    #: The request attribute listing the entries, by version.
+    entries: Callable[[int], str]
+    #: The response attribute listing the results.
+    results: str
+    #: A result for one refused entry: (response class, entry, code, message).
+    refused: Callable[[Any, Any, int, str], Any]
+
+
+def _produce(cls: Any, topic: Any, code: int, message: str) -> Any:
+    partition = cls.TopicProduceResponse.PartitionProduceResponse
+    return cls.TopicProduceResponse(
+        name=topic.name,
+        topic_id=topic.topic_id,
+        partition_responses=[
+            partition(
+                index=p.index,
+                error_code=code,
+                base_offset=-1,
+                log_append_time_ms=-1,
+                log_start_offset=-1,
+                error_message=message,
+                record_errors=[],
+            )
+            for p in topic.partition_data
+        ],
+    )
+
+
+def _create_topic(cls: Any, topic: Any, code: int, message: str) -> Any:
+    return cls.CreatableTopicResult(
+        name=topic.name,
+        error_code=code,
+        error_message=message,
+        num_partitions=-1,
+        replication_factor=-1,
+        configs=None,
+    )
+
+
+def _delete_topic(cls: Any, topic: Any, code: int, message: str) -> Any:
+    if isinstance(topic, str):  # v0-5 name the topics as plain strings
+        return cls.DeletableTopicResult(name=topic, error_code=code, error_message=message)
+    return cls.DeletableTopicResult(
+        name=topic.name, topic_id=topic.topic_id, error_code=code, error_message=message
+    )
+
+
+def _delete_records(cls: Any, topic: Any, code: int, message: str) -> Any:
+    result = cls.DeleteRecordsTopicResult
+    return result(
+        name=topic.name,
+        partitions=[
+            result.DeleteRecordsPartitionResult(
+                partition_index=p.partition_index, low_watermark=-1, error_code=code
+            )
+            for p in topic.partitions
+        ],
+    )
+
+
+def _create_partitions(cls: Any, topic: Any, code: int, message: str) -> Any:
+    return cls.CreatePartitionsTopicResult(name=topic.name, error_code=code, error_message=message)
+
+
+def _alter_configs(cls: Any, resource: Any, code: int, message: str) -> Any:
+    return cls.AlterConfigsResourceResponse(
+        error_code=code,
+        error_message=message,
+        resource_type=resource.resource_type,
+        resource_name=resource.resource_name,
+    )
+
+
+_SHAPES: dict[int, _Shape] = {
+    0: _Shape(lambda v: "topic_data", "responses", _produce),
+    19: _Shape(lambda v: "topics", "topics", _create_topic),
+    20: _Shape(lambda v: "topics" if v >= 6 else "topic_names", "responses", _delete_topic),
+    21: _Shape(lambda v: "topics", "topics", _delete_records),
+    33: _Shape(lambda v: "resources", "responses", _alter_configs),
+    37: _Shape(lambda v: "topics", "results", _create_partitions),
+    44: _Shape(lambda v: "resources", "responses", _alter_configs),
+}
+
+#: The APIs L{PartialRefusals} can split.
+SPLITTABLE = frozenset(_SHAPES)
+
+
+def entries(call: RequestCall) -> list[Any]:
+    """The entries (topics, resources) of a request, which L{PartialRefusals} refuses singly."""
+    return list(getattr(call.message, _SHAPES[call.api_key].entries(call.api_version)))
+
+
+@dataclass
+class _Held:
+    client: ClientInfo
+    api_key: int
+    results: list[Any]
+    since: float
+
+
+class PartialRefusals:
+    """The refused entries of requests in flight, waiting to be merged into their responses."""
+
+    def __init__(self, clock: IReactorTime, ttl: float = 300.0, cap: int = 10_000) -> None:
+        self._clock = clock
+        #: How long a refusal waits for its response (longer than any admin timeout).
+        self.ttl = ttl
+        #: At most this many held at once; the oldest go first.
+        self.cap = cap
+        self._held: dict[tuple[int, int], _Held] = {}
+
+    def __len__(self) -> int:
+        return len(self._held)
+
+    def refuse(self, call: RequestCall, refusals: Mapping[int, Refusal]) -> Outcome:
+        """
+        Refuse the entries at the given indexes of C{call}'s request.
+
+        Returns a L{Respond} when every entry is refused; otherwise removes the
+        refused entries from the request and returns None (send the rest on).
+        """
+        if not refusals:
+            return None
+        shape = _SHAPES[call.api_key]
+        attribute = shape.entries(call.api_version)
+        request = call.message
+        every = list(getattr(request, attribute))
+        cls = call.response_class()
+        results = [
+            shape.refused(cls, every[index], code, message)
+            for index, (code, message) in sorted(refusals.items())
+        ]
+        if len(refusals) >= len(every):
+            return Respond(cls(throttle_time_ms=0, **{shape.results: results}))
+        setattr(request, attribute, [e for i, e in enumerate(every) if i not in refusals])
+        call.message = request  # marks the call changed: the reduced request is re-encoded
+        if call.api_key == PRODUCE and produce_acks(call.frame, call.api_version) == 0:
+            return None  # no response will come to merge into
+        self._expire()
+        key = (id(call.client), call.correlation_id)
+        self._held[key] = _Held(call.client, call.api_key, results, self._clock.seconds())
+        return None
+
+    def merge(self, call: ResponseCall) -> bool:
+        """Add the refused entries of C{call}'s request to its response; whether there were any."""
+        key = (id(call.client), call.correlation_id)
+        held = self._held.get(key)
+        # id() of a closed connection's ClientInfo can be reused: check it is the same one.
+        if held is None or held.client is not call.client or held.api_key != call.api_key:
+            return False
+        del self._held[key]
+        response = call.message
+        attribute = _SHAPES[call.api_key].results
+        setattr(response, attribute, list(getattr(response, attribute)) + held.results)
+        call.message = response
+        return True
+
+    def clear(self) -> None:
+        """Forget everything held (the interceptor stopped)."""
+        self._held.clear()
+
+    def _expire(self) -> None:
+        oldest = self._clock.seconds() - self.ttl
+        # Insertion order is time order: stop at the first one still fresh.
+        for key, held in list(self._held.items()):
+            if held.since >= oldest and len(self._held) < self.cap:
+                break
+            del self._held[key]
