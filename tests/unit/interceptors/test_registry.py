@@ -109,3 +109,29 @@ class RegistryTests(SynchronousTestCase):
         self.set.audit(event)
         (active,) = self.set.active
         self.assertEqual(active.interceptor.recorded, [event])  # type: ignore[attr-defined]
+
+
+class MetricsTests(SynchronousTestCase):
+    def test_decisions_counted_for_metrics(self) -> None:
+        """Audit events are counted by interceptor, plugin and decision and served on /metrics."""
+        from prometheus_client import CollectorRegistry, generate_latest
+
+        from kgateway.metrics import InterceptorCollector
+
+        interceptors = InterceptorSet(
+            {"stub": InterceptorPlugin("stub", "d", Stub)},
+            lambda name: InterceptorContext(Clock(), name),
+        )
+        interceptors.apply([spec("s")])
+        registry = CollectorRegistry()
+        registry.register(InterceptorCollector(interceptors))
+        client = ClientInfo("h:1", 1)
+        for _ in range(2):
+            interceptors.audit(AuditEvent("s", "stub", client, 0, "denied", "r"))
+        text = generate_latest(registry).decode()
+        self.assertIn("kgateway_interceptors 1.0", text)
+        self.assertIn(
+            "kgateway_interceptor_decisions_total"
+            '{decision="denied",interceptor="s",plugin="stub"} 2.0',
+            text,
+        )
