@@ -20,13 +20,15 @@ from typing import Any
 
 from twisted.trial.unittest import TestCase
 
-from kgateway.testing.kafka_cluster import TOPIC_COMMAND
+from kgateway.testing.kafka_cluster import CONSOLE_PRODUCER, TOPIC_COMMAND
 from tests.integration.environment import Environment, shared
 
 CLIENT_TIMEOUT = 60.0
 POLICY_VIOLATION = 44
 #: The scope every test interceptor gets: only this module's clients.
 SCOPE = {"clientId": "policy-test.*"}
+#: The audit log's default topic for GATEWAY_CLUSTER_ID=gateway (the test gateway's).
+AUDIT_TOPIC = "_kgateway_gateway_audit"
 
 
 def api(env: Environment, method: str, path: str, body: Any = None) -> tuple[int, Any]:
@@ -77,24 +79,43 @@ class PolicyTests(TestCase):
         status, body = api(self.env, "DELETE", f"/api/v1/interceptors/{name}")
         self.assertIn(status, (204, 404), f"DELETE {name}: HTTP {status}: {body}")
 
-    def client(self, command: str, *topics: str, **options: Any) -> Any:
-        """Run ck_policy.py under the connect audit; return the JSON it printed."""
-        argv = [command]
+    def client(
+        self, command: str, *topics: str, script: str = "ck_policy.py", **options: Any
+    ) -> Any:
+        """Run a policy client script under the connect audit; return the JSON it printed."""
+        argv = [command] if script == "ck_policy.py" else []
         for topic in topics:
             argv += ["--topic", topic]
         for key, value in {"timeout": CLIENT_TIMEOUT, **options}.items():
             argv += ["--" + key.replace("_", "-"), str(value)]
-        result = self.env.python_client("ck_policy.py", *argv, timeout=CLIENT_TIMEOUT + 60)
+        result = self.env.python_client(script, *argv, timeout=CLIENT_TIMEOUT + 60)
         try:
             return json.loads(result.stdout.strip().splitlines()[-1])
         except (IndexError, ValueError):
             raise AssertionError(
-                f"ck_policy.py {command} printed no JSON:\n{result.stdout}\n{result.stderr}"
+                f"{script} {command} printed no JSON:\n{result.stdout}\n{result.stderr}"
             ) from None
 
     def create(self, topic: str, partitions: int = 3) -> None:
         created = self.client("create", f"{topic}:{partitions}:3")["results"][topic]
         self.assertTrue(created["ok"], created)
+
+    def audit_log(self) -> None:
+        """Run the audit log with its default topic (created here: context.produce needs it)."""
+        if AUDIT_TOPIC not in self.client("exists", AUDIT_TOPIC)["exists"]:
+            self.create(AUDIT_TOPIC, partitions=1)
+        self.configure("policy-audit", "audit-log", {})
+
+    def audited(self, *topics: str) -> dict[str, dict[str, Any]]:
+        """The audit records about C{topics} (by details.topic), once they are all there."""
+        records: list[dict[str, Any]] = []
+        for _ in range(20):
+            values = self.client("consume", AUDIT_TOPIC, count=10_000, timeout=5)["values"]
+            records = [json.loads(v) for v in values]
+            found = {r["details"].get("topic"): r for r in records}
+            if all(topic in found for topic in topics):
+                return found
+        self.fail(f"the audit topic never showed {topics}: {records[-5:]}")
 
     def assertRefused(self, result: dict[str, Any], message: str) -> None:
         self.assertEqual((result["ok"], result["code"]), (False, POLICY_VIOLATION), result)
@@ -177,6 +198,15 @@ class PolicyTests(TestCase):
             self.assertEqual(
                 {e["code"] for e in result["errors"]}, {POLICY_VIOLATION}, (options, result)
             )
+        # kafka-python shows the broker's error message: the client sees the policy's reason.
+        refused = self.client(
+            "produce", topic, script="kp_policy.py", count=2, acks="1", compression="zstd"
+        )
+        self.assertEqual(refused["delivered"], 0, refused)
+        self.assertEqual(
+            [e["error"] for e in refused["errors"]], ["PolicyViolationError"] * 2, refused
+        )
+        self.assertIn(cases[0][1], refused["errors"][0]["message"])
         accepted = self.client("produce", topic, count=5, compression="zstd", idempotence="on")
         self.assertEqual((accepted["delivered"], accepted["errors"]), (5, []), accepted)
         # Only the compliant producer's records are in the topic.
@@ -202,36 +232,53 @@ class PolicyTests(TestCase):
         configs = self.client("alter-config", topic)["results"]
         self.assertRefused(configs[topic], f"topic {topic!r} is read-only")
         deleted = self.client("delete", topic, other)["results"]
-        self.assertRefused(deleted[topic], f"topic {topic!r} is read-only")
+        # librdkafka's DeleteTopics version has no error message: the code says it.
+        self.assertEqual((deleted[topic]["ok"], deleted[topic]["code"]), (False, POLICY_VIOLATION))
         self.assertTrue(deleted[other]["ok"], deleted)
         self.assertEqual(self.client("exists", topic, other)["exists"], [topic])
 
         consumed = self.client("consume", topic, count=4)["values"]
         self.assertEqual(len(consumed), 4, "the records written before are still readable")
 
+    def test_read_only_topic_java_producer(self) -> None:
+        """Kafka 4.1's producer names topics by id (Produce v13): still refused, with the reason."""
+        topic = self.unique("ro")
+        self.create(topic)
+        self.audit_log()
+        self.configure("policy-read-only-java", "read-only-topics", {"topics": ["policy-ro-.*"]})
+        result = self.env.java_tool(
+            "console-producer-refused",
+            CONSOLE_PRODUCER,
+            "--bootstrap-server",
+            self.env.bootstrap,
+            "--topic",
+            topic,
+            "--producer-property",
+            "client.id=policy-test-java",
+            "--producer-property",
+            "retries=0",
+            input=b"one\ntwo\n",
+            check=False,
+        )
+        output = result.stdout + result.stderr
+        self.assertIn("PolicyViolationException", output)
+        self.assertIn(f"topic '{topic}' is read-only", output)
+        # The producer named the topic by id; the policy knew its name from Metadata.
+        denied = self.audited(topic)[topic]
+        self.assertEqual((denied["decision"], denied["apiKey"]), ("denied", 0))
+        self.assertIn("topicId", denied["details"], "Produce v13 names topics by id")
+
     # -- audit-log ----------------------------------------------------------------------
 
     def test_audit_log_records_decisions(self) -> None:
         """Refusals and allowed creations land in the audit topic as JSON records."""
-        audit_topic = "_kgateway_gateway_audit"  # the default for GATEWAY_CLUSTER_ID=gateway
-        if audit_topic not in self.client("exists", audit_topic)["exists"]:
-            self.create(audit_topic, partitions=1)
-        self.configure("policy-audit", "audit-log", {})
+        self.audit_log()
         self.configure("policy-audited", "create-topic-policy", {"maxPartitions": 2})
         good, big = self.unique("audited"), self.unique("big")
         results = self.client("create", f"{good}:1:3", f"{big}:5:3")["results"]
         self.assertTrue(results[good]["ok"], results)
         self.assertRefused(results[big], "partitions 5 is above maxPartitions 2")
-
-        records: list[dict[str, Any]] = []
-        for _ in range(20):
-            values = self.client("consume", audit_topic, count=10_000, timeout=5)["values"]
-            records = [json.loads(v) for v in values]
-            mine = {r["details"].get("topic"): r for r in records}
-            if good in mine and big in mine:
-                break
-        else:
-            self.fail(f"the audit topic never showed {good} and {big}: {records[-5:]}")
+        mine = self.audited(good, big)
         denied, allowed = mine[big], mine[good]
         self.assertEqual(
             (denied["decision"], denied["reason"], denied["interceptor"], denied["plugin"]),

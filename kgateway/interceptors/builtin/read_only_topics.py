@@ -94,10 +94,9 @@ class ReadOnlyTopics:
         """Refuse the entries that touch a read-only topic; send the rest on."""
         refusals: dict[int, Refusal] = {}
         for index, entry in enumerate(entries(call)):
-            refusal = self._judge(call.api_key, entry)
+            refusal, details = self._judge(call.api_key, entry)
             if refusal is not None:
                 refusals[index] = refusal
-                topic = _name(entry) or str(getattr(entry, "topic_id", ""))
                 self.context.audit(
                     AuditEvent(
                         self.context.name,
@@ -106,7 +105,7 @@ class ReadOnlyTopics:
                         call.api_key,
                         "denied",
                         refusal[1],
-                        {"topic": topic},
+                        details,
                     )
                 )
         return self.partial.refuse(call, refusals)
@@ -128,27 +127,33 @@ class ReadOnlyTopics:
         self.partial.clear()
         self.names.clear()
 
-    def _judge(self, api_key: int, entry: Any) -> Refusal | None:
+    def _judge(self, api_key: int, entry: Any) -> tuple[Refusal | None, dict[str, Any]]:
+        """The refusal of one entry (None: it may go on), and what the audit record says of it."""
         if api_key in (33, 44):
             if entry.resource_type != TOPIC_RESOURCE:
-                return None
+                return None, {}
             name: str | None = entry.resource_name
+            details: dict[str, Any] = {"topic": name}
         else:
             name = _name(entry)
+            details = {"topic": name}
             if not name:
+                # Named by id alone (Produce v13, DeleteTopics v6).
                 topic_id = getattr(entry, "topic_id", None)
                 name = self.names.get(topic_id) if topic_id is not None else None
+                details = {"topic": name, "topicId": str(topic_id)}
                 if name is None:
                     return (
                         UNKNOWN_TOPIC_ID,
                         f"topic id {topic_id} is not known to the gateway yet; "
                         f"refresh metadata and retry",
-                    )
+                    ), details
         assert name is not None
         pattern = self.read_only(name)
         if pattern is None:
-            return None
-        return POLICY_VIOLATION, f"topic {name!r} is read-only (matches {pattern.pattern!r})"
+            return None, details
+        reason = f"topic {name!r} is read-only (matches {pattern.pattern!r})"
+        return (POLICY_VIOLATION, reason), details
 
 
 def _name(entry: Any) -> str | None:

@@ -219,12 +219,23 @@ class ProduceDataPathTests(SynchronousTestCase):
         client.responses()
         client.send(framed(request, 3))
         self.assertEqual(len(broker.requests()), 2)  # metadata, then the produce
+        self.assertEqual(
+            [(e.api_key, e.reason, e.details) for e in events],
+            [
+                (
+                    0,
+                    "topic id 00000000-0000-0000-0000-000000000001 is not known to the gateway "
+                    "yet; refresh metadata and retry",
+                    {"topic": None, "topicId": "00000000-0000-0000-0000-000000000001"},
+                )
+            ],
+        )
 
 
 class TopicIdTests(SynchronousTestCase):
     def test_delete_by_learnt_id(self) -> None:
         """DeleteTopics v6 by id alone is judged by the name the id was learnt with."""
-        interceptor, _ = policy()
+        interceptor, events = policy()
         topic_id = uuid.UUID(int=7)
         interceptor.names[topic_id] = "audit.logins"
         request = delete_topics([], 6)
@@ -235,3 +246,4 @@ class TopicIdTests(SynchronousTestCase):
         self.assertEqual(
             (result.topic_id, result.error_code, result.error_message), (topic_id, 44, REFUSED)
         )
+        self.assertEqual(events[0].details, {"topic": "audit.logins", "topicId": str(topic_id)})
