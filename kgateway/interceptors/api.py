@@ -62,6 +62,9 @@ class ClientInfo:
     client_id: str | None = None
     #: The SASL username it authenticated as, where the gateway could read it (PLAIN).
     username: str | None = None
+    #: What interceptors keep about this connection, each under its own key; it goes
+    #: away with the connection, so nothing needs expiring.
+    state: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def host(self) -> str:

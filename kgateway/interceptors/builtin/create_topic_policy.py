@@ -41,7 +41,7 @@ from kgateway.interceptors.api import (
     RequestCall,
     ResponseCall,
 )
-from kgateway.interceptors.builtin.partial import PartialRefusals, Refusal
+from kgateway.interceptors.builtin.partial import Refusal, merge, refuse
 from kgateway.interceptors.options import Options
 from kgateway.interceptors.responses import POLICY_VIOLATION
 
@@ -112,7 +112,6 @@ class CreateTopicPolicy:
     def __init__(self, context: InterceptorContext, limits: TopicLimits) -> None:
         self.context = context
         self.limits = limits
-        self.partial = PartialRefusals(context.clock)
 
     @classmethod
     def from_config(
@@ -150,16 +149,15 @@ class CreateTopicPolicy:
             if reason is not None:
                 refusals[index] = (POLICY_VIOLATION, reason)
             self._audit(call, topic, reason, details)
-        return self.partial.refuse(call, refusals)
+        return refuse(call, refusals)
 
     def on_response(self, call: ResponseCall) -> HookResult:
         """Merge the refused topics into the broker's answer for the rest."""
-        self.partial.merge(call)
+        merge(call)
         return None
 
     def stop(self) -> None:
-        """Nothing runs in the background; drop what is held."""
-        self.partial.clear()
+        """Nothing runs in the background (refusals in flight live with their connections)."""
 
     def _create(self, topic: Any) -> str | None:
         limits = self.limits

@@ -9,8 +9,9 @@ error results under the connection and correlation id, and adds them back
 into the broker's response when it passes.  When every entry is refused the
 gateway answers alone and the broker never sees the request.
 
-The remembered results are per connection and expire (a connection that
-closes before its answer leaves nothing behind for long).
+The remembered results live in the connection's L{ClientInfo.state}, so
+they go away with the connection, and every policy on the connection sees
+them: a later policy that refuses the rest answers for both.
 """
 
 from __future__ import annotations
@@ -18,8 +19,6 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
-
-from twisted.internet.interfaces import IReactorTime
 
 from kgateway.interceptors.api import (
     ClientInfo,
@@ -121,88 +120,83 @@ _SHAPES: dict[int, _Shape] = {
     44: _Shape(lambda v: "resources", "responses", _alter_configs),
 }
 
-#: The APIs L{PartialRefusals} can split.
+#: The APIs L{refuse} can split.
 SPLITTABLE = frozenset(_SHAPES)
 
 
 def entries(call: RequestCall) -> list[Any]:
-    """The entries (topics, resources) of a request, which L{PartialRefusals} refuses singly."""
+    """The entries (topics, resources) of a request, which L{refuse} refuses one by one."""
     return list(getattr(call.message, _SHAPES[call.api_key].entries(call.api_version)))
+
+
+#: Where the refusals in flight live in a connection's L{ClientInfo.state}.
+STATE_KEY = "kgateway.partial-refusals"
+#: At most this many requests of one connection hold refusals (clients pipeline a few).
+MAX_HELD = 1000
 
 
 @dataclass
 class _Held:
-    client: ClientInfo
     api_key: int
     results: list[Any]
-    since: float
 
 
-class PartialRefusals:
-    """The refused entries of requests in flight, waiting to be merged into their responses."""
+def _held(client: ClientInfo) -> dict[int, _Held]:
+    held: dict[int, _Held] = client.state.setdefault(STATE_KEY, {})
+    return held
 
-    def __init__(self, clock: IReactorTime, ttl: float = 300.0, cap: int = 10_000) -> None:
-        self._clock = clock
-        #: How long a refusal waits for its response (longer than any admin timeout).
-        self.ttl = ttl
-        #: At most this many held at once; the oldest go first.
-        self.cap = cap
-        self._held: dict[tuple[int, int], _Held] = {}
 
-    def __len__(self) -> int:
-        return len(self._held)
+def refuse(call: RequestCall, refusals: Mapping[int, Refusal]) -> Outcome:
+    """
+    Refuse the entries at the given indexes of C{call}'s request.
 
-    def refuse(self, call: RequestCall, refusals: Mapping[int, Refusal]) -> Outcome:
-        """
-        Refuse the entries at the given indexes of C{call}'s request.
-
-        Returns a L{Respond} when every entry is refused; otherwise removes the
-        refused entries from the request and returns None (send the rest on).
-        """
-        if not refusals:
-            return None
-        shape = _SHAPES[call.api_key]
-        attribute = shape.entries(call.api_version)
-        request = call.message
-        every = list(getattr(request, attribute))
-        cls = call.response_class()
-        results = [
-            shape.refused(cls, every[index], code, message)
-            for index, (code, message) in sorted(refusals.items())
-        ]
-        if len(refusals) >= len(every):
-            return Respond(cls(throttle_time_ms=0, **{shape.results: results}))
-        setattr(request, attribute, [e for i, e in enumerate(every) if i not in refusals])
-        call.message = request  # marks the call changed: the reduced request is re-encoded
-        if call.api_key == PRODUCE and produce_acks(call.frame, call.api_version) == 0:
-            return None  # no response will come to merge into
-        self._expire()
-        key = (id(call.client), call.correlation_id)
-        self._held[key] = _Held(call.client, call.api_key, results, self._clock.seconds())
+    Returns a L{Respond} when no entry is left; otherwise removes the refused
+    entries from the request and returns None (send the rest on).  Refusals
+    are kept with the connection, so two policies that each refuse part of
+    one request both reach the client, whichever of them answers.
+    """
+    if not refusals:
         return None
+    shape = _SHAPES[call.api_key]
+    attribute = shape.entries(call.api_version)
+    request = call.message
+    every = list(getattr(request, attribute))
+    cls = call.response_class()
+    results = [
+        shape.refused(cls, every[index], code, message)
+        for index, (code, message) in sorted(refusals.items())
+    ]
+    held = _held(call.client)
+    # An earlier policy in the chain may have refused other entries of this request.
+    earlier = held.pop(call.correlation_id, None)
+    if earlier is not None and earlier.api_key == call.api_key:
+        results = earlier.results + results
+    if len(refusals) >= len(every):
+        return Respond(cls(throttle_time_ms=0, **{shape.results: results}))
+    setattr(request, attribute, [e for i, e in enumerate(every) if i not in refusals])
+    call.message = request  # marks the call changed: the reduced request is re-encoded
+    if call.api_key == PRODUCE and produce_acks(call.frame, call.api_version) == 0:
+        return None  # no response will come to merge into
+    while len(held) >= MAX_HELD:
+        del held[next(iter(held))]  # the oldest: its answer is long overdue
+    held[call.correlation_id] = _Held(call.api_key, results)
+    return None
 
-    def merge(self, call: ResponseCall) -> bool:
-        """Add the refused entries of C{call}'s request to its response; whether there were any."""
-        key = (id(call.client), call.correlation_id)
-        held = self._held.get(key)
-        # id() of a closed connection's ClientInfo can be reused: check it is the same one.
-        if held is None or held.client is not call.client or held.api_key != call.api_key:
-            return False
-        del self._held[key]
-        response = call.message
-        attribute = _SHAPES[call.api_key].results
-        setattr(response, attribute, list(getattr(response, attribute)) + held.results)
-        call.message = response
-        return True
 
-    def clear(self) -> None:
-        """Forget everything held (the interceptor stopped)."""
-        self._held.clear()
+def merge(call: ResponseCall) -> bool:
+    """Add the refused entries of C{call}'s request to its response; whether there were any."""
+    held = _held(call.client)
+    waiting = held.get(call.correlation_id)
+    if waiting is None or waiting.api_key != call.api_key:
+        return False
+    del held[call.correlation_id]
+    response = call.message
+    attribute = _SHAPES[call.api_key].results
+    setattr(response, attribute, list(getattr(response, attribute)) + waiting.results)
+    call.message = response
+    return True
 
-    def _expire(self) -> None:
-        oldest = self._clock.seconds() - self.ttl
-        # Insertion order is time order: stop at the first one still fresh.
-        for key, held in list(self._held.items()):
-            if held.since >= oldest and len(self._held) < self.cap:
-                break
-            del self._held[key]
+
+def held_count(client: ClientInfo) -> int:
+    """How many of a connection's requests wait for their refusals to be merged."""
+    return len(_held(client))

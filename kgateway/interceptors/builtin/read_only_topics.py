@@ -38,7 +38,7 @@ from kgateway.interceptors.api import (
     RequestCall,
     ResponseCall,
 )
-from kgateway.interceptors.builtin.partial import PartialRefusals, Refusal, entries
+from kgateway.interceptors.builtin.partial import Refusal, entries, merge, refuse
 from kgateway.interceptors.options import Options
 from kgateway.interceptors.responses import POLICY_VIOLATION, UNKNOWN_TOPIC_ID
 
@@ -61,7 +61,6 @@ class ReadOnlyTopics:
     def __init__(self, context: InterceptorContext, patterns: list[re.Pattern[str]]) -> None:
         self.context = context
         self.patterns = patterns
-        self.partial = PartialRefusals(context.clock)
         #: Topic names by id, learnt from Metadata responses.
         self.names: dict[UUID, str] = {}
 
@@ -108,7 +107,7 @@ class ReadOnlyTopics:
                         details,
                     )
                 )
-        return self.partial.refuse(call, refusals)
+        return refuse(call, refusals)
 
     def on_response(self, call: ResponseCall) -> HookResult:
         """Learn topic ids from Metadata; merge refusals into the answers to writes."""
@@ -119,12 +118,11 @@ class ReadOnlyTopics:
                     self.names[topic_id] = topic.name
             # Reading the message does not change it: the response goes on as it came.
             return None
-        self.partial.merge(call)
+        merge(call)
         return None
 
     def stop(self) -> None:
-        """Drop what is held."""
-        self.partial.clear()
+        """Forget the topic ids (refusals in flight live with their connections)."""
         self.names.clear()
 
     def _judge(self, api_key: int, entry: Any) -> tuple[Refusal | None, dict[str, Any]]:

@@ -4,11 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from kafka.protocol.admin import CreateTopicsRequest, CreateTopicsResponse
+from kafka.protocol.admin import (
+    CreatePartitionsResponse,
+    CreateTopicsRequest,
+    CreateTopicsResponse,
+)
 from twisted.trial.unittest import SynchronousTestCase
 
 from kgateway.interceptors.api import InvalidConfig, Respond
 from kgateway.interceptors.builtin.create_topic_policy import CreateTopicPolicy
+from kgateway.interceptors.builtin.partial import MAX_HELD, held_count
+from kgateway.interceptors.builtin.read_only_topics import ReadOnlyTopics
 from kgateway.protocol.codec import (
     decode_request,
     decode_response,
@@ -73,11 +79,11 @@ class CreateTopicsTests(SynchronousTestCase):
         request = call(create_topics([("orders", 6, 3), ("payments", 2, 3)]))
         self.assertIsNone(interceptor.on_request(request))
         self.assertFalse(request.changed)
+        self.assertEqual(held_count(request.client), 0)
         self.assertEqual(
             [(e.decision, e.details["topic"]) for e in events],
             [("allowed", "orders"), ("allowed", "payments")],
         )
-        self.assertEqual(len(interceptor.partial), 0)
 
     def test_every_limit_named(self) -> None:
         """Each broken limit is refused with POLICY_VIOLATION and a message naming it."""
@@ -141,7 +147,7 @@ class CreateTopicsTests(SynchronousTestCase):
         # What the client receives decodes with the merged topic in it.
         delivered = decode_response(CreateTopicsResponse, encode_response(answer.message, 7, 7), 7)
         self.assertEqual(delivered.topics[2].error_message, merged["huge"][1])
-        self.assertEqual(len(interceptor.partial), 0)
+        self.assertEqual(held_count(request.client), 0)
 
     def test_other_connections_response_untouched(self) -> None:
         """A response with the same correlation id on another connection gets nothing merged."""
@@ -153,16 +159,16 @@ class CreateTopicsTests(SynchronousTestCase):
         answer = response_call(other, cls(throttle_time_ms=0, topics=[]))
         interceptor.on_response(answer)
         self.assertFalse(answer.changed)
-        self.assertEqual(len(interceptor.partial), 1)
+        self.assertEqual((held_count(request.client), held_count(other.client)), (1, 0))
 
-    def test_held_refusals_expire(self) -> None:
-        """A connection that never gets its answer leaves nothing behind after the ttl."""
-        ctx, _ = context()
-        interceptor = CreateTopicPolicy.from_config(LIMITS, ctx)
-        interceptor.on_request(call(create_topics([("orders", 6, 3), ("huge", 100, 3)]), 1))
-        ctx.clock.advance(interceptor.partial.ttl + 1)  # type: ignore[attr-defined]
-        interceptor.on_request(call(create_topics([("orders", 6, 3), ("huge", 100, 3)]), 2))
-        self.assertEqual(len(interceptor.partial), 1)
+    def test_held_refusals_bounded(self) -> None:
+        """A connection whose answers never come holds at most MAX_HELD refusals."""
+        interceptor, _ = policy()
+        who = client()
+        for correlation_id in range(MAX_HELD + 5):
+            request = create_topics([("orders", 6, 3), ("huge", 100, 3)])
+            interceptor.on_request(call(request, correlation_id, who))
+        self.assertEqual(held_count(who), MAX_HELD)
 
     def test_broker_defaults(self) -> None:
         """-1 is refused while a limit on it is set; allowed with allowBrokerDefaults."""
@@ -219,3 +225,49 @@ class CreatePartitionsTests(SynchronousTestCase):
         response = response_call(request, outcome.message)
         decoded = decode_response(type(outcome.message), response.frame, 0)
         self.assertEqual(decoded.results[0].error_code, 44)
+
+
+class TwoPoliciesTests(SynchronousTestCase):
+    """create-topic-policy and read-only-topics both refusing parts of one CreatePartitions."""
+
+    def policies(self) -> tuple[CreateTopicPolicy, ReadOnlyTopics]:
+        ctx, _ = context()
+        return (
+            CreateTopicPolicy.from_config({"maxPartitions": 10}, ctx),
+            ReadOnlyTopics.from_config({"topics": ["ro-.*"]}, ctx),
+        )
+
+    def test_both_refusals_merged(self) -> None:
+        """The broker gets the one acceptable topic; the client hears about all three."""
+        limits, read_only = self.policies()
+        request = call(create_partitions({"big": 20, "ro-a": 3, "fine": 5}))
+        self.assertIsNone(limits.on_request(request))
+        self.assertIsNone(read_only.on_request(request))
+        sent = decode_request(37, encode_request(request.message), 3)
+        self.assertEqual([t.name for t in sent.topics], ["fine"])
+        cls = CreatePartitionsResponse[3]
+        broker = cls(
+            throttle_time_ms=0,
+            results=[cls.CreatePartitionsTopicResult(name="fine", error_code=0)],
+        )
+        answer = response_call(request, broker)
+        limits.on_response(answer)  # the first to see the answer merges every refusal
+        read_only.on_response(answer)
+        self.assertEqual(
+            {r.name: r.error_code for r in answer.message.results},
+            {"fine": 0, "big": 44, "ro-a": 44},
+        )
+        self.assertEqual(held_count(request.client), 0)
+
+    def test_later_policy_answers_for_both(self) -> None:
+        """When the second policy refuses what the first left, its answer carries both."""
+        limits, read_only = self.policies()
+        request = call(create_partitions({"big": 20, "ro-a": 3}))
+        self.assertIsNone(limits.on_request(request))
+        outcome = read_only.on_request(request)
+        assert isinstance(outcome, Respond)
+        self.assertEqual(
+            [(r.name, r.error_code) for r in outcome.message.results],
+            [("big", 44), ("ro-a", 44)],
+        )
+        self.assertEqual(held_count(request.client), 0)
