@@ -22,9 +22,11 @@ from twisted.trial.unittest import SynchronousTestCase
 from kgateway.api.openapi import DOCUMENT
 from kgateway.cluster.roster import Member
 from kgateway.config import AdminUser, Settings
+from kgateway.interceptors.store import InterceptorStore
 from kgateway.interfaces import BrokerInfo, Endpoint
 from kgateway.routing.ports import PortPlan
 from kgateway.service import GatewayNode, makeService
+from tests.unit.interceptors.fake_topic import FakeTopic
 from tests.unit.proxy.fakes import FakeBrokers
 from tests.unit.test_service import FakeFetch, RecordingReactor
 
@@ -80,6 +82,7 @@ class ApiNode:
     clock: Clock
     registry: CollectorRegistry
     http: StubTreq
+    topic: FakeTopic
 
     @property
     def membership(self) -> FakeMembership:
@@ -131,11 +134,22 @@ def make_api_node(
 
     node.membership_factory = membership  # type: ignore[assignment]
     node.license_factory = Service  # type: ignore[assignment]
+    topic = FakeTopic(settings.interceptors_topic)
+    node.interceptor_store_factory = lambda: InterceptorStore(
+        topic.name, topic.reader(), topic, node.interceptors, reactor
+    )
     node.startService()
     case.addCleanup(node.stopService)
     assert node.admin_api is not None, "no admin API"
     api = ApiNode(
-        node, reactor, fetch, upstream, Clock(), registry, StubTreq(node.admin_api.site.resource)
+        node,
+        reactor,
+        fetch,
+        upstream,
+        Clock(),
+        registry,
+        StubTreq(node.admin_api.site.resource),
+        topic,
     )
     if brokers_known:
         api.learn_brokers()
