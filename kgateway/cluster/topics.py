@@ -163,6 +163,8 @@ class CompactedTopicReader(Service):
     _busy: bool = False
     _failing: bool = False
     _waiting: list[tuple[int, Deferred[None]]] = field(default_factory=list)
+    #: The content read again from the log's start after OFFSET_OUT_OF_RANGE.
+    _rebuilt: dict[bytes, bytes] | None = None
 
     def startService(self) -> None:
         super().startService()
@@ -196,7 +198,7 @@ class CompactedTopicReader(Service):
             return
         self._busy = True
         try:
-            if self._client is None:
+            if self._client is None or self._client.closed.called:
                 self._client = await self.finder.open_leader(self.topic)
             await self._fetch(self._client)
             self.polls += 1
@@ -256,16 +258,24 @@ class CompactedTopicReader(Service):
         for topic_response in response.responses:
             for partition in topic_response.partitions:
                 if partition.error_code == OFFSET_OUT_OF_RANGE:
-                    # Compaction removed the records before our offset: read it all again.
-                    self.offset = 0
-                    self.entries = {}
-                    changed = True
+                    # Records before our offset are gone, tombstones with them:
+                    # rebuild the content from the log's start, and swap it in
+                    # only once caught up, so no listener sees a half-read topic.
+                    self.offset = max(0, partition.log_start_offset)
+                    self._rebuilt = {}
                     continue
                 if partition.error_code:
                     raise KafkaRequestError(
                         f"Fetch: error {partition.error_code}", partition.error_code
                     )
-                changed |= self._read(bytes(partition.records or b""))
+                records = bytes(partition.records or b"")
+                if self._rebuilt is None:
+                    changed |= self._read(records, self.entries)
+                    continue
+                self._read(records, self._rebuilt)
+                if self.offset >= partition.high_watermark:
+                    changed = self._rebuilt != self.entries
+                    self.entries, self._rebuilt = self._rebuilt, None
         if changed and self.listener is not None:
             try:
                 self.listener(dict(self.entries))
@@ -273,7 +283,7 @@ class CompactedTopicReader(Service):
                 log.failure("The {what} listener failed", what=self.description)
         self._wake()
 
-    def _read(self, data: bytes) -> bool:
+    def _read(self, data: bytes, entries: dict[bytes, bytes]) -> bool:
         changed = False
         records = MemoryRecords(data)
         while records.has_next():
@@ -285,7 +295,7 @@ class CompactedTopicReader(Service):
                 if record.key is None:
                     continue
                 if record.value is None:
-                    if self.entries.pop(record.key, None) is not None:
+                    if entries.pop(record.key, None) is not None:
                         changed = True
                         log.info(
                             "{what} entry {key} removed at offset {offset}",
@@ -293,8 +303,8 @@ class CompactedTopicReader(Service):
                             key=record.key.decode(errors="replace"),
                             offset=record.offset,
                         )
-                elif self.entries.get(record.key) != record.value:
-                    self.entries[record.key] = record.value
+                elif entries.get(record.key) != record.value:
+                    entries[record.key] = record.value
                     changed = True
                     log.info(
                         "{what} entry {key} updated at offset {offset}",

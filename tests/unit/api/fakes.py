@@ -101,6 +101,24 @@ class ApiNode:
         self.http.flush()
         return deferred
 
+    def send(
+        self,
+        method: str,
+        path: str,
+        data: bytes | None = None,
+        auth: tuple[str, str] | None = AUTH,
+    ) -> Any:
+        """Any method with a body; the response (already complete)."""
+        deferred = self.http.request(
+            method,
+            BASE + path,
+            data=data,
+            auth=auth,
+            headers={b"content-type": [b"application/json"]} if data is not None else None,
+        )
+        self.http.flush()
+        return deferred
+
 
 def make_api_node(
     case: SynchronousTestCase, brokers_known: bool = True, **overrides: Any
@@ -161,10 +179,10 @@ def body(case: SynchronousTestCase, response: Any) -> Any:
     return json.loads(case.successResultOf(response.content()))
 
 
-def conforms(case: SynchronousTestCase, path: str, response: Any) -> Any:
+def conforms(case: SynchronousTestCase, path: str, response: Any, method: str = "get") -> Any:
     """Check a JSON response against the OpenAPI document's schema for it; return the JSON."""
     data = body(case, response)
-    operation = DOCUMENT["paths"][path]["get"]
+    operation = DOCUMENT["paths"][path][method]
     documented = operation["responses"].get(str(response.code))
     case.assertIsNotNone(documented, f"{path} answered {response.code}, which is not documented")
     schema = documented["content"]["application/json"]["schema"]
