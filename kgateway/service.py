@@ -113,6 +113,21 @@ class GatewayNode(MultiService):
             reactor,
             settings.upstream_connect_timeout_seconds,
         )
+        #: Writes for interceptors (context.produce): a missing topic is created, one
+        #: partition, not compacted (an audit log keeps every record, not the last per key).
+        self.interceptor_writer = TopicWriter(
+            LeaderFinder(
+                self._bootstrap_and_known,
+                lambda endpoint, factory: self.connect(endpoint, factory),
+                reactor,
+                settings.upstream_connect_timeout_seconds,
+                create_with=self._replication_factor,
+                what="interceptor topic",
+                compacted=False,
+            ),
+            reactor,
+            settings.upstream_connect_timeout_seconds,
+        )
         #: The interceptors topic, applied to C{interceptors}; started once listening.
         self.interceptor_store: InterceptorStore | None = None
         #: Builds the interceptor store (a seam for tests).
@@ -256,8 +271,8 @@ class GatewayNode(MultiService):
         )
 
     def _produce(self, topic: str, key: bytes | None, value: bytes) -> Deferred[None]:
-        """Write one record for an interceptor (acks=all); fails if the topic does not exist."""
-        return self.writer.produce(topic, key, value).addCallback(lambda _: None)
+        """Write one record for an interceptor (acks=all), creating a missing topic."""
+        return self.interceptor_writer.produce(topic, key, value).addCallback(lambda _: None)
 
     def _replication_factor(self) -> int:
         """For the cluster's own topics: 3, or fewer on a smaller Kafka cluster."""
@@ -361,6 +376,7 @@ class GatewayNode(MultiService):
                 )
         self.interceptors.stop()
         self.writer.close()
+        self.interceptor_writer.close()
         await super().stopService()
 
 

@@ -44,12 +44,17 @@ Listener = Callable[[Mapping[bytes, bytes]], None]
 
 
 async def ensure_compacted_topic(
-    client: KafkaClientProtocol, topic: str, replication_factor: int, what: str = "topic"
+    client: KafkaClientProtocol,
+    topic: str,
+    replication_factor: int,
+    what: str = "topic",
+    compacted: bool = True,
 ) -> bool:
     """
-    Create C{topic} (compacted, one partition) unless it exists; whether it was created.
+    Create C{topic} (one partition, compacted unless told otherwise) unless it exists.
 
-    C{what} names the topic in the log and the error ("license topic").
+    Returns whether it was created.  C{what} names the topic in the log and
+    the error ("license topic").
     """
     version = client.version_for(CreateTopicsRequest.API_KEY, 5, 2)
     request = CreateTopicsRequest[version]
@@ -59,7 +64,9 @@ async def ensure_compacted_topic(
         replication_factor=replication_factor,
         assignments=[],
         configs=[
-            request.CreatableTopic.CreatableTopicConfig(name="cleanup.policy", value="compact")
+            request.CreatableTopic.CreatableTopicConfig(
+                name="cleanup.policy", value="compact" if compacted else "delete"
+            )
         ],
     )
     response = await client.request(
@@ -112,6 +119,8 @@ class LeaderFinder:
     create_with: Callable[[], int] | None = None
     #: What the log calls a topic it creates.
     what: str = "topic"
+    #: Whether a topic it creates is compacted (the cluster's own topics) or not (an audit log).
+    compacted: bool = True
 
     async def leader(self, topic: str) -> Endpoint:
         """The leader's address; L{KafkaRequestError} if no broker knows one."""
@@ -123,7 +132,9 @@ class LeaderFinder:
             try:
                 found = await partition_leader(client, topic, self.timeout_seconds, self.clock)
                 if found is None and self.create_with is not None:
-                    await ensure_compacted_topic(client, topic, self.create_with(), self.what)
+                    await ensure_compacted_topic(
+                        client, topic, self.create_with(), self.what, self.compacted
+                    )
                     found = await partition_leader(client, topic, self.timeout_seconds, self.clock)
             finally:
                 client.close()

@@ -14,9 +14,9 @@ interceptor's decision.  A record is::
      "apiKey": 19, "decision": "denied", "reason": "...", "details": {...}}
 
 keyed by the interceptor's name, so one interceptor's records stay in order.
-The topic must exist (the node's producer does not create it; writes to a
-missing topic are counted as failed) and must not be compacted, or only the
-last record of each interceptor would be kept.
+The node creates a missing topic (one partition, C{cleanup.policy=delete});
+an existing one must not be compacted, or only the last record of each
+interceptor would be kept.  A write that fails is counted as failed.
 
 Recording never blocks the data path: records wait in a bounded queue and
 at most C{maxInFlight} are being produced at once.  When the queue is full
