@@ -259,11 +259,15 @@ class AdminApiTests(TestCase):
         """schemathesis: the real server against the document it serves."""
         from hypothesis import HealthCheck, Phase, given, settings
         from schemathesis.openapi import from_dict
+        from schemathesis.specs.openapi.checks import positive_data_acceptance
 
         schema = from_dict(get_json(self.a, "/openapi.json"))
         checked = []
         for result in schema.get_all_operations():
             operation = result.ok()
+            # Whether an interceptor's plugin and config are valid is for the installed
+            # plugins to say, which no schema can: a schema-valid PUT may rightly get 400.
+            excluded = [positive_data_acceptance] if operation.method.upper() == "PUT" else []
 
             # A handful of examples each keeps this to seconds; derandomised so
             # a failure is reproducible.
@@ -277,8 +281,14 @@ class AdminApiTests(TestCase):
                 phases=[Phase.explicit, Phase.generate],
             )
             def conforms(case: Any) -> None:
-                case.call_and_validate(base_url=self.a.api_url, auth=self.a.api_auth)
+                case.call_and_validate(
+                    base_url=self.a.api_url,
+                    auth=self.a.api_auth,
+                    excluded_checks=excluded,  # noqa: B023 - run within this iteration
+                )
 
             conforms()
             checked.append(operation.label)
-        self.assertEqual(len(checked), len(schema.raw_schema["paths"]))
+        methods = {"get", "put", "post", "patch", "delete"}
+        operations = sum(len(methods & set(item)) for item in schema.raw_schema["paths"].values())
+        self.assertEqual(len(checked), operations)
