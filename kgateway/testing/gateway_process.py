@@ -167,6 +167,8 @@ class GatewayProcess:
         """Start the node and wait until it listens on all its ports."""
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")
+        # A restarted node appends to its log: only what this run writes counts.
+        started_at = log.tell()
         self.process = subprocess.Popen(
             [*twistd_command(), "-n", "--pidfile=", "kgateway"],
             env=self.environment,
@@ -184,7 +186,10 @@ class GatewayProcess:
                 raise GatewayProcessError(
                     f"gateway exited with {self.process.returncode}:\n{self.log_tail()}"
                 )
-            if "Listening on" in self.log_path.read_text(errors="replace"):
+            with open(self.log_path, "rb") as written:
+                written.seek(started_at)
+                this_run = written.read().decode(errors="replace")
+            if "Listening on" in this_run:
                 return
             time.sleep(0.1)
         self.kill()
