@@ -16,7 +16,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 
@@ -100,7 +100,15 @@ class GatewayProcess:
         advertised_host: str = "127.0.0.1",
         bind_host: str = "127.0.0.1",
         env: Mapping[str, str] | None = None,
+        extra_pythonpath: Sequence[str | Path] = (),
+        twistd_args: Sequence[str] = ("kgateway",),
     ) -> None:
+        """
+        C{extra_pythonpath} comes after the source tree (where separately installed
+        plugins live, e.g. a C{pip install --target} directory); C{twistd_args}
+        replace the plain C{kgateway} subcommand (e.g. C{-y node.tac}).
+        """
+        self.twistd_args = list(twistd_args)
         self.port_start = port_start if port_start is not None else free_port_range(port_count)
         #: The admin API's user, with a fresh password for every node.
         self.api_auth = ("kgateway-test", secrets.token_urlsafe(12))
@@ -125,7 +133,7 @@ class GatewayProcess:
             ),
             # The source tree first, so twistd finds this checkout's plugin.
             "PYTHONPATH": os.pathsep.join(
-                [str(REPO_ROOT)]
+                [str(REPO_ROOT), *map(str, extra_pythonpath)]
                 + ([os.environ["PYTHONPATH"]] if "PYTHONPATH" in os.environ else [])
             ),
             **(env or {}),
@@ -168,7 +176,7 @@ class GatewayProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
-            [*twistd_command(), "-n", "--pidfile=", "kgateway"],
+            [*twistd_command(), "-n", "--pidfile=", *self.twistd_args],
             env=self.environment,
             stdout=log,
             stderr=subprocess.STDOUT,
