@@ -199,7 +199,11 @@ def build_wheel(into: Path) -> Path:
     """Build the example's wheel with pip (setuptools from PyPI in an isolated build)."""
     source = into / "source"
     # A copy, so the build's egg-info and build/ never land in the repository.
-    shutil.copytree(EXAMPLE, source, ignore=shutil.ignore_patterns("build", "*.egg-info"))
+    shutil.copytree(
+        EXAMPLE,
+        source,
+        ignore=shutil.ignore_patterns("build", "*.egg-info", "dropin.cache", "__pycache__"),
+    )
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(into), str(source)],
         check=True,
