@@ -272,19 +272,22 @@ def section(
         f"(range {min(run_loads):.2f}–{max(run_loads):.2f}) on 2 CPUs shared with other work: "
         "read the ratios, not the absolute figures.",
         "",
-        "| case | target | MiB/s | × direct | × no interceptor | node CPU s/GiB |",
-        "|---|---|---|---|---|---|",
+        "| case | target | MiB/s | × direct | × no interceptor | node CPU s/GiB "
+        "| CPU × no interceptor |",
+        "|---|---|---|---|---|---|---|",
     ]
     for case in cases:
         direct = _median(runs, case.key, "direct")
         plain = _median(runs, case.key, "kgateway-none")
+        plain_cpu = _cpu_per_gib(runs, case.key, "kgateway-none")
         for target in targets:
             value = _median(runs, case.key, target.key)
             cpu = _cpu_per_gib(runs, case.key, target.key)
             versus_plain = _fmt(_ratio(value, plain), 2) if target.is_proxy else ""
             lines.append(
                 f"| {case.title} | {target.title} | {_fmt(value)} "
-                f"| {_fmt(_ratio(value, direct), 2)} | {versus_plain} | {_fmt(cpu)} |"
+                f"| {_fmt(_ratio(value, direct), 2)} | {versus_plain} | {_fmt(cpu)} "
+                f"| {_fmt(_ratio(cpu, plain_cpu), 2) if target.is_proxy else ''} |"
             )
     errors = [r for r in runs if r.error]
     lines += [

@@ -37,8 +37,9 @@ from kgateway.interceptors.api import (
 )
 from kgateway.protocol.codec import decode_response, encode_response
 from kgateway.testing.gateway_process import REPO_ROOT
+from kgateway.testing.plugin_package import EXAMPLE_PLUGIN as EXAMPLE
+from kgateway.testing.plugin_package import build_wheel, install_wheel
 
-EXAMPLE = REPO_ROOT / "tests" / "example_plugin"
 MODULE = EXAMPLE / "kgateway" / "plugins" / "kgateway_example.py"
 CLIENT = ClientInfo("10.0.0.7:50000", broker_id=1, client_id="app")
 
@@ -195,35 +196,13 @@ class GuardTests(SynchronousTestCase):
             self.assertNotIn("\n", message)
 
 
-def build_wheel(into: Path) -> Path:
-    """Build the example's wheel with pip (setuptools from PyPI in an isolated build)."""
-    source = into / "source"
-    # A copy, so the build's egg-info and build/ never land in the repository.
-    shutil.copytree(
-        EXAMPLE,
-        source,
-        ignore=shutil.ignore_patterns("build", "*.egg-info", "dropin.cache", "__pycache__"),
-    )
-    subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(into), str(source)],
-        check=True,
-        capture_output=True,
-        timeout=300,
-    )
-    [wheel] = into.glob("kgateway_example_interceptor-*.whl")
-    return wheel
-
-
 class PackagedTests(SynchronousTestCase):
     """The example as a third party ships it: a wheel, installed into its own directory."""
 
     def setUp(self) -> None:
         self.workdir = Path(tempfile.mkdtemp(prefix="kgateway-example-"))
         self.addCleanup(shutil.rmtree, self.workdir, True)
-        try:
-            self.wheel = build_wheel(self.workdir)
-        except subprocess.CalledProcessError as e:
-            self.fail(f"pip wheel failed: {e.stderr.decode(errors='replace')[-2000:]}")
+        self.wheel = build_wheel(EXAMPLE, self.workdir)
 
     def test_wheel_ships_the_module_without_init(self) -> None:
         """An __init__.py in kgateway/ or kgateway/plugins/ would hide it from discovery."""
@@ -233,14 +212,7 @@ class PackagedTests(SynchronousTestCase):
 
     def test_discovered_next_to_the_builtins(self) -> None:
         """pip install --target, then a fresh Python with that directory on its path."""
-        target = self.workdir / "site"
-        subprocess.run(
-            [sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target)]
-            + [str(self.wheel)],
-            check=True,
-            capture_output=True,
-            timeout=300,
-        )
+        target = install_wheel(self.wheel, self.workdir / "site")
         self.assertFalse((target / "kgateway" / "__init__.py").exists())
         self.assertFalse((target / "kgateway" / "plugins" / "__init__.py").exists())
         probe = (
