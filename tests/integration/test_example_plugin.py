@@ -8,11 +8,13 @@ letting the rest through.
 
 from __future__ import annotations
 
+import atexit
 import base64
 import dataclasses
 import json
 import shutil
 import tempfile
+import time
 import urllib.error
 import urllib.request
 import uuid
@@ -49,41 +51,67 @@ def request(node: GatewayProcess, method: str, path: str, body: Any = None) -> t
     return status, json.loads(raw) if raw else None
 
 
+def _status(node: GatewayProcess, path: str) -> int | None:
+    try:
+        return request(node, "GET", path)[0]
+    except OSError:  # not listening yet
+        return None
+
+
+class ExampleNode:
+    """One node with the example installed, for all the tests of this module."""
+
+    node: GatewayProcess | None = None
+    env: Environment | None = None
+    #: Tests still to run; the node stops after the last (or at exit).
+    remaining = 0
+
+    @classmethod
+    def get(cls) -> tuple[GatewayProcess, Environment]:
+        if cls.node is None or cls.env is None:
+            cls.remaining = len([n for n in dir(ExamplePluginTests) if n.startswith("test_")])
+            shared_env = shared()
+            workdir = Path(tempfile.mkdtemp(prefix="kgateway-it-example-"))
+            atexit.register(shutil.rmtree, workdir, True)
+            site = install_wheel(build_wheel(EXAMPLE_PLUGIN, workdir), workdir / "site")
+            node = GatewayProcess(
+                shared_env.cluster.bootstrap_servers,
+                workdir / "gateway.log",
+                env={"GATEWAY_CLUSTER_ID": f"example-{uuid.uuid4().hex[:8]}"},
+                extra_pythonpath=[site],
+            )
+            node.start(timeout=90)
+            atexit.register(node.stop)
+            cls.node = node
+            # The shared environment's audited runner, pointed at this node: clients
+            # must reach its ports and never a broker's.
+            cls.env = dataclasses.replace(shared_env, gateway=node)
+            # The interceptor API answers once the node reads its interceptors topic.
+            deadline = time.monotonic() + 90
+            while _status(node, "/api/v1/plugins") != 200:
+                if time.monotonic() > deadline:
+                    raise AssertionError(
+                        "the interceptor API never became ready:\n" + node.log_tail()
+                    )
+                time.sleep(0.5)
+        return cls.node, cls.env
+
+    @classmethod
+    def done(cls) -> None:
+        cls.remaining -= 1
+        if cls.remaining == 0 and cls.node is not None:
+            cls.node.stop()
+            cls.node = None
+
+
 class ExamplePluginTests(TestCase):
     """topic-prefix-guard, installed from its wheel, on a node of its own."""
 
     timeout = 600
-    node: GatewayProcess | None = None
-    env: Environment | None = None
-    workdir: Path | None = None
-
-    @classmethod
-    def setUpClass(cls) -> None:
-        shared_env = shared()
-        cls.workdir = Path(tempfile.mkdtemp(prefix="kgateway-it-example-"))
-        site = install_wheel(build_wheel(EXAMPLE_PLUGIN, cls.workdir), cls.workdir / "site")
-        cls.node = GatewayProcess(
-            shared_env.cluster.bootstrap_servers,
-            cls.workdir / "gateway.log",
-            env={"GATEWAY_CLUSTER_ID": f"example-{uuid.uuid4().hex[:8]}"},
-            extra_pythonpath=[site],
-        )
-        cls.node.start(timeout=90)
-        # The shared environment's audited runner, pointed at this node: clients must
-        # reach its ports and never a broker's.
-        cls.env = dataclasses.replace(shared_env, gateway=cls.node)
-
-    @classmethod
-    def tearDownClass(cls) -> None:
-        if cls.node is not None:
-            cls.node.stop()
-        if cls.workdir is not None:
-            shutil.rmtree(cls.workdir, ignore_errors=True)
 
     def setUp(self) -> None:
-        assert self.node is not None and self.env is not None
-        self.gateway = self.node
-        self.environment = self.env
+        self.gateway, self.environment = ExampleNode.get()
+        self.addCleanup(ExampleNode.done)
         self.prefix = f"allowed-{uuid.uuid4().hex[:6]}."
 
     def configure(self, name: str, prefixes: list[str]) -> None:
@@ -99,14 +127,12 @@ class ExamplePluginTests(TestCase):
 
     def direct_admin(self) -> AdminClient:
         """The cluster itself, for setting up and checking (not a client under test)."""
-        assert self.env is not None
-        return AdminClient({"bootstrap.servers": self.env.cluster.bootstrap_servers})
+        return AdminClient({"bootstrap.servers": self.environment.cluster.bootstrap_servers})
 
     def end_offsets(self, topic: str, partitions: int = 3) -> list[int]:
         """Each partition's high watermark, read from the brokers."""
-        assert self.env is not None
         consumer = Consumer(
-            {"bootstrap.servers": self.env.cluster.bootstrap_servers, "group.id": "unused"}
+            {"bootstrap.servers": self.environment.cluster.bootstrap_servers, "group.id": "unused"}
         )
         try:
             return [
