@@ -22,6 +22,7 @@ Writes C{bench/interceptors.json} and its own section of C{bench/RESULTS.md}
 from __future__ import annotations
 
 import argparse
+import base64
 import contextlib
 import json
 import shutil
@@ -29,6 +30,8 @@ import statistics
 import sys
 import tempfile
 import time
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -88,8 +91,26 @@ CONFIGURATIONS = (
 )
 
 
+def _admin_call(node: GatewayProcess, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+    """One admin API call as the node's admin user: the status and the JSON answer."""
+    data = json.dumps(body).encode() if body is not None else None
+    call = urllib.request.Request(node.api_url + path, data=data, method=method)
+    token = base64.b64encode(":".join(node.api_auth).encode()).decode()
+    call.add_header("Authorization", f"Basic {token}")
+    if data is not None:
+        call.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(call, timeout=30) as response:
+            status, raw = response.status, response.read()
+    except urllib.error.HTTPError as e:
+        status, raw = e.code, e.read()
+    except OSError as e:  # not listening yet
+        return 0, {"error": str(e)}
+    return status, json.loads(raw) if raw else {}
+
+
 class InterceptedNode(KGateway):
-    """One kgateway node running a L{Configuration}'s interceptors from the start."""
+    """One kgateway node running a L{Configuration}'s interceptors, configured through its API."""
 
     def __init__(
         self, bootstrap_servers: str, workdir: Path, min_broker_id: int, config: Configuration
@@ -104,23 +125,39 @@ class InterceptedNode(KGateway):
                 min_broker_id=min_broker_id,
                 env={
                     "GATEWAY_CLUSTER_ID": f"bench-{config.key}-{uuid.uuid4().hex[:8]}",
-                    "KGATEWAY_BENCH_INTERCEPTORS": json.dumps(list(config.specs)),
                 },
                 extra_pythonpath=PLUGIN_PATHS,
-                twistd_args=("-y", str(HERE / "interceptor_node.tac")),
             )
         ]
 
     def start(self, timeout: float = 90.0) -> None:
-        """Start the node and check each of its interceptors was built."""
+        """Start the node, then configure its interceptors the way an operator would (PUT)."""
         super().start(timeout)
-        log = self.nodes[0].log_path.read_text(errors="replace")
+        node = self.nodes[0]
+        deadline = time.monotonic() + timeout
+        while _admin_call(node, "GET", "/api/v1/plugins")[0] != 200:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{self.title}: no interceptor API:\n{node.log_tail(20)}")
+            time.sleep(0.5)
         for spec in self.config.specs:
-            if f"Interceptor {spec['name']} ({spec['plugin']}" not in log:
-                raise RuntimeError(
-                    f"{self.title}: interceptor {spec['name']} did not start:\n"
-                    + self.nodes[0].log_tail(20)
-                )
+            path = f"/api/v1/interceptors/{spec['name']}"
+            while (answered := _admin_call(node, "PUT", path, spec))[0] not in (200, 201):
+                # 503: a new gateway cluster's interceptors topic may have no leader yet.
+                if answered[0] != 503 or time.monotonic() > deadline:
+                    raise RuntimeError(f"{self.title}: PUT {path}: {answered}")
+                time.sleep(0.5)
+        # Every node applies what its interceptors topic holds: wait until this one runs them.
+        wanted = {spec["name"] for spec in self.config.specs}
+        while True:
+            status, listing = _admin_call(node, "GET", "/api/v1/interceptors")
+            running = {spec["name"] for spec in listing.get("interceptors", [])} - set(
+                listing.get("failed", {})
+            )
+            if status == 200 and running == wanted:
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{self.title}: interceptors {listing} instead of {wanted}")
+            time.sleep(0.5)
 
     def check_proof(self) -> str:
         """The node's log shows the interceptor at work (or there is nothing to show)."""

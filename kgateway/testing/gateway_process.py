@@ -101,14 +101,11 @@ class GatewayProcess:
         bind_host: str = "127.0.0.1",
         env: Mapping[str, str] | None = None,
         extra_pythonpath: Sequence[str | Path] = (),
-        twistd_args: Sequence[str] = ("kgateway",),
     ) -> None:
         """
-        C{extra_pythonpath} comes after the source tree (where separately installed
-        plugins live, e.g. a C{pip install --target} directory); C{twistd_args}
-        replace the plain C{kgateway} subcommand (e.g. C{-y node.tac}).
+        A node (not started yet); C{extra_pythonpath} goes after the source tree on its
+        path: where separately installed plugins live (a C{pip install --target} directory).
         """
-        self.twistd_args = list(twistd_args)
         self.port_start = port_start if port_start is not None else free_port_range(port_count)
         #: The admin API's user, with a fresh password for every node.
         self.api_auth = ("kgateway-test", secrets.token_urlsafe(12))
@@ -176,7 +173,7 @@ class GatewayProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
-            [*twistd_command(), "-n", "--pidfile=", *self.twistd_args],
+            [*twistd_command(), "-n", "--pidfile=", "kgateway"],
             env=self.environment,
             stdout=log,
             stderr=subprocess.STDOUT,
