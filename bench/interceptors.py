@@ -25,8 +25,10 @@ import argparse
 import base64
 import contextlib
 import json
+import os
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -88,7 +90,47 @@ CONFIGURATIONS = (
         ({"name": "reencode", "plugin": "bench-reencode"},),
         proof="bench-reencode reencode: re-encoding Produce",
     ),
+    # The built-in that rewrites record batches (branch ic-records); measured where installed.
+    Configuration(
+        "headers",
+        "header-injection: add a record header to every record produced",
+        (
+            {
+                "name": "headers",
+                "plugin": "header-injection",
+                "config": {"headers": {"x-client": "{clientId}"}},
+            },
+        ),
+    ),
 )
+
+
+def available(configurations: Sequence[Configuration]) -> tuple[list[Configuration], list[str]]:
+    """The configurations whose plugins a node would find, and notes on the ones left out."""
+    # Asked of a fresh Python with the nodes' path, so it finds exactly what they will.
+    probe = (
+        "import json\n"
+        "from kgateway.interceptors.registry import discover_plugins\n"
+        "print(json.dumps(sorted(discover_plugins())))\n"
+    )
+    path = os.pathsep.join([str(REPO_ROOT), *map(str, PLUGIN_PATHS)])
+    found = subprocess.run(
+        [sys.executable, "-c", probe],
+        env={**os.environ, "PYTHONPATH": path},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    installed = set(json.loads(found.stdout.splitlines()[-1]))
+    kept, notes = [], []
+    for config in configurations:
+        missing = sorted({spec["plugin"] for spec in config.specs} - set(installed))
+        if missing:
+            notes.append(f"`{config.key}` left out: no {', '.join(missing)} plugin in this tree")
+        else:
+            kept.append(config)
+    return kept, notes
 
 
 def _admin_call(node: GatewayProcess, method: str, path: str, body: Any = None) -> tuple[int, Any]:
@@ -196,6 +238,7 @@ def main(args: argparse.Namespace) -> int:
     loads = [machine.load()]
     runs: list[RunResult] = []
     proofs: dict[str, str] = {}
+    notes: list[str] = []
     cluster: KafkaCluster | None = None
     targets: list[Target] = []
     failed = True
@@ -216,7 +259,10 @@ def main(args: argparse.Namespace) -> int:
         replication = min(3, len(brokers))
         ctx = Context(workdir, broker_ports | extra_forbidden, broker_ports, consume_topic="")
         targets.append(Direct(bootstrap, broker_ports))
-        for config in CONFIGURATIONS:
+        configurations, notes = available(CONFIGURATIONS)
+        for note in notes:
+            _log(note)
+        for config in configurations:
             _log(f"starting kgateway with {config.title}")
             node = InterceptedNode(bootstrap, workdir, min(brokers), config)
             targets.append(node)
@@ -253,7 +299,7 @@ def main(args: argparse.Namespace) -> int:
             cluster.stop()
         if runs:
             command = "python -m bench " + " ".join(sys.argv[1:])
-            path = write(out, command.strip(), cases, targets, runs, loads, proofs, records)
+            path = write(out, command.strip(), cases, targets, runs, loads, proofs, records, notes)
             _log(f"results in {path}")
         if failed:
             _log(f"logs kept in {workdir}")
@@ -288,6 +334,7 @@ def section(
     loads: Sequence[float],
     proofs: dict[str, str],
     records: int,
+    notes: Sequence[str] = (),
 ) -> str:
     """The RESULTS.md section: medians, ratios to direct and to no interceptor, proof."""
     run_loads = [r.load for r in runs]
@@ -301,8 +348,9 @@ def section(
         "each repetition; medians. One kgateway node per configuration, all in front of the "
         "same real 3-broker cluster. `guard` is the packaged example plugin "
         "(`tests/example_plugin`), decoding every Produce request and sending the original "
-        "bytes on; `reencode` decodes and re-encodes every Produce request, standing in for "
-        "`header-injection` (not on main when this was measured).",
+        "bytes on; `reencode` decodes and re-encodes every Produce request (the request, not "
+        "its record batches); `headers` is the built-in `header-injection`, which also "
+        "rewrites every record batch.",
         "",
         f"Load: 1-minute load average {loads[0]:.2f} at the start, {loads[-1]:.2f} at the end, "
         f"median {statistics.median(run_loads):.2f} over the runs "
@@ -335,6 +383,7 @@ def section(
         + "".join(f"; {key}: {proof}" for key, proof in proofs.items() if proof)
         + ".",
     ]
+    lines += [f"\n{note}." for note in notes]
     if errors:
         lines += ["", f"{len(errors)} run(s) failed:"]
         lines += [f"- {r.case} via {r.target}: {r.error[:300] if r.error else ''}" for r in errors]
@@ -359,6 +408,7 @@ def write(
     loads: Sequence[float],
     proofs: dict[str, str],
     records: int,
+    notes: Sequence[str] = (),
 ) -> Path:
     """Write interceptors.json and replace (or append) this benchmark's section of RESULTS.md."""
     out.mkdir(parents=True, exist_ok=True)
@@ -375,7 +425,7 @@ def write(
     )
     markdown = out / "RESULTS.md"
     text = markdown.read_text() if markdown.exists() else "# kgateway benchmark results\n"
-    new = section(command, cases, targets, runs, loads, proofs, records)
+    new = section(command, cases, targets, runs, loads, proofs, records, notes)
     if BEGIN in text and END in text:
         before, rest = text.split(BEGIN, 1)
         after = rest.split(END, 1)[1].lstrip("\n")
