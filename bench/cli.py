@@ -58,7 +58,14 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
         help="with --bootstrap-servers: controller ports clients must not reach either",
     )
     parser.add_argument("--keep-logs", action="store_true", help="keep the work folder")
+    parser.add_argument(
+        "--interceptors",
+        action="store_true",
+        help="only the interceptor cost benchmark (bench/interceptors.py)",
+    )
     args = parser.parse_args(argv)
+    if args.interceptors:
+        return args  # bench.interceptors picks its own defaults
     defaults = (
         {"repetitions": 1, "records": 3000, "latency_records": 1000, "connections": 200}
         if args.smoke
@@ -156,6 +163,10 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parse(argv)
+    if args.interceptors:
+        from . import interceptors
+
+        return interceptors.main(args)
     # Stop in order (nodes, brokers, report) on Ctrl-C or SIGTERM, even when started in the
     # background, where the shell leaves SIGINT ignored.
     signal.signal(signal.SIGTERM, _interrupt)

@@ -16,7 +16,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 
@@ -100,7 +100,12 @@ class GatewayProcess:
         advertised_host: str = "127.0.0.1",
         bind_host: str = "127.0.0.1",
         env: Mapping[str, str] | None = None,
+        extra_pythonpath: Sequence[str | Path] = (),
     ) -> None:
+        """
+        A node (not started yet); C{extra_pythonpath} goes after the source tree on its
+        path: where separately installed plugins live (a C{pip install --target} directory).
+        """
         self.port_start = port_start if port_start is not None else free_port_range(port_count)
         #: The admin API's user, with a fresh password for every node.
         self.api_auth = ("kgateway-test", secrets.token_urlsafe(12))
@@ -125,7 +130,7 @@ class GatewayProcess:
             ),
             # The source tree first, so twistd finds this checkout's plugin.
             "PYTHONPATH": os.pathsep.join(
-                [str(REPO_ROOT)]
+                [str(REPO_ROOT), *map(str, extra_pythonpath)]
                 + ([os.environ["PYTHONPATH"]] if "PYTHONPATH" in os.environ else [])
             ),
             **(env or {}),
