@@ -12,7 +12,13 @@ from typing import Any, cast
 
 from prometheus_client import CollectorRegistry
 from twisted.application.service import MultiService
-from twisted.internet.defer import CancelledError, Deferred, DeferredList, ensureDeferred
+from twisted.internet.defer import (
+    CancelledError,
+    Deferred,
+    DeferredList,
+    ensureDeferred,
+)
+from twisted.internet.defer import TimeoutError as DeferredTimeout
 from twisted.internet.endpoints import HostnameEndpoint
 from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import IListeningPort, IReactorTCP, IReactorTime
@@ -169,7 +175,37 @@ class GatewayNode(MultiService):
         refusal = self.settings.admin_api_refusal
         if refusal is not None:
             log.error("Admin API not started: {reason}", reason=refusal)
-        self.directory.ready().addCallback(lambda _: self._listen())
+        self.directory.ready().addCallback(lambda _: self._load_interceptors())
+
+    #: How long a starting node waits to read the interceptors topic before it listens anyway.
+    interceptors_load_timeout_seconds = 15.0
+
+    def _load_interceptors(self) -> Deferred[None]:
+        """
+        Read the interceptors topic before taking any client connection.
+
+        A node that listened first would relay its first clients' traffic
+        without the cluster's policies.  If the topic cannot be read in time
+        the node listens anyway (Kafka traffic matters more than a policy
+        that is not readable), says so, and applies them once it can read it.
+        """
+        self.interceptor_store = store = self.interceptor_store_factory()
+        store.setServiceParent(self)
+        loaded = store.loaded()
+        loaded.addTimeout(self.interceptors_load_timeout_seconds, self.reactor)
+
+        def too_slow(failure: Any) -> None:
+            failure.trap(CancelledError, DeferredTimeout)
+            log.error(
+                "Cannot read the interceptors topic {topic} after {seconds}s; listening "
+                "without the cluster's interceptors until it can be read",
+                topic=self.settings.interceptors_topic,
+                seconds=self.interceptors_load_timeout_seconds,
+            )
+
+        loaded.addErrback(too_slow)
+        loaded.addCallback(lambda _: self._listen())
+        return loaded
 
     def _listen(self) -> None:
         settings = self.settings
@@ -231,8 +267,6 @@ class GatewayNode(MultiService):
         self.membership.start()
         self.license = self.license_factory()
         self.license.setServiceParent(self)
-        self.interceptor_store = self.interceptor_store_factory()
-        self.interceptor_store.setServiceParent(self)
         self.listening.callback(None)
 
     def _membership(self, plan: PortPlan) -> GatewayMembership:

@@ -117,6 +117,11 @@ class GatewayNodeStatus:
             )
         if not node.ports:
             reasons.append("not listening on its Kafka ports yet")
+        store = node.interceptor_store
+        if store is not None and not getattr(store, "is_loaded", True):
+            reasons.append(
+                f"has not read the interceptors topic {node.settings.interceptors_topic} yet"
+            )
         if node.membership is None or not node.membership.is_member:
             reasons.append(
                 f"not a member of gateway cluster {node.settings.cluster_id!r} "

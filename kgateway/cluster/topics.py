@@ -23,7 +23,7 @@ from kafka.protocol.metadata import MetadataRequest
 from kafka.protocol.producer import ProduceRequest
 from kafka.record import MemoryRecords, MemoryRecordsBuilder
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred, ensureDeferred
+from twisted.internet.defer import Deferred, ensureDeferred, succeed
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
@@ -174,6 +174,7 @@ class CompactedTopicReader(Service):
     _busy: bool = False
     _failing: bool = False
     _waiting: list[tuple[int, Deferred[None]]] = field(default_factory=list)
+    _loaded_waiters: list[Deferred[None]] = field(default_factory=list)
     #: The content read again from the log's start after OFFSET_OUT_OF_RANGE.
     _rebuilt: dict[bytes, bytes] | None = None
 
@@ -190,6 +191,14 @@ class CompactedTopicReader(Service):
         if self._client is not None:
             self._client.close()
             self._client = None
+
+    def loaded(self) -> Deferred[None]:
+        """Fires once the topic has been read to its end at least once."""
+        if self.polls:
+            return succeed(None)
+        waiter: Deferred[None] = Deferred()
+        self._loaded_waiters.append(waiter)
+        return waiter
 
     def seen(self, offset: int) -> Deferred[None]:
         """Fires once the reader has read the record at C{offset} (or beyond)."""
@@ -213,6 +222,9 @@ class CompactedTopicReader(Service):
                 self._client = await self.finder.open_leader(self.topic)
             await self._fetch(self._client)
             self.polls += 1
+            waiters, self._loaded_waiters = self._loaded_waiters, []
+            for waiter in waiters:
+                waiter.callback(None)
             if self._failing:
                 log.info(
                     "Reading the {what} {topic} again", what=self.description, topic=self.topic

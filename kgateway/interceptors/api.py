@@ -199,7 +199,7 @@ class IInterceptor(Interface):
         """A request in its scope is about to go to the broker."""
 
     def on_response(call: ResponseCall) -> HookResult:
-        """A response in its scope is about to go to the client (L{Respond} is not allowed)."""
+        """A response in its scope is about to go to the client (L{Respond} replaces it)."""
 
     def stop() -> None:
         """Its configuration was removed or replaced: cancel timers, drop state."""

@@ -44,6 +44,8 @@ class ITopicReader(Protocol):
 
     def poll(self) -> Deferred[None]: ...
 
+    def loaded(self) -> Deferred[None]: ...
+
     def seen(self, offset: int) -> Deferred[None]: ...
 
 
@@ -99,12 +101,22 @@ class InterceptorStore(Service):
         self.clock = clock
         self.timeout_seconds = timeout_seconds
         self._specs: dict[str, InterceptorSpec] = {}
+        #: Whether the topic has been read once (readiness waits for it).
+        self.is_loaded = False
         #: Values that did not decode, so each is logged once.
         self._rejected: set[tuple[bytes, bytes]] = set()
         reader.listener = self.changed
 
+    def loaded(self) -> Deferred[None]:
+        """Fires once the whole topic has been read and applied (the node may then listen)."""
+        return self.reader.loaded()
+
+    def _mark_loaded(self, _: None) -> None:
+        self.is_loaded = True
+
     def startService(self) -> None:
         super().startService()
+        self.reader.loaded().addCallback(self._mark_loaded)
         self.reader.startService()
 
     def stopService(self) -> Any:

@@ -13,6 +13,7 @@ from twisted.internet.error import ConnectionRefusedError
 from twisted.internet.testing import MemoryReactorClock
 from twisted.trial.unittest import SynchronousTestCase
 
+from kgateway.api.status import GatewayNodeStatus
 from kgateway.cluster.brokers import BrokerDirectory
 from kgateway.cluster.roster import Member
 from kgateway.config import Settings
@@ -86,8 +87,28 @@ def make_node(
     node.connect = upstream.connect
     node.membership_factory = lambda plan: FakeMembership(plan, settings)  # type: ignore[assignment,return-value]
     node.license_factory = Service  # type: ignore[assignment]
-    node.interceptor_store_factory = Service  # type: ignore[assignment]
+    node.interceptor_store_factory = FakeStore  # type: ignore[assignment]
     return node, reactor, fetch, upstream
+
+
+class FakeStore(Service):
+    """Stands in for the interceptor store: loaded when the test says (at once by default)."""
+
+    #: Shared by the class so a test can hold the next node's store back.
+    hold = False
+
+    def __init__(self) -> None:
+        self.waiting: Deferred[None] = Deferred()
+        self.is_loaded = not FakeStore.hold
+        if self.is_loaded:
+            self.waiting.callback(None)
+
+    def loaded(self) -> Deferred[None]:
+        return self.waiting
+
+    def finish_loading(self) -> None:
+        self.is_loaded = True
+        self.waiting.callback(None)
 
 
 class FakeMembership:
@@ -99,6 +120,7 @@ class FakeMembership:
         ]
         self.started = False
         self.stopped = False
+        self.is_member = True
         self.leaving: Deferred[None] | None = None
 
     def start(self) -> None:
@@ -216,6 +238,43 @@ class FakeDirectory:
 
     def bootstrap_endpoints(self) -> list[Endpoint]:
         return list(BOOTSTRAP)
+
+
+class InterceptorLoadingTests(SynchronousTestCase):
+    """A node takes no client connection before it has read the cluster's interceptors."""
+
+    def setUp(self) -> None:
+        FakeStore.hold = True
+        self.addCleanup(setattr, FakeStore, "hold", False)
+
+    def start(self) -> tuple[Any, Any]:
+        node, reactor, fetch, _ = make_node(None)
+        fetch.brokers = [BrokerInfo(1, "k1", 9092)]
+        node.startService()
+        self.addCleanup(node.stopService)
+        return node, reactor
+
+    def test_listens_after_the_interceptors_are_read(self) -> None:
+        node, reactor = self.start()
+        self.assertEqual(reactor.tcpServers, [])
+        self.assertIn(
+            "has not read the interceptors topic _kgateway_gateway_interceptors yet",
+            GatewayNodeStatus(node).readiness(),
+        )
+        node.interceptor_store.finish_loading()
+        self.successResultOf(node.listening)
+        self.assertNotEqual(reactor.tcpServers, [])
+        self.assertFalse(
+            any("interceptors" in reason for reason in GatewayNodeStatus(node).readiness())
+        )
+
+    def test_listens_anyway_when_the_topic_cannot_be_read(self) -> None:
+        logs = catch_logs(self)
+        node, reactor = self.start()
+        reactor.advance(node.interceptors_load_timeout_seconds)
+        self.successResultOf(node.listening)
+        self.assertNotEqual(reactor.tcpServers, [])
+        self.assertTrue(any("Cannot read the interceptors topic" in line for line in logs()))
 
 
 class BrokerChooserTests(SynchronousTestCase):

@@ -49,6 +49,8 @@ class FakeReader:
     #: While True, polls read nothing (a node that is slow to catch up).
     paused: bool = False
     _waiting: list[tuple[int, Deferred[None]]] = field(default_factory=list)
+    polls: int = 0
+    _loaded_waiters: list[Deferred[None]] = field(default_factory=list)
 
     def startService(self) -> None:
         self.running = True
@@ -56,6 +58,15 @@ class FakeReader:
 
     def stopService(self) -> None:
         self.running = False
+
+    def loaded(self) -> Deferred[None]:
+        """Fires after the first poll that read (as the real reader's does)."""
+        waiter: Deferred[None] = Deferred()
+        if self.polls:
+            waiter.callback(None)
+        else:
+            self._loaded_waiters.append(waiter)
+        return waiter
 
     def seen(self, offset: int) -> Deferred[None]:
         done: Deferred[None] = Deferred()
@@ -78,6 +89,10 @@ class FakeReader:
                 changed = True
         if changed and self.listener is not None:
             self.listener(dict(self.entries))
+        self.polls += 1
+        waiters, self._loaded_waiters = self._loaded_waiters, []
+        for waiter in waiters:
+            waiter.callback(None)
         self._wake()
         return succeed(None)
 
