@@ -95,14 +95,15 @@ def add_headers(
     out: list[bytes | memoryview] = []
     pos = 0
     while pos < len(view):
+        # The magic byte is at the same place in every message format.
+        if len(view) - pos > _MAGIC_OFFSET and view[pos + _MAGIC_OFFSET] < 2:
+            raise LegacyRecords("message format v0/v1 has no record headers")
         if len(view) - pos < _HEADER_SIZE:
             raise BadBatch(f"a record batch is truncated at byte {pos}")
         _, length = _LENGTH.unpack_from(view, pos)
         end = pos + 12 + length
         if end > len(view) or length < _HEADER_SIZE - 12:
             raise BadBatch(f"a record batch at byte {pos} claims {length} bytes")
-        if view[pos + _MAGIC_OFFSET] < 2:
-            raise LegacyRecords("message format v0/v1 has no record headers")
         batch = view[pos:end]
         attributes = struct.unpack_from(">h", batch, _ATTRIBUTES_OFFSET)[0]
         if attributes & _CONTROL_MASK:
