@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import struct
 import uuid
-from typing import Any
 
 from kafka.protocol.consumer import FetchRequest, FetchResponse
 from kafka.protocol.producer import ProduceRequest, ProduceResponse

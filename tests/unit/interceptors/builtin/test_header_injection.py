@@ -74,7 +74,7 @@ class RecordBatchTests(SynchronousTestCase):
             self.assertEqual(getattr(after, name), getattr(before, name), name)
 
     def test_every_codec_round_trips(self) -> None:
-        """Each codec: same codec back, CRC valid, producer state and records kept, headers added."""
+        """Each codec: same codec back, CRC valid, producer state and records kept, headers in."""
         for codec_name, codec in CODECS.items():
             original = batch(codec, headers=[("trace", b"t1"), ("x-client", b"forged")])
             rewritten = add_headers(original, [("x-client", b"app-7"), ("x-host", b"10.0.0.7")])
