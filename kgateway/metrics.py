@@ -31,6 +31,7 @@ from prometheus_client.registry import Collector
 from kgateway.protocol.versions import REVIEWED
 
 if TYPE_CHECKING:
+    from kgateway.interceptors.registry import InterceptorSet
     from kgateway.proxy.inflight import Pending
 
 #: Upper bounds of the request latency histogram, in seconds (Fetch long-polls
@@ -233,6 +234,29 @@ def _gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:
 
 def _counter(name: str, documentation: str, value: float) -> CounterMetricFamily:
     return CounterMetricFamily(f"kgateway_{name}", documentation, value=value)
+
+
+class InterceptorCollector(Collector):
+    """The interceptors running on the node and the decisions they reported."""
+
+    def __init__(self, interceptors: InterceptorSet) -> None:
+        self._interceptors = interceptors
+
+    def collect(self) -> Iterator[Metric]:
+        yield _gauge("interceptors", "Interceptors running on this node", len(self._interceptors))
+        yield _gauge(
+            "interceptors_failed",
+            "Configured interceptors this node cannot run (see GET /api/v1/interceptors)",
+            len(self._interceptors.failed),
+        )
+        decisions = CounterMetricFamily(
+            "kgateway_interceptor_decisions",
+            "Policy decisions interceptors reported (allowed, denied, changed, throttled, ...)",
+            labels=["interceptor", "plugin", "decision"],
+        )
+        for (name, plugin, decision), count in sorted(self._interceptors.decisions.items()):
+            decisions.add_metric([name, plugin, decision], count)
+        yield decisions
 
 
 def node_registry(

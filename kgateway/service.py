@@ -32,7 +32,7 @@ from kgateway.interceptors.api import InterceptorContext
 from kgateway.interceptors.registry import InterceptorSet, discover_plugins
 from kgateway.interfaces import Endpoint, INodeMapper
 from kgateway.logs import use_json_logs
-from kgateway.metrics import NodeSnapshot, TrafficStats, node_registry
+from kgateway.metrics import InterceptorCollector, NodeSnapshot, TrafficStats, node_registry
 from kgateway.proxy.broker_leg import Connector
 from kgateway.proxy.client_leg import ClientLegFactory
 from kgateway.routing.mapping import FixedHostMapper, RackAwareMapper
@@ -109,6 +109,7 @@ class GatewayNode(MultiService):
         #: What the data path counts, and the registry /metrics serves.
         self.stats = TrafficStats()
         self.registry = node_registry(self.stats, self._snapshot, registry)
+        self.registry.register(InterceptorCollector(self.interceptors))
         self.admin_api: AdminApiService | None = None
         if settings.admin_api_refusal is None:
             self.admin_api = AdminApiService(

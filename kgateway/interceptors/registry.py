@@ -10,6 +10,7 @@ data path's one question: which of them want this message from this client.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -79,6 +80,8 @@ class InterceptorSet:
         self._ordered: tuple[ActiveInterceptor, ...] = ()
         #: Configurations this node could not build (a plugin it does not have), by name.
         self.failed: dict[str, str] = {}
+        #: Decisions reported through L{audit}, by (interceptor, plugin, decision), for /metrics.
+        self.decisions: Counter[tuple[str, str, str]] = Counter()
 
     def __len__(self) -> int:
         return len(self._ordered)
@@ -168,7 +171,8 @@ class InterceptorSet:
         )
 
     def audit(self, event: AuditEvent) -> None:
-        """Hand a decision to every running audit sink."""
+        """Count a decision and hand it to every running audit sink."""
+        self.decisions[(event.interceptor, event.plugin, event.decision)] += 1
         for active in self._ordered:
             sink: Any = active.interceptor
             if IAuditSink.providedBy(sink):

@@ -25,6 +25,7 @@ from zope.interface import implementer
 
 from kgateway.interceptors.api import ClientInfo, Close, Outcome, RequestCall, Respond, ResponseCall
 from kgateway.interceptors.chain import run_request_chain, run_response_chain
+from kgateway.interceptors.identity import SASL_AUTHENTICATE, SASL_HANDSHAKE, SaslObserver
 from kgateway.interceptors.registry import InterceptorSet
 from kgateway.interfaces import Endpoint, INodeMapper, IRelayedConnection
 from kgateway.metrics import ErrorReason, TrafficStats
@@ -103,6 +104,8 @@ class ClientLegCore:
     #: Closes the connection from an asynchronous interceptor's answer (the machine's abort).
     abort: Callable[[str], None] = lambda reason: None
     closed: bool = False
+    #: Reads the SASL/PLAIN username for interceptor scopes (created on the first SASL request).
+    sasl: SaslObserver | None = None
 
     def client_key(self) -> str:
         """Who the client is for the mapping: its host and client id (not its port)."""
@@ -168,6 +171,8 @@ class ClientLegCore:
                     )
                 )
                 continue
+            if info.api_key in (SASL_HANDSHAKE, SASL_AUTHENTICATE):
+                self._observe_sasl(info, frame)
             if interceptors and self.client is not None:
                 chain = interceptors.for_request(info.api_key, self.client)
                 if chain:
@@ -183,6 +188,25 @@ class ClientLegCore:
                         continue
             self._send(info, frame, now, outgoing)
         self._send_all(outgoing)
+
+    def _observe_sasl(self, info: RequestInfo, frame: bytes) -> None:
+        if self.sasl is None:
+            self.sasl = SaslObserver()
+        try:
+            self.sasl.request(info.api_key, info.api_version, frame)
+        except Exception as e:  # the broker judges the request; we only lose the username
+            log.info("{conn}: cannot read the SASL request: {e}", conn=self.describe(), e=e)
+
+    def _learn_username(self, pending: Pending, frame: bytes) -> None:
+        assert self.sasl is not None
+        try:
+            username = self.sasl.response(pending.api_key, pending.api_version, frame)
+        except Exception as e:
+            log.info("{conn}: cannot read the SASL answer: {e}", conn=self.describe(), e=e)
+            return
+        if username is not None and self.client is not None:
+            self.client.username = username
+            log.info("{conn}: authenticated as {user}", conn=self.describe(), user=username)
 
     def _send(self, info: RequestInfo, frame: bytes, now: float, outgoing: list[bytes]) -> None:
         if info.api_key == PRODUCE and produce_acks(frame, info.api_version) == 0:
@@ -294,6 +318,8 @@ class ClientLegCore:
                 if rewritten is not frame:
                     self.stats.api(pending.api_key).rewritten += 1
                 pending.local_response = rewritten
+            if pending.api_key == SASL_AUTHENTICATE and self.sasl is not None:
+                self._learn_username(pending, frame)
             interceptors = self.interceptors
             if interceptors and self.client is not None:
                 chain = interceptors.for_response(pending.api_key, self.client)

@@ -8,6 +8,12 @@ from __future__ import annotations
 from typing import Any
 
 from kafka.protocol.producer import ProduceRequest, ProduceResponse
+from kafka.protocol.sasl import (
+    SaslAuthenticateRequest,
+    SaslAuthenticateResponse,
+    SaslHandshakeRequest,
+    SaslHandshakeResponse,
+)
 from twisted.internet.task import Clock, deferLater
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
@@ -26,7 +32,7 @@ from kgateway.interceptors.registry import InterceptorSet
 from kgateway.interceptors.spec import InterceptorSpec
 from kgateway.interfaces import Endpoint
 from kgateway.plugins.kgateway_builtins import client_id_required
-from kgateway.protocol.codec import decode_request, decode_response
+from kgateway.protocol.codec import decode_request, decode_response, encode_response
 from kgateway.protocol.headers import request_info, response_correlation_id
 from kgateway.proxy.client_leg import ClientLegFactory
 from kgateway.routing.mapping import FixedHostMapper
@@ -233,3 +239,46 @@ class ClientIdRequiredTests(SynchronousTestCase):
         response = decode_response(ProduceResponse, answer, 9)
         codes = [p.error_code for t in response.responses for p in t.partition_responses]
         self.assertEqual(set(codes), {44})
+
+
+def _framed(message: Any, correlation_id: int, client_id: str = "test-client") -> bytes:
+    message.with_header(correlation_id=correlation_id, client_id=client_id)
+    return bytes(message.encode(header=True, framed=True))
+
+
+class SaslUsernameScopeTests(SynchronousTestCase):
+    """A username scope applies once the broker accepted the client's SASL/PLAIN login."""
+
+    def login(self, error_code: int) -> tuple[Recorder, ClientSide, Any]:
+        recorder = Recorder({0}, set())
+        brokers = FakeBrokers()
+        sets = interceptor_set(Clock(), ("u", 1, recorder, {"username": "alice"}))
+        client = ClientSide(factory(brokers, sets))
+        broker = brokers.opened[0]
+        client.send(_framed(SaslHandshakeRequest[1](mechanism="PLAIN"), 1))
+        broker.answer(
+            encode_response(SaslHandshakeResponse[1](error_code=0, mechanisms=["PLAIN"]), 1, 1)
+        )
+        client.send(_framed(SaslAuthenticateRequest[2](auth_bytes=b"\0alice\0s3cret"), 2))
+        broker.answer(
+            encode_response(
+                SaslAuthenticateResponse[2](
+                    error_code=error_code, error_message=None, auth_bytes=b"", session_lifetime_ms=0
+                ),
+                2,
+                2,
+            )
+        )
+        client.send(produce_request(3, acks=1))
+        return recorder, client, broker
+
+    def test_accepted_login(self) -> None:
+        recorder, client, _ = self.login(0)
+        self.assertEqual(recorder.seen, [("request", 0, 3)])
+        self.assertEqual(client.wire.core.client.username, "alice")
+        self.assertNotIn("s3cret", repr(client.wire.core))
+
+    def test_refused_login(self) -> None:
+        recorder, client, _ = self.login(58)  # SASL_AUTHENTICATION_FAILED
+        self.assertEqual(recorder.seen, [])
+        self.assertIsNone(client.wire.core.client.username)
