@@ -28,6 +28,8 @@ INVALID_TOPIC_EXCEPTION = 17
 POLICY_VIOLATION = 44
 UNSUPPORTED_COMPRESSION_TYPE = 76
 INVALID_RECORD = 87
+REPLICA_NOT_AVAILABLE = 9
+KAFKA_STORAGE_ERROR = 56
 
 
 class NoErrorResponse(Exception):
@@ -86,7 +88,8 @@ def _fetch(call: RequestCall, cls: Any, code: int, message: str | None) -> Any:
                 log_start_offset=-1,
                 aborted_transactions=None,
                 preferred_read_replica=-1,
-                records=None,
+                # Empty, not null: librdkafka cannot parse a null record set in Fetch v12+.
+                records=b"",
             )
             for p in topic.partitions
         ]

@@ -4,16 +4,20 @@ chaos: make the cluster look slow or unhealthy, to test that clients recover.
 Config (every key optional)::
 
     {"latencyMs": 50, "jitterMs": 20,
-     "brokenBrokerRate": 0.2, "errorCodes": [7, 13, 19],
+     "brokenBrokerRate": 0.2, "errorCodes": [7, 19],
      "leaderElectionRate": 0.1,
      "apiKeys": [0, 1]}
 
 - C{latencyMs} (+ up to C{jitterMs} more, uniformly) delays each request.
 - C{brokenBrokerRate}: that share of Produce/Fetch requests is answered by the
-  gateway, every partition with one of C{errorCodes} (default
-  REQUEST_TIMED_OUT, NETWORK_EXCEPTION, NOT_ENOUGH_REPLICAS: all retriable),
-  as a broker that lost its followers or its disks would.  The broker never
-  sees the request, so nothing was written.
+  gateway, every partition with one error code, as a broker that lost its
+  followers or a disk would answer.  The broker never sees the request, so
+  nothing was written.  C{errorCodes} picks the codes (one at random each
+  time) for both APIs; by default Produce gets REQUEST_TIMED_OUT or
+  NOT_ENOUGH_REPLICAS and Fetch KAFKA_STORAGE_ERROR or REPLICA_NOT_AVAILABLE:
+  codes brokers really send for those APIs and clients retry.  (Not
+  NETWORK_EXCEPTION: clients make that one up for a dropped connection, no
+  broker sends it, and librdkafka fails a produce that gets it for good.)
 - C{leaderElectionRate}: each partition of a Produce/Fetch, with that chance,
   gets NOT_LEADER_OR_FOLLOWER (or LEADER_NOT_AVAILABLE), as during a leader
   election.  Produce: those partitions are taken out of the request before
@@ -48,10 +52,11 @@ from kgateway.interceptors.api import (
 )
 from kgateway.interceptors.options import Options
 from kgateway.interceptors.responses import (
+    KAFKA_STORAGE_ERROR,
     LEADER_NOT_AVAILABLE,
-    NETWORK_EXCEPTION,
     NOT_ENOUGH_REPLICAS,
     NOT_LEADER_OR_FOLLOWER,
+    REPLICA_NOT_AVAILABLE,
     REQUEST_TIMED_OUT,
     error_response,
 )
@@ -59,7 +64,12 @@ from kgateway.protocol.headers import produce_acks
 
 PRODUCE = 0
 FETCH = 1
-DEFAULT_ERROR_CODES = [REQUEST_TIMED_OUT, NETWORK_EXCEPTION, NOT_ENOUGH_REPLICAS]
+#: A broken broker's answers, per API, that clients retry (Java's fetcher rejects
+#: error codes a Fetch cannot carry, so the two lists differ).
+DEFAULT_ERROR_CODES = {
+    PRODUCE: [REQUEST_TIMED_OUT, NOT_ENOUGH_REPLICAS],
+    FETCH: [KAFKA_STORAGE_ERROR, REPLICA_NOT_AVAILABLE],
+}
 LEADER_ERRORS = (NOT_LEADER_OR_FOLLOWER, LEADER_NOT_AVAILABLE)
 #: Pending Produce partitions to fail in the answer, bounded should answers never come.
 PENDING_KEPT = 100_000
@@ -83,7 +93,7 @@ class Chaos:
     latency_ms: float = 0.0
     jitter_ms: float = 0.0
     broken_rate: float = 0.0
-    error_codes: list[int] = field(default_factory=lambda: list(DEFAULT_ERROR_CODES))
+    error_codes: dict[int, list[int]] = field(default_factory=lambda: dict(DEFAULT_ERROR_CODES))
     leader_rate: float = 0.0
     requests: frozenset[int] = frozenset({PRODUCE, FETCH})
     responses: frozenset[int] = frozenset()
@@ -99,13 +109,14 @@ class Chaos:
         latency = options.number("latencyMs", 0.0, minimum=0)
         jitter = options.number("jitterMs", 0.0, minimum=0)
         broken = options.number("brokenBrokerRate", 0.0, minimum=0, maximum=1)
-        codes = options.integers("errorCodes", list(DEFAULT_ERROR_CODES), 1, 32767)
+        codes = options.integers("errorCodes", None, 1, 32767)
         leader = options.number("leaderElectionRate", 0.0, minimum=0, maximum=1)
         api_keys = options.integers("apiKeys", [PRODUCE, FETCH], 0, 32767)
         options.done()
-        if not codes:
+        if codes is not None and not codes:
             raise InvalidConfig("config.errorCodes must name at least one error code")
-        chaos = cls(context, latency, jitter, broken, list(codes), leader)
+        by_api = {PRODUCE: list(codes), FETCH: list(codes)} if codes else dict(DEFAULT_ERROR_CODES)
+        chaos = cls(context, latency, jitter, broken, by_api, leader)
         chaos.requests = frozenset(api_keys)
         if leader and FETCH in chaos.requests:
             chaos.responses = frozenset({PRODUCE, FETCH})
@@ -121,7 +132,8 @@ class Chaos:
         outcome: Outcome = None
         if call.api_key in (PRODUCE, FETCH):
             if self._chance(self.broken_rate):
-                code = self.error_codes[int(self.context.random() * len(self.error_codes))]
+                codes = self.error_codes[call.api_key]
+                code = codes[int(self.context.random() * len(codes))]
                 self.counters.broken += 1
                 self._audit(call, "failed", f"broken broker: error {code}", {"errorCode": code})
                 outcome = Respond(error_response(call, code, "chaos: broken broker"))
@@ -198,7 +210,8 @@ class Chaos:
                     partition.log_start_offset = -1
                     partition.aborted_transactions = None
                     partition.preferred_read_replica = -1
-                    partition.records = None
+                    # Empty, not null: librdkafka cannot parse a null record set.
+                    partition.records = b""
                     hit += 1
         if hit:
             self.counters.leader_errors += hit

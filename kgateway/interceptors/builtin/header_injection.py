@@ -10,12 +10,13 @@ Values may use the placeholders C{{clientId}}, C{{clientHost}},
 C{{username}}, C{{brokerId}} and C{{clusterId}} (an unknown one is a config
 error; C{{{}} and C{}}} write a literal brace).  C{topics}, a regular
 expression matched against whole topic names, limits the topics (default:
-all).  A record's existing headers of the same names are replaced, so a
+all).  The headers are added after the record's own, in name order.  A
+record's existing headers of the same names are replaced, so a
 client cannot forge the gateway's provenance headers.
 
 Produce v13 names topics by id: with C{topics} set, the interceptor learns
 ids from the Metadata responses it sees; a topic whose id it has not seen
-gets the headers only when no C{topics} was given.  Message format v0/v1
+is left as it is until then.  Message format v0/v1
 batches (Produce v0-v2) have no headers and are left as they are (logged
 once), as are control batches.
 """
@@ -97,7 +98,8 @@ class HeaderInjection:
             if not name:
                 raise InvalidConfig("config.headers has an empty header name")
             _check_template(name, template)
-        injection = cls(context, templates, topics)
+        # Name order: the stored configuration is JSON whose key order is not kept.
+        injection = cls(context, dict(sorted(templates.items())), topics)
         if topics is not None:
             injection.responses = frozenset({METADATA})
         return injection

@@ -41,6 +41,7 @@ def produce(args: Any, deadline: Deadline) -> dict[str, Any]:
         "enable.idempotence": args.idempotence == "on" or bool(args.transactional_id),
         "compression.type": args.compression,
         "linger.ms": args.linger_ms,
+        "batch.num.messages": args.batch_messages,
         "message.timeout.ms": int(args.timeout * 1000 * 0.8),
         "retry.backoff.ms": 20,
         "statistics.interval.ms": 100,
@@ -49,6 +50,7 @@ def produce(args: Any, deadline: Deadline) -> dict[str, Any]:
     }
     if args.transactional_id:
         config["transactional.id"] = args.transactional_id
+        config["transaction.timeout.ms"] = config["message.timeout.ms"]
     producer = Producer(config)
     if args.transactional_id:
         producer.init_transactions(deadline.left)
@@ -146,6 +148,7 @@ def main() -> dict[str, Any]:
     p.add_argument("--txn-plan", default="")
     p.add_argument("--value-size", type=int, default=0)
     p.add_argument("--linger-ms", type=int, default=5)
+    p.add_argument("--batch-messages", type=int, default=10000)
     p.add_argument("--isolation", default="read_uncommitted")
     p.add_argument("--fetch-max-bytes", type=int, default=1048576)
     args = p.parse_args()

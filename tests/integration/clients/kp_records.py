@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
@@ -16,7 +17,21 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kp_common import Deadline, fail, parser, run, value_for
 
 
+class Retries(logging.Handler):
+    """Counts the produce errors kafka-python logs as it retries them."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.count = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if "retrying" in record.getMessage():
+            self.count += 1
+
+
 def produce(args: Any, deadline: Deadline) -> dict[str, Any]:
+    retries = Retries()
+    logging.getLogger("kafka").addHandler(retries)
     producer = KafkaProducer(
         bootstrap_servers=args.bootstrap,
         client_id=args.client_id,
@@ -53,7 +68,7 @@ def produce(args: Any, deadline: Deadline) -> dict[str, Any]:
         producer.commit_transaction()
     elapsed = time.monotonic() - started
     producer.close(timeout=5)
-    return {"sent": sent, "seconds": elapsed}
+    return {"sent": sent, "seconds": elapsed, "retries": retries.count}
 
 
 def consume(args: Any, deadline: Deadline) -> dict[str, Any]:

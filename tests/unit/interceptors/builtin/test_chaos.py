@@ -17,10 +17,12 @@ from twisted.trial.unittest import SynchronousTestCase
 from kgateway.interceptors.api import InterceptorContext, InvalidConfig, Respond
 from kgateway.interceptors.builtin.chaos import Chaos
 from kgateway.interceptors.responses import (
+    KAFKA_STORAGE_ERROR,
     LEADER_NOT_AVAILABLE,
     NETWORK_EXCEPTION,
     NOT_ENOUGH_REPLICAS,
     NOT_LEADER_OR_FOLLOWER,
+    REPLICA_NOT_AVAILABLE,
     REQUEST_TIMED_OUT,
 )
 from kgateway.protocol.codec import decode_response, encode_request, encode_response
@@ -97,28 +99,45 @@ class LatencyTests(SynchronousTestCase):
 
 class BrokenBrokerTests(SynchronousTestCase):
     def test_produce_every_partition_gets_the_code(self) -> None:
-        """The second chance picks the code: 0.5 of three default codes is NETWORK_EXCEPTION."""
+        """The second chance picks the code: 0.5 of the two Produce defaults is the second."""
         interceptor = chaos({"brokenBrokerRate": 0.2}, 0.1, 0.5)
         frame = produce({"a": [(0, batch()), (1, batch())], "b": [(0, batch())]})
         outcome = interceptor.on_request(request_call(frame, 0, 9))
         assert isinstance(outcome, Respond)
         self.assertEqual(
             codes(outcome.message),
-            {("a", 0): NETWORK_EXCEPTION, ("a", 1): NETWORK_EXCEPTION, ("b", 0): NETWORK_EXCEPTION},
+            {
+                ("a", 0): NOT_ENOUGH_REPLICAS,
+                ("a", 1): NOT_ENOUGH_REPLICAS,
+                ("b", 0): NOT_ENOUGH_REPLICAS,
+            },
         )
         self.assertEqual(interceptor.counters.broken, 1)
 
     def test_default_codes_are_retriable_broker_failures(self) -> None:
-        """The defaults, in order: REQUEST_TIMED_OUT, NETWORK_EXCEPTION, NOT_ENOUGH_REPLICAS."""
-        for chance, code in (
-            (0.0, REQUEST_TIMED_OUT),
-            (0.4, NETWORK_EXCEPTION),
-            (0.9, NOT_ENOUGH_REPLICAS),
-        ):
+        """Produce: timed out, not enough replicas; Fetch: storage error, replica not available."""
+        cases = [
+            (0, 0.0, REQUEST_TIMED_OUT),
+            (0, 0.9, NOT_ENOUGH_REPLICAS),
+            (1, 0.0, KAFKA_STORAGE_ERROR),
+            (1, 0.9, REPLICA_NOT_AVAILABLE),
+        ]
+        for api_key, chance, code in cases:
             interceptor = chaos({"brokenBrokerRate": 1}, 0.0, chance)
-            outcome = interceptor.on_request(request_call(fetch({"t": [0, 1]}), 1, 12))
+            if api_key == 0:
+                call = request_call(produce({"t": [(0, batch()), (1, batch())]}), 0, 9)
+            else:
+                call = request_call(fetch({"t": [0, 1]}), 1, 12)
+            outcome = interceptor.on_request(call)
             assert isinstance(outcome, Respond)
             self.assertEqual(codes(outcome.message), {("t", 0): code, ("t", 1): code})
+
+    def test_configured_codes_for_both(self) -> None:
+        """errorCodes replaces both defaults."""
+        interceptor = chaos({"brokenBrokerRate": 1, "errorCodes": [13]}, 0.0, 0.7)
+        outcome = interceptor.on_request(request_call(fetch({"t": [0]}), 1, 12))
+        assert isinstance(outcome, Respond)
+        self.assertEqual(codes(outcome.message), {("t", 0): NETWORK_EXCEPTION})
 
     def test_above_the_rate_passes(self) -> None:
         """A chance at or above the rate sends the request on untouched."""
@@ -200,7 +219,7 @@ class LeaderElectionTests(SynchronousTestCase):
         self.assertEqual(codes(delivered), {("t", 0): 0, ("t", 1): NOT_LEADER_OR_FOLLOWER})
         p0, p1 = delivered.responses[0].partitions
         self.assertEqual(p0.records, records)
-        self.assertIsNone(p1.records)
+        self.assertEqual(p1.records, b"")
         self.assertEqual(p1.high_watermark, -1)
 
 

@@ -158,7 +158,7 @@ class HeaderInjectionTests(SynchronousTestCase):
         records = request.topic_data[0].partition_data[0].records
         self.assertEqual(
             [r.headers for r in batches(records)[0]],
-            [[("via", b"east/1"), ("who", b"app-7@10.0.0.7"), ("user", b""), ("literal", b"{x}")]]
+            [[("literal", b"{x}"), ("user", b""), ("via", b"east/1"), ("who", b"app-7@10.0.0.7")]]
             * 3,
         )
         self.assertEqual(interceptor.rewritten, 1)
