@@ -225,6 +225,11 @@ class Settings:
         return f"_kgateway_{self.cluster_id}_license"
 
     @property
+    def interceptors_topic(self) -> str:
+        """The cluster's interceptor configurations."""
+        return f"_kgateway_{self.cluster_id}_interceptors"
+
+    @property
     def admin_api_refusal(self) -> str | None:
         """Why the admin API must not start (no users, and not open on loopback), or None."""
         if self.admin_api_users:

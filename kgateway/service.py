@@ -24,12 +24,14 @@ from twisted.python.components import Componentized
 from kgateway.api.server import AdminApiService
 from kgateway.api.status import GatewayNodeStatus
 from kgateway.cluster.brokers import BrokerDirectory
-from kgateway.cluster.license import LicenseTopicReader
+from kgateway.cluster.license import license_topic_reader
 from kgateway.cluster.membership import GatewayMembership, MembershipCore, node_name
 from kgateway.cluster.roster import Member
+from kgateway.cluster.topics import CompactedTopicReader, LeaderFinder, TopicWriter
 from kgateway.config import Settings
 from kgateway.interceptors.api import InterceptorContext
 from kgateway.interceptors.registry import InterceptorSet, discover_plugins
+from kgateway.interceptors.store import InterceptorStore
 from kgateway.interfaces import Endpoint, INodeMapper
 from kgateway.logs import use_json_logs
 from kgateway.metrics import InterceptorCollector, NodeSnapshot, TrafficStats, node_registry
@@ -95,11 +97,26 @@ class GatewayNode(MultiService):
         self.plan: PortPlan | None = None
         self.mapper: INodeMapper | None = None
         self.membership: GatewayMembership | None = None
-        self.license: LicenseTopicReader | None = None
+        self.license: CompactedTopicReader | None = None
         #: Builds the node's membership once its port plan is known (a seam for tests).
         self.membership_factory: Callable[[PortPlan], GatewayMembership] = self._membership
         #: Builds the license topic reader (a seam for tests).
-        self.license_factory: Callable[[], LicenseTopicReader] = self._license_reader
+        self.license_factory: Callable[[], CompactedTopicReader] = self._license_reader
+        #: Writes the cluster's own topics, and any topic for interceptors (context.produce).
+        self.writer = TopicWriter(
+            LeaderFinder(
+                self._bootstrap_and_known,
+                lambda endpoint, factory: self.connect(endpoint, factory),
+                reactor,
+                settings.upstream_connect_timeout_seconds,
+            ),
+            reactor,
+            settings.upstream_connect_timeout_seconds,
+        )
+        #: The interceptors topic, applied to C{interceptors}; started once listening.
+        self.interceptor_store: InterceptorStore | None = None
+        #: Builds the interceptor store (a seam for tests).
+        self.interceptor_store_factory: Callable[[], InterceptorStore] = self._interceptor_store
         #: The interceptors configured for the cluster, shared by every connection.
         self.interceptors = InterceptorSet(discover_plugins(), self._interceptor_context)
         self.factories: dict[int, ClientLegFactory] = {}
@@ -113,7 +130,11 @@ class GatewayNode(MultiService):
         self.admin_api: AdminApiService | None = None
         if settings.admin_api_refusal is None:
             self.admin_api = AdminApiService(
-                settings, GatewayNodeStatus(self), self.registry, reactor
+                settings,
+                GatewayNodeStatus(self),
+                self.registry,
+                reactor,
+                interceptors=lambda: self.interceptor_store,
             )
             self.admin_api.setServiceParent(self)
 
@@ -195,6 +216,8 @@ class GatewayNode(MultiService):
         self.membership.start()
         self.license = self.license_factory()
         self.license.setServiceParent(self)
+        self.interceptor_store = self.interceptor_store_factory()
+        self.interceptor_store.setServiceParent(self)
         self.listening.callback(None)
 
     def _membership(self, plan: PortPlan) -> GatewayMembership:
@@ -208,7 +231,6 @@ class GatewayNode(MultiService):
             rack=settings.rack_id,
             joined_at=time.time(),
         )
-        directory = self.directory
         core = MembershipCore(
             myself=myself,
             group_id=settings.group_id,
@@ -216,7 +238,7 @@ class GatewayNode(MultiService):
             bootstrap=self._bootstrap_and_known,
             connect=self.connect,
             clock=self.reactor,
-            replication_factor=lambda: max(1, min(3, len(directory.brokers()))),
+            replication_factor=self._replication_factor,
             session_timeout_ms=settings.group_session_timeout_ms,
             heartbeat_interval_ms=settings.group_heartbeat_interval_ms,
             request_timeout=settings.upstream_connect_timeout_seconds,
@@ -229,6 +251,44 @@ class GatewayNode(MultiService):
             name=name,
             cluster_id=self.settings.cluster_id,
             audit=self.interceptors.audit,
+            produce=self._produce,
+        )
+
+    def _produce(self, topic: str, key: bytes | None, value: bytes) -> Deferred[None]:
+        """Write one record for an interceptor (acks=all); fails if the topic does not exist."""
+        return self.writer.produce(topic, key, value).addCallback(lambda _: None)
+
+    def _replication_factor(self) -> int:
+        """For the cluster's own topics: 3, or fewer on a smaller Kafka cluster."""
+        return max(1, min(3, len(self.directory.brokers())))
+
+    def _interceptor_store(self) -> InterceptorStore:
+        settings = self.settings
+        topic = settings.interceptors_topic
+        # Polled every 0.5 s (a Fetch answered at once when nothing changed) so
+        # a change made through any node runs everywhere within the promised 2 s.
+        reader = CompactedTopicReader(
+            topic=topic,
+            finder=LeaderFinder(
+                self._bootstrap_and_known,
+                self.connect,
+                self.reactor,
+                settings.upstream_connect_timeout_seconds,
+                create_with=self._replication_factor,
+                what="interceptors topic",
+            ),
+            clock=self.reactor,
+            interval_seconds=0.5,
+            timeout_seconds=settings.upstream_connect_timeout_seconds,
+            description="interceptors topic",
+        )
+        return InterceptorStore(
+            topic,
+            reader,
+            self.writer,
+            self.interceptors,
+            self.reactor,
+            settings.upstream_connect_timeout_seconds,
         )
 
     def _snapshot(self) -> NodeSnapshot:
@@ -242,8 +302,8 @@ class GatewayNode(MultiService):
             brokers=len(self.directory.brokers()),
         )
 
-    def _license_reader(self) -> LicenseTopicReader:
-        return LicenseTopicReader(
+    def _license_reader(self) -> CompactedTopicReader:
+        return license_topic_reader(
             topic=self.settings.license_topic,
             brokers=self._bootstrap_and_known,
             connect=self.connect,
@@ -299,6 +359,7 @@ class GatewayNode(MultiService):
                     seconds=self.drain_timeout_seconds,
                 )
         self.interceptors.stop()
+        self.writer.close()
         await super().stopService()
 
 

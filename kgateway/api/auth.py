@@ -27,6 +27,9 @@ class IAdminAuth(Interface):
     def allows(request: IRequest) -> bool:
         """Whether C{request} carries valid credentials (or none are needed)."""
 
+    def allows_writes(request: IRequest) -> bool:
+        """Whether C{request} may change the cluster's configuration (an C{admin} user)."""
+
 
 def _digest(value: bytes) -> bytes:
     return hashlib.sha256(value).digest()
@@ -59,6 +62,11 @@ class BasicAuth:
         """Whether the request names a configured user with the right password."""
         return self.user(request) is not None
 
+    def allows_writes(self, request: IRequest) -> bool:
+        """Whether the request names a configured user with C{admin: true}."""
+        user = self.user(request)
+        return user is not None and user.admin
+
 
 @implementer(IAdminAuth)
 class OpenOnLoopback:
@@ -66,4 +74,8 @@ class OpenOnLoopback:
 
     def allows(self, request: IRequest) -> bool:
         """Everyone who can reach the loopback address."""
+        return True
+
+    def allows_writes(self, request: IRequest) -> bool:
+        """Everyone: the operator chose no users at all."""
         return True

@@ -4,6 +4,11 @@ The C{kgateway} command: talks to any node's admin API.
     kgateway status                 is the node ready; the cluster's members and brokers
     kgateway mapping [--rack a]     which gateway addresses each broker is handed out at
     kgateway connections            this node's client connections
+    kgateway interceptors list      the cluster's interceptors (and those this node cannot run)
+    kgateway interceptors get NAME  one interceptor's configuration, as JSON
+    kgateway interceptors put NAME --file F   create or replace one (F: a JSON file, - for stdin)
+    kgateway interceptors delete NAME
+    kgateway plugins                the interceptor plugins installed on the node
 
 C{--json} prints what the API answered instead of tables.  The node and the
 credentials come from C{--url}, C{--user}, C{--password} or from
@@ -18,6 +23,7 @@ import argparse
 import json
 import os
 import sys
+import urllib.parse
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import IO, Any
@@ -49,11 +55,32 @@ class AdminApi:
         accept: Sequence[int] = (200,),
     ) -> tuple[int, Any]:
         """GET C{path}; its JSON, if its status is one of C{accept}; a L{CliError} otherwise."""
+        return await self.call("GET", path, params=params, accept=accept)
+
+    async def call(
+        self,
+        method: str,
+        path: str,
+        params: dict[str, str] | None = None,
+        data: bytes | None = None,
+        accept: Sequence[int] = (200,),
+    ) -> tuple[int, Any]:
+        """Any method; the JSON answer (None for 204) if its status is one of C{accept}."""
         url = self.url.rstrip("/") + path
         try:
-            response = await self.client.get(
-                url, params=params or {}, auth=self.auth, timeout=self.timeout
-            )
+            if method == "GET":
+                response = await self.client.get(
+                    url, params=params or {}, auth=self.auth, timeout=self.timeout
+                )
+            else:
+                response = await self.client.request(
+                    method,
+                    url,
+                    data=data,
+                    headers={b"content-type": [b"application/json"]} if data is not None else {},
+                    auth=self.auth,
+                    timeout=self.timeout,
+                )
             body = await response.content()
         except CancelledError:
             raise CliError(f"cannot reach {self.url}: no answer in {self.timeout:g}s") from None
@@ -64,17 +91,21 @@ class AdminApi:
                 f"{self.url} refused the credentials (401): check --user and --password "
                 "(or KGATEWAY_USER and KGATEWAY_PASSWORD)"
             )
+        if response.code == 204 and response.code in accept:
+            return response.code, None
         try:
-            data = json.loads(body)
+            answer = json.loads(body)
         except ValueError:
             raise CliError(
                 f"{url} answered HTTP {response.code} but not in JSON: is it a kgateway admin API?"
             ) from None
         if response.code not in accept:
-            if isinstance(data, dict) and "title" in data:
-                raise CliError(f"{data['title']}: {data.get('message', '')} (HTTP {response.code})")
+            if isinstance(answer, dict) and "title" in answer:
+                raise CliError(
+                    f"{answer['title']}: {answer.get('message', '')} (HTTP {response.code})"
+                )
             raise CliError(f"{url} answered HTTP {response.code}")
-        return response.code, data
+        return response.code, answer
 
 
 def _reason(error: BaseException) -> str:
@@ -189,10 +220,87 @@ async def connections(api: AdminApi, options: argparse.Namespace, out: IO[str]) 
     return OK
 
 
+def _quoted(name: str) -> str:
+    return "/api/v1/interceptors/" + urllib.parse.quote(name, safe="")
+
+
+def _print_json(data: Any, out: IO[str]) -> None:
+    json.dump(data, out, indent=1)
+    out.write("\n")
+
+
+async def interceptors(api: AdminApi, options: argparse.Namespace, out: IO[str]) -> int:
+    """List, show, store or remove the cluster's interceptors."""
+    action = options.action
+    if action == "list":
+        _, data = await api.get("/api/v1/interceptors")
+        if options.json:
+            _print_json(data, out)
+            return OK
+        failed = data["failed"]
+        rows = [
+            (
+                spec["priority"],
+                spec["name"],
+                spec["plugin"],
+                json.dumps(spec["scope"]) if spec["scope"] != "global" else "global",
+                json.dumps(spec["config"], sort_keys=True),
+                f"FAILED: {failed[spec['name']]}" if spec["name"] in failed else "running",
+            )
+            for spec in data["interceptors"]
+        ]
+        out.write(f"{len(rows)} interceptor(s)\n")
+        if rows:
+            headers = ("PRIORITY", "NAME", "PLUGIN", "SCOPE", "CONFIG", "ON THIS NODE")
+            out.write(table(headers, rows) + "\n")
+        return OK
+    if action == "get":
+        _, data = await api.get(_quoted(options.name))
+        _print_json(data, out)
+        return OK
+    if action == "put":
+        body = _read_config(options.file)
+        code, data = await api.call("PUT", _quoted(options.name), data=body, accept=(200, 201))
+        if options.json:
+            _print_json(data, out)
+        else:
+            what = "created" if code == 201 else "replaced"
+            out.write(f"interceptor {data['name']} {what} ({data['plugin']})\n")
+        return OK
+    await api.call("DELETE", _quoted(options.name), accept=(204,))
+    if not options.json:
+        out.write(f"interceptor {options.name} deleted\n")
+    return OK
+
+
+def _read_config(path: str) -> bytes:
+    """The bytes of C{path} (C{-}: standard input), or a one-line L{CliError}."""
+    try:
+        if path == "-":
+            return sys.stdin.buffer.read()
+        with open(path, "rb") as source:
+            return source.read()
+    except OSError as e:
+        raise CliError(f"--file {path}: {e.strerror or e}") from None
+
+
+async def plugins(api: AdminApi, options: argparse.Namespace, out: IO[str]) -> int:
+    """The interceptor plugins installed on the node."""
+    _, data = await api.get("/api/v1/plugins")
+    if options.json:
+        _print_json(data, out)
+        return OK
+    rows = [(p["name"], p["description"]) for p in data["plugins"]]
+    out.write(table(("PLUGIN", "DESCRIPTION"), rows) + "\n")
+    return OK
+
+
 COMMANDS: dict[str, Callable[[AdminApi, argparse.Namespace, IO[str]], Awaitable[int]]] = {
     "status": status,
     "mapping": mapping,
     "connections": connections,
+    "interceptors": interceptors,
+    "plugins": plugins,
 }
 
 
@@ -224,6 +332,15 @@ def parser(environ: dict[str, str]) -> argparse.ArgumentParser:
     by_rack = commands.add_parser("mapping", help="where each broker is handed out")
     by_rack.add_argument("--rack", help="only the brokers in this rack")
     commands.add_parser("connections", help="this node's client connections")
+    configured = commands.add_parser("interceptors", help="the cluster's interceptors")
+    actions = configured.add_subparsers(dest="action", required=True, metavar="ACTION")
+    actions.add_parser("list", help="every interceptor, in the order they run")
+    actions.add_parser("get", help="one interceptor's configuration").add_argument("name")
+    put = actions.add_parser("put", help="create or replace an interceptor (admin users)")
+    put.add_argument("name")
+    put.add_argument("--file", required=True, help="its JSON configuration; - reads standard input")
+    actions.add_parser("delete", help="remove an interceptor (admin users)").add_argument("name")
+    commands.add_parser("plugins", help="the interceptor plugins installed on the node")
     return top
 
 

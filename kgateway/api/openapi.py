@@ -48,6 +48,30 @@ def _get(
     return {"get": operation}
 
 
+_FORBIDDEN = _json(_ref("Error"), "The user is not an admin (admin: true)")
+_NOT_READY = _json(_ref("Error"), "The node has not started reading its interceptors topic yet")
+_NAME_PARAMETER = {
+    "name": "name",
+    "in": "path",
+    "required": True,
+    "description": "the interceptor's name",
+    "schema": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"},
+}
+
+
+def _write(
+    summary: str, responses: dict[str, Any], body: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    operation: dict[str, Any] = {
+        "summary": summary,
+        "security": _SECURED,
+        "responses": {**responses, "401": _UNAUTHORIZED, "403": _FORBIDDEN, "503": _NOT_READY},
+    }
+    if body is not None:
+        operation["requestBody"] = body
+    return operation
+
+
 _STR_OR_NULL = {"type": ["string", "null"]}
 _INT_OR_NULL = {"type": ["integer", "null"]}
 
@@ -224,6 +248,79 @@ _SCHEMAS: dict[str, Any] = {
             },
         },
     },
+    "Scope": {
+        "description": 'which connections it applies to: "global" (the default), a client-id '
+        "regular expression (the whole id must match) or a SASL user",
+        "oneOf": [
+            {"type": "string", "enum": ["global"]},
+            {
+                "type": "object",
+                "required": ["clientId"],
+                "properties": {"clientId": {"type": "string", "minLength": 1}},
+                "additionalProperties": False,
+            },
+            {
+                "type": "object",
+                "required": ["username"],
+                "properties": {"username": {"type": "string", "minLength": 1}},
+                "additionalProperties": False,
+            },
+        ],
+    },
+    "InterceptorInput": {
+        "description": "An interceptor configuration; the name defaults to the URL's",
+        "type": "object",
+        "required": ["plugin"],
+        "properties": {
+            "name": {"type": "string", "description": "must equal the URL's name if given"},
+            "plugin": {"type": "string", "minLength": 1, "description": "see /api/v1/plugins"},
+            "priority": {"type": "integer", "description": "lower runs first; default 100"},
+            "config": {"type": "object", "description": "the plugin's settings"},
+            "scope": _ref("Scope"),
+        },
+        "additionalProperties": False,
+    },
+    "Interceptor": {
+        "type": "object",
+        "required": ["name", "plugin", "priority", "config", "scope"],
+        "properties": {
+            "name": {"type": "string"},
+            "plugin": {"type": "string"},
+            "priority": {"type": "integer"},
+            "config": {"type": "object"},
+            "scope": _ref("Scope"),
+        },
+    },
+    "Interceptors": {
+        "type": "object",
+        "required": ["interceptors", "failed"],
+        "properties": {
+            "interceptors": {
+                "description": "every configuration, in the order they see a request",
+                "type": "array",
+                "items": _ref("Interceptor"),
+            },
+            "failed": {
+                "description": "configurations this node cannot run, with the reason, by name",
+                "type": "object",
+                "additionalProperties": {"type": "string"},
+            },
+        },
+    },
+    "Plugins": {
+        "type": "object",
+        "required": ["plugins"],
+        "properties": {
+            "plugins": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["name", "description"],
+                    "properties": {"name": {"type": "string"}, "description": {"type": "string"}},
+                },
+            }
+        },
+    },
     "Index": {
         "type": "object",
         "required": ["title", "paths"],
@@ -288,6 +385,47 @@ DOCUMENT: dict[str, Any] = {
         ),
         "/api/v1/connections": _get(
             "This node's client connections", _json(_ref("Connections"), "The connections")
+        ),
+        "/api/v1/interceptors": _get(
+            "The cluster's interceptors, and those this node cannot run",
+            _json(_ref("Interceptors"), "The interceptors"),
+            more={"503": _NOT_READY},
+        ),
+        "/api/v1/interceptors/{name}": {
+            **_get(
+                "One interceptor",
+                _json(_ref("Interceptor"), "The interceptor"),
+                more={"404": _json(_ref("Error"), "No such interceptor"), "503": _NOT_READY},
+            ),
+            "put": _write(
+                "Create or replace an interceptor (admin users); every node runs it within 2 s",
+                {
+                    "200": _json(_ref("Interceptor"), "Replaced"),
+                    "201": _json(_ref("Interceptor"), "Created"),
+                    "400": _json(
+                        _ref("Error"),
+                        "Not JSON, a bad shape, an unknown plugin or "
+                        "a config the plugin rejects; nothing was stored",
+                    ),
+                },
+                {
+                    "required": True,
+                    "content": {"application/json": {"schema": _ref("InterceptorInput")}},
+                },
+            ),
+            "delete": _write(
+                "Remove an interceptor (admin users)",
+                {
+                    "204": {"description": "Removed"},
+                    "404": _json(_ref("Error"), "No such interceptor"),
+                },
+            ),
+            "parameters": [_NAME_PARAMETER],
+        },
+        "/api/v1/plugins": _get(
+            "The interceptor plugins installed on this node",
+            _json(_ref("Plugins"), "The plugins"),
+            more={"503": _NOT_READY},
         ),
     },
     "components": {

@@ -208,8 +208,12 @@ def admin_root(
     registry: CollectorRegistry,
     guard: IAdminAuth,
     secured_metrics: bool = True,
+    interceptors: Callable[[], Any] = lambda: None,
 ) -> AdminRoot:
-    """The whole admin API over one node."""
+    """The whole admin API over one node (C{interceptors}: its interceptor store, once running)."""
+    # Imported here: the interceptor resources are built on this module's JsonResource.
+    from kgateway.api.interceptors import Interceptors, Plugins
+
     open_paths = {b"health"} | (set() if secured_metrics else {b"metrics"})
     root = AdminRoot(guard, frozenset(open_paths))
     root.putChild(b"health", _tree({b"live": Live(), b"ready": Ready(status)}))
@@ -220,6 +224,8 @@ def admin_root(
         b"cluster": JsonView(lambda request: status.cluster()),
         b"mapping": JsonView(lambda request: status.mapping(_rack(request))),
         b"connections": JsonView(lambda request: status.connections()),
+        b"interceptors": Interceptors(interceptors, guard),
+        b"plugins": Plugins(interceptors, guard),
     }
     root.putChild(b"api", _tree({b"v1": _tree(views)}))
     return root

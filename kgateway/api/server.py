@@ -5,6 +5,7 @@ certificate, C{ssl:}) built from the settings, served by a twisted.web Site.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from prometheus_client import CollectorRegistry
@@ -20,6 +21,7 @@ from kgateway.api.auth import BasicAuth, IAdminAuth, OpenOnLoopback
 from kgateway.api.resources import admin_root
 from kgateway.api.status import INodeStatus
 from kgateway.config import Settings
+from kgateway.interceptors.store import IInterceptorAdmin
 
 log = Logger()
 
@@ -53,11 +55,14 @@ class AdminApiService(Service):
         status: INodeStatus,
         registry: CollectorRegistry,
         reactor: Any,
+        interceptors: Callable[[], IInterceptorAdmin | None] = lambda: None,
     ) -> None:
         self.settings = settings
         self.reactor = reactor
         self.site = Site(
-            admin_root(status, registry, guard_for(settings), settings.secured_metrics)
+            admin_root(
+                status, registry, guard_for(settings), settings.secured_metrics, interceptors
+            )
         )
         self.site.displayTracebacks = False
         self.site.noisy = False

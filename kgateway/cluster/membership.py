@@ -23,7 +23,6 @@ from typing import Any
 from typing import Protocol as TypingProtocol
 
 from automat import TypeMachineBuilder, pep614
-from kafka.protocol.admin import CreateTopicsRequest
 from kafka.protocol.consumer import (
     ConsumerProtocolAssignment,
     ConsumerProtocolSubscription,
@@ -45,6 +44,7 @@ from kgateway.cluster.roster import (
     encode_member,
     encode_roster,
 )
+from kgateway.cluster.topics import ensure_compacted_topic
 from kgateway.interfaces import Endpoint
 from kgateway.proxy.broker_leg import Connector
 
@@ -61,7 +61,6 @@ NOT_COORDINATOR = 16
 ILLEGAL_GENERATION = 22
 UNKNOWN_MEMBER_ID = 25
 REBALANCE_IN_PROGRESS = 27
-TOPIC_ALREADY_EXISTS = 36
 MEMBER_ID_REQUIRED = 79
 
 
@@ -203,27 +202,9 @@ async def _find_coordinator(core: MembershipCore, machine: Membership, epoch: in
 
 
 async def _ensure_license_topic(core: MembershipCore, client: KafkaClientProtocol) -> None:
-    version = client.version_for(CreateTopicsRequest.API_KEY, 5, 2)
-    request = CreateTopicsRequest[version]
-    topic = request.CreatableTopic(
-        name=core.license_topic,
-        num_partitions=1,
-        replication_factor=core.replication_factor(),
-        assignments=[],
-        configs=[
-            request.CreatableTopic.CreatableTopicConfig(name="cleanup.policy", value="compact")
-        ],
+    await ensure_compacted_topic(
+        client, core.license_topic, core.replication_factor(), "license topic"
     )
-    response = await client.request(request(topics=[topic], timeout_ms=10000, validate_only=False))
-    result = response.topics[0]
-    if result.error_code == NONE:
-        log.info("Created the license topic {topic}", topic=core.license_topic)
-    elif result.error_code != TOPIC_ALREADY_EXISTS:
-        raise KafkaRequestError(
-            f"cannot create the license topic {core.license_topic}: error {result.error_code} "
-            f"{result.error_message or ''}".strip(),
-            result.error_code,
-        )
     core.license_ready = True
 
 

@@ -86,6 +86,7 @@ def make_node(
     node.connect = upstream.connect
     node.membership_factory = lambda plan: FakeMembership(plan, settings)  # type: ignore[assignment,return-value]
     node.license_factory = Service  # type: ignore[assignment]
+    node.interceptor_store_factory = Service  # type: ignore[assignment]
     return node, reactor, fetch, upstream
 
 

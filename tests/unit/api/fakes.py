@@ -22,9 +22,11 @@ from twisted.trial.unittest import SynchronousTestCase
 from kgateway.api.openapi import DOCUMENT
 from kgateway.cluster.roster import Member
 from kgateway.config import AdminUser, Settings
+from kgateway.interceptors.store import InterceptorStore
 from kgateway.interfaces import BrokerInfo, Endpoint
 from kgateway.routing.ports import PortPlan
 from kgateway.service import GatewayNode, makeService
+from tests.unit.interceptors.fake_topic import FakeTopic
 from tests.unit.proxy.fakes import FakeBrokers
 from tests.unit.test_service import FakeFetch, RecordingReactor
 
@@ -80,6 +82,7 @@ class ApiNode:
     clock: Clock
     registry: CollectorRegistry
     http: StubTreq
+    topic: FakeTopic
 
     @property
     def membership(self) -> FakeMembership:
@@ -95,6 +98,24 @@ class ApiNode:
     def get(self, path: str, auth: tuple[str, str] | None = AUTH, **kwargs: Any) -> Any:
         """GET C{path}; the response (already complete: StubTreq is synchronous)."""
         deferred = self.http.get(BASE + path, auth=auth, **kwargs)
+        self.http.flush()
+        return deferred
+
+    def send(
+        self,
+        method: str,
+        path: str,
+        data: bytes | None = None,
+        auth: tuple[str, str] | None = AUTH,
+    ) -> Any:
+        """Any method with a body; the response (already complete)."""
+        deferred = self.http.request(
+            method,
+            BASE + path,
+            data=data,
+            auth=auth,
+            headers={b"content-type": [b"application/json"]} if data is not None else None,
+        )
         self.http.flush()
         return deferred
 
@@ -131,11 +152,22 @@ def make_api_node(
 
     node.membership_factory = membership  # type: ignore[assignment]
     node.license_factory = Service  # type: ignore[assignment]
+    topic = FakeTopic(settings.interceptors_topic)
+    node.interceptor_store_factory = lambda: InterceptorStore(
+        topic.name, topic.reader(), topic, node.interceptors, reactor
+    )
     node.startService()
     case.addCleanup(node.stopService)
     assert node.admin_api is not None, "no admin API"
     api = ApiNode(
-        node, reactor, fetch, upstream, Clock(), registry, StubTreq(node.admin_api.site.resource)
+        node,
+        reactor,
+        fetch,
+        upstream,
+        Clock(),
+        registry,
+        StubTreq(node.admin_api.site.resource),
+        topic,
     )
     if brokers_known:
         api.learn_brokers()
@@ -147,10 +179,10 @@ def body(case: SynchronousTestCase, response: Any) -> Any:
     return json.loads(case.successResultOf(response.content()))
 
 
-def conforms(case: SynchronousTestCase, path: str, response: Any) -> Any:
+def conforms(case: SynchronousTestCase, path: str, response: Any, method: str = "get") -> Any:
     """Check a JSON response against the OpenAPI document's schema for it; return the JSON."""
     data = body(case, response)
-    operation = DOCUMENT["paths"][path]["get"]
+    operation = DOCUMENT["paths"][path][method]
     documented = operation["responses"].get(str(response.code))
     case.assertIsNotNone(documented, f"{path} answered {response.code}, which is not documented")
     schema = documented["content"]["application/json"]["schema"]

@@ -17,9 +17,10 @@ class DocumentTests(SynchronousTestCase):
     def test_every_path_served_and_documented_codes_only(self) -> None:
         api = make_api_node(self)
         for path, item in DOCUMENT["paths"].items():
-            response = self.successResultOf(api.get(path))
+            response = self.successResultOf(api.get(path.replace("{name}", "nosuch")))
             self.assertIn(str(response.code), item["get"]["responses"], path)
-            self.assertEqual(response.code, 200, path)
+            # A templated path names nothing stored yet.
+            self.assertEqual(response.code, 404 if "{" in path else 200, path)
 
     def test_only_health_is_open(self) -> None:
         open_paths = {p for p, item in DOCUMENT["paths"].items() if not item["get"]["security"]}
