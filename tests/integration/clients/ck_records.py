@@ -107,6 +107,7 @@ def consume(args: Any, deadline: Deadline) -> dict[str, Any]:
             "isolation.level": args.isolation,
             "check.crcs": True,
             "fetch.max.bytes": args.fetch_max_bytes,
+            "message.max.bytes": min(args.fetch_max_bytes, 1000000),
             "max.partition.fetch.bytes": args.fetch_max_bytes,
             "error_cb": lambda error: print(f"librdkafka error: {error}", file=sys.stderr),
         }

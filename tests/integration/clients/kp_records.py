@@ -39,7 +39,8 @@ def produce(args: Any, deadline: Deadline) -> dict[str, Any]:
         enable_idempotence=True,
         transactional_id=args.transactional_id,
         compression_type=None if args.compression == "none" else args.compression,
-        linger_ms=5,
+        linger_ms=args.linger_ms,
+        batch_size=args.batch_size,
         retry_backoff_ms=20,
     )
     if args.transactional_id:
@@ -115,6 +116,8 @@ def main() -> dict[str, Any]:
     p.add_argument("--expect", type=int, default=0)
     p.add_argument("--compression", default="none")
     p.add_argument("--transactional-id")
+    p.add_argument("--linger-ms", type=int, default=5)
+    p.add_argument("--batch-size", type=int, default=16384)
     p.add_argument("--value-size", type=int, default=0)
     p.add_argument("--isolation", default="read_uncommitted")
     p.add_argument("--fetch-max-bytes", type=int, default=1048576)
