@@ -25,6 +25,7 @@ from typing import Any
 from twisted.trial.unittest import TestCase
 
 from tests.integration.environment import Environment, shared
+from tests.integration.test_java_clients import produce_perf
 from tests.integration.test_python_clients import CODEC_IDS, record_batch_codecs
 
 CLIENT_TIMEOUT = 90.0
@@ -229,6 +230,39 @@ class RecordInterceptorTests(TestCase):
         for record in read["records"]:
             self.assertEqual(record["headers"], [["x-client-id", "forged"], ["app", "kept"]])
 
+    def test_headers_from_java_producer_with_topic_filter(self) -> None:
+        """
+        Java's ProducerPerformance (idempotent, acks=all, lz4; Produce v13 names topics by
+        id) through an interceptor limited by a topic pattern: the interceptor learnt the
+        id from the Metadata the producer asked for, and every record has the header.
+        """
+        topic = self.create_topic("hi-java")
+        self.interceptor(
+            "header-injection",
+            {"headers": {"x-client-id": "{clientId}"}, "topics": f"hi-java-{self.uid}"},
+            f"hi-{self.uid}-.*",
+        )
+        client_id = f"hi-{self.uid}-java"
+        sent = produce_perf(
+            self.env,
+            topic,
+            3000,
+            f"client.id={client_id}",
+            "acks=all",
+            "enable.idempotence=true",
+            "compression.type=lz4",
+        )
+        self.assertEqual(sent, 3000)
+        read = self.client(
+            "kp_records.py", "consume", topic=topic, client_id=f"reader-{self.uid}", expect=3000
+        )
+        self.assertEqual(len(read["records"]), 3000)
+        for record in read["records"]:
+            self.assertEqual(record["headers"], [["x-client-id", client_id]])
+        for partition in range(3):
+            stored = record_batch_codecs(self.env.cluster.base_dir, topic, partition)
+            self.assertEqual(stored, {CODEC_IDS["lz4"]})
+
     # -- chaos --------------------------------------------------------------------------
 
     def test_chaos_clients_recover_exactly_once(self) -> None:
@@ -255,7 +289,7 @@ class RecordInterceptorTests(TestCase):
             batch_messages=10,
         )
         after_ck = self.decisions(name).get("failed", 0)
-        print(f"chaos: {after_ck:.0f} errors made; librdkafka retried {produced['retries']}")
+        print(f"chaos: {after_ck:.0f} errors made for the librdkafka producer")
         self.assertGreater(after_ck, 0)
         kp_topic = self.create_topic("chaos-kp")
         # One record a batch: many requests, so the chaos surely hits some.
@@ -325,7 +359,9 @@ class RecordInterceptorTests(TestCase):
         rate = count * size / produced["seconds"] / MIB
         print(f"rate-limit: produced 10 MiB in {produced['seconds']:.2f} s ({rate:.2f} MiB/s)")
         self.assertEqual(len(produced["sent"]), count)
-        self.assertTrue(8.5 <= produced["seconds"] <= 14, produced["seconds"])
+        # Not faster than the limit (frames are a little more than the values); the upper
+        # bound is loose because the machine may be busy.
+        self.assertTrue(9.5 <= produced["seconds"] <= 16, produced["seconds"])
 
         read = self.client(
             "ck_records.py",
@@ -337,10 +373,10 @@ class RecordInterceptorTests(TestCase):
         rate = count * size / read["seconds"] / MIB
         print(f"rate-limit: consumed 10 MiB in {read['seconds']:.2f} s ({rate:.2f} MiB/s)")
         self.assertExactlyOnce(read["records"], count)
-        self.assertTrue(8.5 <= read["seconds"] <= 14, read["seconds"])
+        self.assertTrue(9.5 <= read["seconds"] <= 16, read["seconds"])
 
         free = self.client(
             "ck_records.py", "consume", topic=topic, client_id=f"free-{self.uid}", expect=count
         )
         print(f"rate-limit: unlimited client consumed 10 MiB in {free['seconds']:.2f} s")
-        self.assertLess(free["seconds"], 5)
+        self.assertLess(free["seconds"], read["seconds"] / 2)

@@ -93,7 +93,7 @@ def consume(args: Any, deadline: Deadline) -> dict[str, Any]:
             for message in batch:
                 records.append(
                     {
-                        "key": message.key.decode(),
+                        "key": message.key.decode() if message.key is not None else None,
                         "p": message.partition,
                         "o": message.offset,
                         "len": len(message.value or b""),
