@@ -124,6 +124,23 @@ class Options:
             raise InvalidConfig(f"config.{key} must be an object of strings, got {value!r}")
         return dict(value)
 
+    def integers(
+        self, key: str, default: Any = _MISSING, minimum: int = 0, maximum: int = 2**31 - 1
+    ) -> Any:
+        """A list of integers, each within bounds."""
+        value = self._get(key, default)
+        if value is default and default is not _MISSING:
+            return value
+        if not isinstance(value, list) or not all(
+            isinstance(v, int) and not isinstance(v, bool) and minimum <= v <= maximum
+            for v in value
+        ):
+            raise InvalidConfig(
+                f"config.{key} must be a list of integers from {minimum} to {maximum}, "
+                f"got {value!r}"
+            )
+        return value
+
     def done(self) -> None:
         """Raise for keys the plugin does not know (a misspelt setting must not pass silently)."""
         unknown = sorted(set(self._config) - self._read)

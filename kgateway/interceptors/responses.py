@@ -29,6 +29,8 @@ POLICY_VIOLATION = 44
 UNSUPPORTED_COMPRESSION_TYPE = 76
 INVALID_RECORD = 87
 UNKNOWN_TOPIC_ID = 100
+REPLICA_NOT_AVAILABLE = 9
+KAFKA_STORAGE_ERROR = 56
 
 
 class NoErrorResponse(Exception):
@@ -87,7 +89,8 @@ def _fetch(call: RequestCall, cls: Any, code: int, message: str | None) -> Any:
                 log_start_offset=-1,
                 aborted_transactions=None,
                 preferred_read_replica=-1,
-                records=None,
+                # Empty, not null: librdkafka cannot parse a null record set in Fetch v12+.
+                records=b"",
             )
             for p in topic.partitions
         ]
