@@ -5,7 +5,8 @@ nodes (racks a, b, c), traffic through it, and a node killed.
 Run with C{python -m kgateway.demo}.  It shows what clients are told about the
 cluster (only gateway addresses, each broker on a node of its own rack, spread
 round-robin), produces and consumes through the gateway with a consumer group,
-kills a node and shows the mapping without it.
+configures two interceptors through one node's admin API and shows another
+node enforcing them, kills a node and shows the mapping without it.
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
+from kafka.errors import KafkaError
 
 from kgateway.testing.gateway_process import GatewayProcess
 from kgateway.testing.kafka_cluster import KafkaCluster, ensure_kafka_libs
@@ -59,6 +61,53 @@ def wait_until(condition: object, timeout: float = 30.0) -> float:
             return time.monotonic() - started
         time.sleep(0.05)
     raise SystemExit(f"demo failed: gave up after {timeout}s")
+
+
+def configure(node: GatewayProcess, name: str, spec: dict[str, object]) -> None:
+    """PUT an interceptor through one node's admin API."""
+    status, answer = node.api("PUT", f"/api/v1/interceptors/{name}", spec)
+    if status not in (200, 201):
+        raise SystemExit(f"demo failed: PUT {name}: HTTP {status} {answer}")
+
+
+def show_interceptors(nodes: dict[str, GatewayProcess], bootstrap: str) -> None:
+    """Configure interceptors through one node and watch another enforce them."""
+    print("== Interceptors, configured through node a's admin API, stored in Kafka:")
+    configure(
+        nodes["a"],
+        "stamp",
+        {"plugin": "header-injection", "config": {"headers": {"x-client": "{clientId}"}}},
+    )
+    configure(nodes["a"], "acks-all", {"plugin": "produce-policy", "config": {"acks": ["all"]}})
+    took = wait_until(
+        lambda: (
+            {"stamp", "acks-all"}
+            <= {i["name"] for i in nodes["c"].api("GET", "/api/v1/interceptors")[1]["interceptors"]}
+        )
+    )
+    print(f"   node c runs them {took:.2f}s later")
+    via_c = nodes["c"].bootstrap
+    producer = KafkaProducer(bootstrap_servers=via_c, acks=1, client_id="careless", retries=0)
+    try:
+        producer.send("demo", value=b"acks=1").get(timeout=30)
+        raise SystemExit("demo failed: an acks=1 producer got through produce-policy")
+    except KafkaError as e:
+        print(f"   an acks=1 producer is refused: {e}")
+    finally:
+        producer.close()
+    producer = KafkaProducer(bootstrap_servers=via_c, acks="all", client_id="billing")
+    sent = producer.send("demo", value=b"stamped").get(timeout=30)
+    producer.close()
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, consumer_timeout_ms=10000)
+    partition = TopicPartition("demo", sent.partition)
+    consumer.assign([partition])
+    consumer.seek(partition, sent.offset)
+    record = next(iter(consumer))
+    consumer.close()
+    print(f"   an acks=all record lands with the headers the gateway added: {record.headers}")
+    for name in ("stamp", "acks-all"):
+        nodes["b"].api("DELETE", f"/api/v1/interceptors/{name}", None)
+    print("   removed through node b")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -128,6 +177,8 @@ def main(argv: list[str] | None = None) -> None:
             print(f"== Consumed {seen} records with group 'demo-group'")
             if seen != args.records:
                 raise SystemExit(f"demo failed: consumed {seen} of {args.records}")
+
+            show_interceptors(nodes, bootstrap)
 
             print("== Killing gateway node b (SIGKILL)")
             nodes["b"].kill()

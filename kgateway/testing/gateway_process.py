@@ -8,6 +8,7 @@ process (it is killed if we die), on a port range chosen to be free.
 from __future__ import annotations
 
 import atexit
+import base64
 import contextlib
 import json
 import os
@@ -16,9 +17,12 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 from kgateway.testing.children import die_with_parent, stop_process
 
@@ -148,6 +152,21 @@ class GatewayProcess:
         host = self.environment["GATEWAY_HTTP_BIND_HOST"]
         host = "127.0.0.1" if host in ("0.0.0.0", "") else host
         return f"http://{host}:{self.http_port}"
+
+    def api(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+        """Call the node's admin API as its admin user: (HTTP status, the JSON answer or None)."""
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(f"{self.api_url}{path}", data=data, method=method)
+        token = base64.b64encode(":".join(self.api_auth).encode()).decode()
+        request.add_header("Authorization", f"Basic {token}")
+        if data is not None:
+            request.add_header("Content-Type", "application/json")
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                status, raw = response.status, response.read()
+        except urllib.error.HTTPError as e:
+            status, raw = e.code, e.read()
+        return status, json.loads(raw) if raw else None
 
     @property
     def ports(self) -> range:
