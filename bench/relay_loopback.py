@@ -307,8 +307,19 @@ def main() -> None:
         spy = None
         if args.profile and gateway_pid:
             spy = subprocess.Popen(
-                ["py-spy", "record", "-r", "250", "-f", "raw", "--function", "-p",
-                 str(gateway_pid), "-o", str(args.profile)],
+                [
+                    "py-spy",
+                    "record",
+                    "-r",
+                    "250",
+                    "-f",
+                    "raw",
+                    "--function",
+                    "-p",
+                    str(gateway_pid),
+                    "-o",
+                    str(args.profile),
+                ],
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             )
@@ -324,9 +335,7 @@ def main() -> None:
             latencies.sort()
             p50 = latencies[len(latencies) // 2] * 1e3
             p99 = latencies[int(len(latencies) * 0.99)] * 1e3
-            figure = (
-                f"{args.requests / elapsed:.0f} requests/s, p50 {p50:.3f} ms, p99 {p99:.3f} ms"
-            )
+            figure = f"{args.requests / elapsed:.0f} requests/s, p50 {p50:.3f} ms, p99 {p99:.3f} ms"
         cpu = (_cpu(gateway_pid) - cpu_before) if gateway_pid else 0.0
         if spy is not None:
             spy.send_signal(2)
