@@ -110,7 +110,8 @@ class Spread:
         return bytes(out)
 
 
-def _uvarint(data: Readable, pos: int) -> tuple[int, int]:
+def uvarint(data: Readable, pos: int) -> tuple[int, int]:
+    """Read an unsigned varint at C{pos}; return it and the position after it."""
     value = shift = 0
     while True:
         byte = data[pos]
@@ -121,7 +122,8 @@ def _uvarint(data: Readable, pos: int) -> tuple[int, int]:
         shift += 7
 
 
-def _skip_tags(data: Readable, pos: int) -> int:
+def skip_tags(data: Readable, pos: int) -> int:
+    """Skip a tagged-field section at C{pos}; return the position after it."""
     count, pos = _uvarint(data, pos)
     for _ in range(count):
         _, pos = _uvarint(data, pos)
@@ -129,6 +131,9 @@ def _skip_tags(data: Readable, pos: int) -> int:
         pos += size
     return pos
 
+
+_uvarint = uvarint
+_skip_tags = skip_tags
 
 # The steps of a plan: (kind, argument).
 _FIXED = 0  # argument: width in bytes
@@ -191,15 +196,21 @@ def _walk(plan: Plan, data: Readable, pos: int, compact: bool) -> int:
         if kind == _FIXED:
             pos += argument
         elif kind == _COMPACT:
-            length, pos = _uvarint(data, pos)
-            if length > 1:
+            length = data[pos]
+            if length < 0x80:  # one-byte varint: strings and records under 127 bytes
+                pos += length if length else 1
+            else:
+                length, pos = _uvarint(data, pos)
                 pos += length - 1
         elif kind == _STRUCTS:
             count, pos = _count(data, pos, compact)
             for _ in range(count):
                 pos = _walk(argument, data, pos, compact)
         elif kind == _TAGS:
-            pos = _skip_tags(data, pos)
+            if data[pos]:
+                pos = _skip_tags(data, pos)
+            else:  # almost always: no tags
+                pos += 1
         elif kind == _STRING:
             (length,) = _INT16.unpack(data[pos : pos + 2])
             pos += 2 + max(int(length), 0)
