@@ -23,15 +23,17 @@ class FrameReader:
     """
     Accumulate stream data and hand back complete frames (length prefix included).
 
-    Partial frames are held as a list of chunks and joined once, when the
-    frame is complete, so a large frame arriving in many reads costs one copy.
+    L{feed} gives each frame as one bytes object: a frame inside one read is
+    a slice of it, a frame that spanned reads is joined once, when complete.
+    L{feed_pieces} gives each frame as the pieces it arrived in instead, so a
+    frame that is only passed on is never copied in user space.
     """
 
-    __slots__ = ("_max", "_chunks", "_buffered", "_need")
+    __slots__ = ("_max", "_pieces", "_buffered", "_need")
 
     def __init__(self, max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES) -> None:
         self._max = max_frame_bytes
-        self._chunks: list[bytes] = []
+        self._pieces: list[bytes] = []
         self._buffered = 0
         # Total size (prefix included) of the frame being assembled, once known.
         self._need = -1
@@ -43,33 +45,56 @@ class FrameReader:
 
     def feed(self, data: bytes) -> list[bytes]:
         """Add C{data}; return every frame it completes, in order."""
-        if self._chunks:
-            self._chunks.append(data)
-            self._buffered += len(data)
-            if self._need < 0:
-                if self._buffered < 4:
-                    return []
-                joined = b"".join(self._chunks)
-                self._chunks = [joined]
-                self._need = self._size_of(joined, 0)
-            if self._buffered < self._need:
-                return []
-            data = b"".join(self._chunks)
-            self._chunks = []
-            self._buffered = 0
-            self._need = -1
-        frames: list[bytes] = []
+        return [
+            pieces[0] if len(pieces) == 1 else b"".join(pieces) for pieces in self.feed_pieces(data)
+        ]
+
+    def feed_pieces(self, data: bytes) -> list[list[bytes]]:
+        """
+        Add C{data}; return every frame it completes, in order, each as its pieces.
+
+        A frame's pieces are non-empty and in stream order; joined, they are
+        the frame.  A frame inside one read is one piece.
+        """
+        frames: list[list[bytes]] = []
         pos = 0
         end = len(data)
+        if self._pieces:
+            if self._need < 0:
+                # The length prefix itself was cut: complete it (a few bytes).
+                take = 4 - self._buffered
+                if end < take:
+                    self._pieces.append(data)
+                    self._buffered += end
+                    return frames
+                prefix = b"".join(self._pieces) + data[:take]
+                self._need = self._size_of(prefix, 0)
+                self._pieces = [prefix]
+                self._buffered = 4
+                pos = take
+            missing = self._need - self._buffered
+            if end - pos < missing:
+                if pos < end:
+                    self._pieces.append(data[pos:] if pos else data)
+                    self._buffered += end - pos
+                return frames
+            if missing:
+                whole = pos == 0 and missing == end
+                self._pieces.append(data if whole else data[pos : pos + missing])
+            frames.append(self._pieces)
+            pos += missing
+            self._pieces = []
+            self._buffered = 0
+            self._need = -1
         while end - pos >= 4:
             need = self._size_of(data, pos)
             if end - pos < need:
                 break
-            frames.append(data if (pos == 0 and need == end) else data[pos : pos + need])
+            frames.append([data if (pos == 0 and need == end) else data[pos : pos + need]])
             pos += need
         if pos < end:
             rest = data[pos:] if pos else data
-            self._chunks = [rest]
+            self._pieces = [rest]
             self._buffered = len(rest)
             self._need = self._size_of(rest, 0) if len(rest) >= 4 else -1
         return frames

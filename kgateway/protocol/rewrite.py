@@ -9,7 +9,7 @@ something in them changed; otherwise the original bytes go on.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from kafka.protocol.admin import DescribeClusterResponse
@@ -107,6 +107,30 @@ def _node_endpoints_rewriter(cls: Any, first_version: int) -> Rewriter:
 
 rewrite_produce = _node_endpoints_rewriter(ProduceResponse, 10)
 rewrite_fetch = _node_endpoints_rewriter(FetchResponse, 16)
+
+_HINTS_ONLY: dict[Rewriter, tuple[Any, int]] = {
+    rewrite_produce: (ProduceResponse, 10),
+    rewrite_fetch: (FetchResponse, 16),
+}
+
+
+def passes_unchanged(rewriter: Rewriter, pieces: Sequence[bytes], version: int) -> bool:
+    """
+    Whether C{rewriter} is known to give this response back as it is, without
+    joining or decoding it: a Produce or Fetch response with no top-level
+    tagged field (so no leader hints).  False when it cannot tell.
+    """
+    hinted = _HINTS_ONLY.get(rewriter)
+    if hinted is None:
+        return False
+    cls, first_version = hinted
+    if version < first_version:
+        return True
+    try:
+        return not has_top_level_tags(cls, pieces, version)
+    except Exception:
+        # Malformed: the rewriter itself meets it and reports it.
+        return False
 
 
 def rewrite_api_versions(frame: bytes, version: int, mapping: INodeMapping) -> bytes:

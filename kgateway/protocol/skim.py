@@ -6,12 +6,19 @@ tagged field, present only when a leader moved.  Decoding a whole Fetch
 response to find out would copy every record batch; this walker follows the
 codec's own schema (kafka-python's field objects, so no layout is written
 here) and skips over values by their lengths.
+
+The schema is turned once per (message, version) into a flat plan of skips,
+because every Produce and Fetch response is walked: runs of fixed-width
+fields become one addition.  A frame may be walked as the pieces it arrived
+in (a multi-MiB Fetch response, without joining it), since the walk reads
+only a few bytes per partition.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from struct import Struct
-from typing import Any
+from typing import Any, Protocol, overload
 
 _INT16 = Struct(">h")
 _INT32 = Struct(">i")
@@ -29,7 +36,82 @@ _FIXED_WIDTH = {
 }
 
 
-def _uvarint(data: memoryview, pos: int) -> tuple[int, int]:
+class Readable(Protocol):
+    """What the walk needs of a frame: one byte at an index, and short slices."""
+
+    @overload
+    def __getitem__(self, key: int) -> int: ...
+
+    @overload
+    def __getitem__(self, key: slice) -> bytes | memoryview: ...
+
+
+class Spread:
+    """
+    A frame held as the pieces it arrived in, read by position without joining it.
+
+    Reads go forwards, so the piece last read from is tried first.
+    """
+
+    __slots__ = ("_pieces", "_starts", "_index", "_start", "_end", "size")
+
+    def __init__(self, pieces: Sequence[bytes]) -> None:
+        self._pieces = pieces
+        starts = []
+        total = 0
+        for piece in pieces:
+            starts.append(total)
+            total += len(piece)
+        self._starts = starts
+        #: The frame's length, prefix included.
+        self.size = total
+        self._index = 0
+        self._start = 0
+        self._end = len(pieces[0]) if pieces else 0
+
+    def _seek(self, pos: int) -> None:
+        if pos < 0 or pos >= self.size:
+            raise IndexError(f"position {pos} is outside a frame of {self.size} bytes")
+        index = self._index
+        starts = self._starts
+        if pos < self._start:
+            index = 0
+        while index + 1 < len(starts) and starts[index + 1] <= pos:
+            index += 1
+        self._index = index
+        self._start = starts[index]
+        self._end = self._start + len(self._pieces[index])
+
+    @overload
+    def __getitem__(self, key: int) -> int: ...
+
+    @overload
+    def __getitem__(self, key: slice) -> bytes: ...
+
+    def __getitem__(self, key: int | slice) -> int | bytes:
+        if isinstance(key, int):
+            if not self._start <= key < self._end:
+                self._seek(key)
+            return self._pieces[self._index][key - self._start]
+        start, stop = key.start, key.stop
+        if not self._start <= start < self._end:
+            self._seek(start)
+        if stop <= self._end:
+            return self._pieces[self._index][start - self._start : stop - self._start]
+        # A field cut across two reads: rare, and only a few bytes long.
+        out = bytearray()
+        pos = start
+        while pos < stop:
+            self._seek(pos)
+            piece = self._pieces[self._index]
+            take = min(stop, self._end) - pos
+            out += piece[pos - self._start : pos - self._start + take]
+            pos += take
+        return bytes(out)
+
+
+def uvarint(data: Readable, pos: int) -> tuple[int, int]:
+    """Read an unsigned varint at C{pos}; return it and the position after it."""
     value = shift = 0
     while True:
         byte = data[pos]
@@ -40,7 +122,8 @@ def _uvarint(data: memoryview, pos: int) -> tuple[int, int]:
         shift += 7
 
 
-def _skip_tags(data: memoryview, pos: int) -> int:
+def skip_tags(data: Readable, pos: int) -> int:
+    """Skip a tagged-field section at C{pos}; return the position after it."""
     count, pos = _uvarint(data, pos)
     for _ in range(count):
         _, pos = _uvarint(data, pos)
@@ -49,64 +132,136 @@ def _skip_tags(data: memoryview, pos: int) -> int:
     return pos
 
 
-def _skip_simple(type_str: str, data: memoryview, pos: int, compact: bool) -> int:
+_uvarint = uvarint
+_skip_tags = skip_tags
+
+# The steps of a plan: (kind, argument).
+_FIXED = 0  # argument: width in bytes
+_COMPACT = 1  # compact string/bytes/records: uvarint length + 1
+_STRING = 2  # int16 length
+_BYTES = 3  # int32 length (bytes, records)
+_STRUCTS = 4  # array of structs; argument: the struct's plan
+_SIMPLES = 5  # array of simple values; argument: one-step plan of the element
+_STRUCT = 6  # argument: the struct's plan
+_NULLABLE_STRUCT = 7  # presence byte, then the struct; argument: its plan
+_TAGS = 8  # a tagged-field section
+
+Plan = tuple[tuple[int, Any], ...]
+
+
+def _simple_step(type_str: str, compact: bool) -> tuple[int, Any]:
     width = _FIXED_WIDTH.get(type_str)
     if width is not None:
-        return pos + width
+        return (_FIXED, width)
     if compact:
-        length, pos = _uvarint(data, pos)
-        return pos + max(length - 1, 0)
-    if type_str == "string":
-        (length,) = _INT16.unpack_from(data, pos)
-        return pos + 2 + max(int(length), 0)
-    (length,) = _INT32.unpack_from(data, pos)  # bytes, records
-    return pos + 4 + max(int(length), 0)
+        return (_COMPACT, None)
+    return (_STRING, None) if type_str == "string" else (_BYTES, None)
 
 
-def _skip_struct(struct: Any, data: memoryview, pos: int, version: int, compact: bool) -> int:
+def _struct_plan(struct: Any, version: int, compact: bool, tags: bool) -> Plan:
+    steps: list[tuple[int, Any]] = []
     for field in struct.untagged_fields(version):
-        pos = _skip_field(field, data, pos, version, compact)
-    if compact:
-        pos = _skip_tags(data, pos)
-    return pos
-
-
-def _skip_field(field: Any, data: memoryview, pos: int, version: int, compact: bool) -> int:
-    if field.is_struct_array() or field.is_array():
-        if compact:
-            count, pos = _uvarint(data, pos)
-            count -= 1
-        else:
-            (count,) = _INT32.unpack_from(data, pos)
-            pos += 4
-        inner = field.array_of
-        for _ in range(max(count, 0)):
+        if field.is_struct_array() or field.is_array():
             if field.is_struct_array():
-                pos = _skip_struct(inner, data, pos, version, compact)
+                steps.append((_STRUCTS, _struct_plan(field.array_of, version, compact, compact)))
             else:
-                pos = _skip_simple(inner.type_str, data, pos, compact)
-        return pos
-    if field.is_struct():
-        if field.nullable_for_version_q(version):
+                steps.append((_SIMPLES, _simple_step(field.array_of.type_str, compact)))
+        elif field.is_struct():
+            inner = _struct_plan(field, version, compact, compact)
+            nullable = field.nullable_for_version_q(version)
+            steps.append((_NULLABLE_STRUCT if nullable else _STRUCT, inner))
+        else:
+            steps.append(_simple_step(field.type_str, compact))
+    if tags:
+        steps.append((_TAGS, None))
+    merged: list[tuple[int, Any]] = []
+    for kind, argument in steps:
+        if kind == _FIXED and merged and merged[-1][0] == _FIXED:
+            merged[-1] = (_FIXED, merged[-1][1] + argument)
+        else:
+            merged.append((kind, argument))
+    return tuple(merged)
+
+
+def _count(data: Readable, pos: int, compact: bool) -> tuple[int, int]:
+    if compact:
+        count, pos = _uvarint(data, pos)
+        return count - 1, pos
+    (count,) = _INT32.unpack(data[pos : pos + 4])
+    return int(count), pos + 4
+
+
+def _walk(plan: Plan, data: Readable, pos: int, compact: bool) -> int:
+    for kind, argument in plan:
+        if kind == _FIXED:
+            pos += argument
+        elif kind == _COMPACT:
+            length = data[pos]
+            if length < 0x80:  # one-byte varint: strings and records under 127 bytes
+                pos += length if length else 1
+            else:
+                length, pos = _uvarint(data, pos)
+                pos += length - 1
+        elif kind == _STRUCTS:
+            count, pos = _count(data, pos, compact)
+            for _ in range(count):
+                pos = _walk(argument, data, pos, compact)
+        elif kind == _TAGS:
+            if data[pos]:
+                pos = _skip_tags(data, pos)
+            else:  # almost always: no tags
+                pos += 1
+        elif kind == _STRING:
+            (length,) = _INT16.unpack(data[pos : pos + 2])
+            pos += 2 + max(int(length), 0)
+        elif kind == _BYTES:
+            (length,) = _INT32.unpack(data[pos : pos + 4])
+            pos += 4 + max(int(length), 0)
+        elif kind == _SIMPLES:
+            count, pos = _count(data, pos, compact)
+            if argument[0] == _FIXED:
+                pos += max(count, 0) * argument[1]
+            else:
+                element = (argument,)
+                for _ in range(count):
+                    pos = _walk(element, data, pos, compact)
+        elif kind == _STRUCT:
+            pos = _walk(argument, data, pos, compact)
+        else:  # _NULLABLE_STRUCT
             present = data[pos]
             pos += 1
-            if present == 0xFF:
-                return pos
-        return _skip_struct(field, data, pos, version, compact)
-    return _skip_simple(field.type_str, data, pos, compact)
+            if present != 0xFF:
+                pos = _walk(argument, data, pos, compact)
+    return pos
 
 
-def has_top_level_tags(cls: Any, frame: bytes, version: int) -> bool:
-    """Whether a framed flexible response of C{cls} carries any top-level tagged field."""
-    data = memoryview(frame)
+_PLANS: dict[tuple[int, int], Plan] = {}
+
+
+def _top_level_plan(cls: Any, version: int) -> Plan:
+    key = (id(cls), version)
+    plan = _PLANS.get(key)
+    if plan is None:
+        # The top level's own tags are what the caller looks for: not skipped.
+        plan = _PLANS[key] = _struct_plan(cls._struct, version, True, False)
+    return plan
+
+
+def has_top_level_tags(cls: Any, frame: bytes | Sequence[bytes], version: int) -> bool:
+    """
+    Whether a framed flexible response of C{cls} carries any top-level tagged field.
+
+    C{frame} is the whole frame, or the list of pieces it arrived in.
+    """
+    data: Readable
+    if isinstance(frame, bytes):
+        data = memoryview(frame)
+    elif len(frame) == 1:
+        data = memoryview(frame[0])
+    else:
+        data = Spread(frame)
     # Length prefix, correlation id, then the response header's own tags.
     pos = _skip_tags(data, 8)
-    pos = _skip_struct_untagged(cls._struct, data, pos, version)
+    pos = _walk(_top_level_plan(cls, version), data, pos, True)
     count, _ = _uvarint(data, pos)
     return count > 0
-
-
-def _skip_struct_untagged(struct: Any, data: memoryview, pos: int, version: int) -> int:
-    for field in struct.untagged_fields(version):
-        pos = _skip_field(field, data, pos, version, True)
-    return pos

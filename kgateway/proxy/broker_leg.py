@@ -24,6 +24,7 @@ from zope.interface import Interface
 from kgateway.interfaces import Endpoint
 from kgateway.metrics import TrafficStats
 from kgateway.protocol.framing import DEFAULT_MAX_FRAME_BYTES, FrameError, FrameReader
+from kgateway.proxy.sending import no_delay, write_pieces
 
 log = Logger()
 
@@ -37,8 +38,8 @@ class IBrokerLegOwner(Interface):
     def broker_ready(leg: BrokerLeg, transport: ITransport) -> None:
         """The connection to the broker is open, on C{transport} (for backpressure)."""
 
-    def responses(frames: list[bytes]) -> None:
-        """Whole response frames arrived from the broker, in order."""
+    def responses(frames: list[list[bytes]]) -> None:
+        """Whole response frames arrived from the broker, in order, each as its pieces."""
 
     def broker_lost(reason: str) -> None:
         """The broker connection could not be made, failed, or was closed."""
@@ -56,8 +57,8 @@ class BrokerLeg(TypingProtocol):
     def send(self, frames: list[bytes]) -> None:
         """Write request frames to the broker."""
 
-    def received(self, frames: list[bytes]) -> None:
-        """Response frames arrived."""
+    def received(self, frames: list[list[bytes]]) -> None:
+        """Response frames arrived, each as the pieces it arrived in (see L{FrameReader})."""
 
     def close(self, reason: str) -> None:
         """Close the connection (the client leg is done with it)."""
@@ -109,11 +110,11 @@ def _build() -> Callable[[BrokerLegCore], BrokerLeg]:
     @pep614(Open.upon(BrokerLeg.send).loop())
     def write(leg: BrokerLeg, core: BrokerLegCore, frames: list[bytes]) -> None:
         assert core.wire is not None
-        core.wire.transport.writeSequence(frames)
+        write_pieces(core.wire.transport, frames)
 
     @pep614(Open.upon(BrokerLeg.received).loop())
     @pep614(Closing.upon(BrokerLeg.received).loop())
-    def deliver(leg: BrokerLeg, core: BrokerLegCore, frames: list[bytes]) -> None:
+    def deliver(leg: BrokerLeg, core: BrokerLegCore, frames: list[list[bytes]]) -> None:
         core.owner.responses(frames)
 
     @pep614(Connecting.upon(BrokerLeg.close).to(Closed))
@@ -163,6 +164,7 @@ class BrokerWire(Protocol):
         self.transport: ITransport
 
     def connectionMade(self) -> None:
+        no_delay(self.transport)
         self.stats.broker_connections_opened += 1
         self.stats.broker_connections_open += 1
         self.leg.connected(self)
@@ -170,7 +172,8 @@ class BrokerWire(Protocol):
     def dataReceived(self, data: bytes) -> None:
         self.stats.bytes_from_broker += len(data)
         try:
-            frames = self.reader.feed(data)
+            # Kept as pieces: a response passed on unchanged is never joined.
+            frames = self.reader.feed_pieces(data)
         except FrameError as e:
             log.error("Broker sent a bad frame: {reason}; closing", reason=str(e))
             self.transport.abortConnection()  # type: ignore[attr-defined]

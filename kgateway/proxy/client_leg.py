@@ -38,11 +38,13 @@ from kgateway.protocol.headers import (
     produce_acks,
     request_client_id,
     request_info,
+    response_correlation_id,
 )
-from kgateway.protocol.rewrite import REWRITERS
+from kgateway.protocol.rewrite import REWRITERS, passes_unchanged
 from kgateway.protocol.versions import is_offered
 from kgateway.proxy.broker_leg import BrokerLeg, Connector, IBrokerLegOwner, open_broker_leg
 from kgateway.proxy.inflight import InFlight, Pending
+from kgateway.proxy.sending import no_delay, write_pieces
 
 log = Logger()
 
@@ -56,8 +58,8 @@ class ClientLeg(TypingProtocol):
     def requests(self, frames: list[bytes]) -> None:
         """Whole request frames arrived from the client."""
 
-    def responses(self, frames: list[bytes]) -> None:
-        """Whole response frames arrived from the broker."""
+    def responses(self, frames: list[list[bytes]]) -> None:
+        """Whole response frames arrived from the broker, each as the pieces it arrived in."""
 
     def broker_lost(self, reason: str) -> None:
         """The broker connection failed or closed."""
@@ -367,11 +369,75 @@ class ClientLegCore:
         done = self.inflight.take_ready()
         if done:
             ready: list[bytes] = [pending.local_response for pending in done]  # type: ignore[misc]
-            sent = sum(map(len, ready))
-            self.bytes_to_client += sent
-            self.stats.bytes_to_client += sent
-            self.stats.delivered(done, self.clock())
-            self.transport.writeSequence(ready)
+            self._delivered(done, ready)
+
+    def _delivered(self, done: list[Pending], pieces: list[bytes]) -> None:
+        sent = sum(map(len, pieces))
+        self.bytes_to_client += sent
+        self.stats.bytes_to_client += sent
+        self.stats.delivered(done, self.clock())
+        write_pieces(self.transport, pieces)
+
+    def relay_responses(self, frames: list[list[bytes]]) -> None:
+        """
+        Hand broker responses to the client: as the pieces they arrived in when
+        nothing in them changes, the others whole through L{answer}.
+
+        A response goes on as it is when it is next in line for the client,
+        no interceptor wants it, and it needs no rewriting; a large Fetch
+        response is then never joined into one bytes object.
+        """
+        done: list[Pending] = []
+        out: list[bytes] = []
+        whole: list[bytes] = []
+        for pieces in frames:
+            # After one response takes the whole path, the rest of this read
+            # follows it there, so the client gets them in order.
+            if not whole:
+                pending = self._pass_through(pieces)
+                if pending is not None:
+                    done.append(pending)
+                    out.extend(pieces)
+                    # Answers the gateway made itself may have waited behind it.
+                    for ready in self.inflight.take_ready():
+                        done.append(ready)
+                        out.append(ready.local_response)  # type: ignore[arg-type]
+                    continue
+            whole.append(pieces[0] if len(pieces) == 1 else b"".join(pieces))
+        if done:
+            # One write for the read's responses, as flush() does.
+            self._delivered(done, out)
+        if whole:
+            self.answer(whole)
+
+    def _pass_through(self, pieces: list[bytes]) -> Pending | None:
+        """Take the request this response answers if the response can go on as it is."""
+        queue = self.inflight.queue
+        if not queue:
+            return None
+        head = queue[0]
+        # Earlier answers still waiting (for an interceptor) go first.
+        if head.local_response is not None or head.received:
+            return None
+        first = pieces[0]
+        if len(first) < 8:
+            # The read ended inside the header; pieces are never empty.
+            first = b"".join(pieces[:8])
+        # A frame too short or a stranger's correlation id: answer() reports it.
+        if len(first) < 8 or response_correlation_id(first) != head.correlation_id:
+            return None
+        interceptors = self.interceptors
+        if (
+            interceptors
+            and self.client is not None
+            and interceptors.for_response(head.api_key, self.client)
+        ):
+            return None
+        if head.rewriter is not None and not passes_unchanged(
+            head.rewriter, pieces, head.api_version
+        ):
+            return None
+        return queue.popleft()
 
     def finish(self) -> None:
         """The connection is over: the requests still waiting were never answered."""
@@ -426,16 +492,18 @@ def _build() -> Callable[[ClientLegCore], ClientLeg]:
             leg.abort(str(e))
 
     @pep614(Relaying.upon(ClientLeg.responses).loop())
-    def reply(leg: ClientLeg, core: ClientLegCore, frames: list[bytes]) -> None:
+    def reply(leg: ClientLeg, core: ClientLegCore, frames: list[list[bytes]]) -> None:
         try:
-            core.answer(frames)
+            core.relay_responses(frames)
         except FrameError as e:
             leg.abort(str(e))
 
     @pep614(Draining.upon(ClientLeg.responses).loop())
-    def reply_then_maybe_close(leg: ClientLeg, core: ClientLegCore, frames: list[bytes]) -> None:
+    def reply_then_maybe_close(
+        leg: ClientLeg, core: ClientLegCore, frames: list[list[bytes]]
+    ) -> None:
         try:
-            core.answer(frames)
+            core.relay_responses(frames)
         except FrameError as e:
             leg.abort(str(e))
             return
@@ -524,7 +592,7 @@ class _OwnerAdapter:
     def broker_ready(self, leg: BrokerLeg, transport: ITransport) -> None:
         self._leg.broker_ready(leg, transport)
 
-    def responses(self, frames: list[bytes]) -> None:
+    def responses(self, frames: list[list[bytes]]) -> None:
         self._leg.responses(frames)
 
     def broker_lost(self, reason: str) -> None:
@@ -568,6 +636,7 @@ class ClientWire(Protocol):
             endpoint=str(endpoint),
         )
         self.factory.stats.client_connections_opened += 1
+        no_delay(self.transport)
         # Read nothing until the broker connection is open.
         self.transport.pauseProducing()  # type: ignore[union-attr]
         core = ClientLegCore(

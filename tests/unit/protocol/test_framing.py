@@ -165,3 +165,88 @@ class FrameReaderTests(SynchronousTestCase):
         reader = FrameReader()
         self.assertEqual(reader.feed(b""), [])
         self.assertEqual(reader.buffered, 0)
+
+
+def joined(frames: list[list[bytes]]) -> list[bytes]:
+    """Each frame's pieces joined, after checking that no piece is empty."""
+    for pieces in frames:
+        assert pieces and all(pieces), pieces
+    return [b"".join(pieces) for pieces in frames]
+
+
+class FeedPiecesTests(SynchronousTestCase):
+    """L{FrameReader.feed_pieces} gives each frame as the pieces it arrived in."""
+
+    def test_frame_inside_one_read_is_one_piece(self) -> None:
+        """A frame that is the whole read is that very object: nothing is copied."""
+        reader = FrameReader()
+        data = frame(b"hello kafka")
+        [[piece]] = reader.feed_pieces(data)
+        self.assertIs(piece, data)
+
+    def test_frames_in_one_read(self) -> None:
+        """Several frames in one read are one piece each, in order."""
+        got = FrameReader().feed_pieces(STREAM)
+        self.assertEqual(got, [[each] for each in FRAMES])
+
+    def test_split_at_every_boundary(self) -> None:
+        """Cut anywhere, prefixes included, the pieces join into the same frames."""
+        for cut in range(len(STREAM) + 1):
+            reader = FrameReader()
+            got = reader.feed_pieces(STREAM[:cut]) + reader.feed_pieces(STREAM[cut:])
+            self.assertEqual(joined(got), FRAMES, f"cut at byte {cut}")
+            self.assertEqual(reader.buffered, 0, f"cut at byte {cut}")
+
+    def test_split_twice_at_every_pair_of_boundaries(self) -> None:
+        """Three reads cut at any two places give the same frames; each read is one piece."""
+        for first in range(len(STREAM) + 1):
+            for second in range(first, len(STREAM) + 1):
+                reader = FrameReader()
+                reads = [STREAM[:first], STREAM[first:second], STREAM[second:]]
+                got = [pieces for read in reads for pieces in reader.feed_pieces(read)]
+                self.assertEqual(joined(got), FRAMES, f"cuts at {first} and {second}")
+                # A frame has at most one piece per read it spans.
+                for pieces in got:
+                    self.assertLessEqual(len(pieces), 3)
+
+    def test_one_byte_at_a_time(self) -> None:
+        """Fed byte by byte, every frame still comes out whole and in order."""
+        reader = FrameReader()
+        got = []
+        for index in range(len(STREAM)):
+            got += reader.feed_pieces(STREAM[index : index + 1])
+        self.assertEqual(joined(got), FRAMES)
+
+    def test_large_frame_keeps_its_reads(self) -> None:
+        """A 1 MiB frame fed in 4 KiB reads is handed back as those reads, not joined."""
+        payload = bytes(range(256)) * 4096
+        big = frame(payload)
+        data = big + frame(b"next")
+        reader = FrameReader()
+        reads = [data[start : start + 4096] for start in range(0, len(data), 4096)]
+        got = []
+        for read in reads:
+            got += reader.feed_pieces(read)
+        self.assertEqual(joined(got), [big, frame(b"next")])
+        pieces = got[0]
+        self.assertEqual(len(pieces), len(big) // 4096 + 1)
+        # Every read the frame filled entirely is passed on as the same object.
+        for piece, read in zip(pieces[:-1], reads, strict=False):
+            self.assertIs(piece, read)
+
+    def test_feed_and_feed_pieces_agree(self) -> None:
+        """feed() is feed_pieces() with each frame joined."""
+        for cut in range(len(STREAM) + 1):
+            whole, pieces = FrameReader(), FrameReader()
+            self.assertEqual(
+                whole.feed(STREAM[:cut]) + whole.feed(STREAM[cut:]),
+                joined(pieces.feed_pieces(STREAM[:cut]) + pieces.feed_pieces(STREAM[cut:])),
+            )
+
+    def test_limit_checked_when_the_prefix_completes(self) -> None:
+        """A length over the limit is refused as soon as its prefix is whole, however cut."""
+        data = pack(">i", 101) + b"x" * 10
+        for cut in range(1, 4):
+            reader = FrameReader(max_frame_bytes=100)
+            self.assertEqual(reader.feed_pieces(data[:cut]), [])
+            self.assertRaises(FrameError, reader.feed_pieces, data[cut:])

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import io
 from struct import pack
 from typing import Any
 
 from kafka.protocol.metadata import ApiVersionsRequest, MetadataRequest, MetadataResponse
 from kafka.protocol.producer import ProduceRequest
+from kafka.protocol.schemas.fields.codecs import Int16, String
 from twisted.trial.unittest import SynchronousTestCase
 
 from kgateway.protocol.framing import FrameError
@@ -146,6 +148,17 @@ class ResponseCorrelationIdTests(SynchronousTestCase):
             self.assertRaises(FrameError, response_correlation_id, pack(">ii", 4, 1)[:size])
 
 
+def codec_acks(frame: bytes, version: int) -> int:
+    """acks as kafka-python's codec reads it: the reference for L{produce_acks}."""
+    flexible = ProduceRequest.flexible_version_q(version)
+    _, body = request_header(frame, flexible)
+    stream = io.BytesIO(frame)
+    stream.seek(body)
+    if version >= 3:
+        String().decode(stream, compact=flexible)
+    return int(Int16.decode(stream))
+
+
 class ProduceAcksTests(SynchronousTestCase):
     """L{produce_acks} reads acks, past the transactional id, in every version."""
 
@@ -167,6 +180,32 @@ class ProduceAcksTests(SynchronousTestCase):
         for version in range(0, 3):
             for acks in (0, 1, -1):
                 self.assertEqual(produce_acks(produce_request(version, None, acks), version), acks)
+
+    def test_client_ids_and_header_tags(self) -> None:
+        """No client id, an empty or a long one, and header tags: acks as the codec reads it."""
+        for version in range(0, ProduceRequest.max_version + 1):
+            flexible = ProduceRequest.flexible_version_q(version)
+            for client_id in (None, "", "c" * 700):
+                for acks in (0, 1, -1):
+                    message = ProduceRequest[version](
+                        transactional_id="tx", acks=acks, timeout_ms=5, topic_data=[]
+                    )
+                    message.with_header(correlation_id=7, client_id=client_id)
+                    data = bytes(message.encode(header=True, framed=True))
+                    frames = [data]
+                    if flexible:
+                        # The same request with two tags in its header.
+                        _, end = request_header(data, flexible=True)
+                        tags = b"\x02\x00\x03abc\x05\x01z"
+                        body = data[4 : end - 1] + tags + data[end:]
+                        frames.append(pack(">i", len(body)) + body)
+                    for frame in frames:
+                        self.assertEqual(
+                            produce_acks(frame, version),
+                            codec_acks(frame, version),
+                            f"v{version} client_id={client_id!r} acks={acks}",
+                        )
+                        self.assertEqual(produce_acks(frame, version), acks)
 
     def test_malformed(self) -> None:
         """A Produce request cut inside the transactional id is a FrameError."""

@@ -65,13 +65,14 @@ class BrokerLegTests(SynchronousTestCase):
         self.assertEqual(side.requests()[-1], list_offsets_request(4))
 
     def test_responses_reported_as_whole_frames(self) -> None:
+        """Each response is reported once complete, as the pieces it arrived in."""
         brokers = FakeBrokers()
         open_broker_leg(BROKER, self.owner, brokers.connect)
         [side] = brokers.opened
         one, two = list_offsets_response(1), list_offsets_response(2)
         side.answer((one + two)[:5])
         side.answer((one + two)[5:])
-        self.assertEqual(self.owner.events[1:], [("responses", [one, two])])
+        self.assertEqual(self.owner.events[1:], [("responses", [[one[:5], one[5:]], [two]])])
 
     def test_connect_failure_reported_with_endpoint(self) -> None:
         open_broker_leg(BROKER, self.owner, FakeBrokers(refuse=True).connect)
@@ -88,7 +89,7 @@ class BrokerLegTests(SynchronousTestCase):
         # Closed: late events change nothing.
         leg.send([list_offsets_request(1)])
         leg.close("late")
-        leg.received([list_offsets_response(1)])
+        leg.received([[list_offsets_response(1)]])
         self.assertEqual(brokers.opened[0].transport.value(), b"")
         self.assertEqual(len(self.owner.events), 2)
 

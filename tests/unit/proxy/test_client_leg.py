@@ -408,7 +408,7 @@ class ClosingTests(SynchronousTestCase):
 
         leg = client.wire.leg
         leg.requests([list_offsets_request(1)])
-        leg.responses([list_offsets_response(1)])
+        leg.responses([[list_offsets_response(1)]])
         leg.broker_lost("again")
         leg.client_lost("again")
         leg.drain()
