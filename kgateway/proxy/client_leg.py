@@ -426,6 +426,9 @@ class ClientLegCore:
         # A frame too short or a stranger's correlation id: answer() reports it.
         if len(first) < 8 or response_correlation_id(first) != head.correlation_id:
             return None
+        # A SASL login's answer tells whether its username counts (answer() reads it).
+        if head.api_key == SASL_AUTHENTICATE and self.sasl is not None:
+            return None
         interceptors = self.interceptors
         if (
             interceptors
