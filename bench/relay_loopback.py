@@ -260,6 +260,43 @@ def client_produce(
     return elapsed, requests * len(frames[0]), latencies
 
 
+def client_produce_at_rate(
+    port: int, requests: int, rate: float, record_bytes: int
+) -> tuple[float, int, list[float]]:
+    """
+    Send C{requests} Produce requests at C{rate} per second, open loop.
+
+    Each latency runs from the moment the request was due, not when it went
+    out, so a stall counts for every request it delays (no coordinated omission).
+    """
+    sock = socket.create_connection(("127.0.0.1", port))
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    frames = [produce_request(i, record_bytes) for i in range(requests)]
+    due = [0.0] * requests
+    latencies: list[float] = []
+
+    def receive() -> None:
+        buffer = bytearray(1 << 16)
+        for _ in range(requests):
+            _recv_frame(sock, buffer)
+            (got,) = struct.unpack_from(">i", buffer, 4)
+            latencies.append(time.perf_counter() - due[got])
+
+    reader = threading.Thread(target=receive, daemon=True)
+    reader.start()
+    start = time.perf_counter()
+    for i, frame in enumerate(frames):
+        due[i] = start + i / rate
+        wait = due[i] - time.perf_counter()
+        if wait > 0:
+            time.sleep(wait)
+        sock.sendall(frame)
+    reader.join()
+    elapsed = time.perf_counter() - start
+    sock.close()
+    return elapsed, requests * len(frames[0]), latencies
+
+
 def main() -> None:
     """Run the benchmark described in the module docstring."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -269,6 +306,9 @@ def main() -> None:
     parser.add_argument("--partition-kib", type=int, default=512)
     parser.add_argument("--requests", type=int, default=30000, help="produce: requests")
     parser.add_argument("--in-flight", type=int, default=5)
+    parser.add_argument(
+        "--rate", type=float, help="produce: requests per second, open loop (instead of in-flight)"
+    )
     parser.add_argument("--record-bytes", type=int, default=1024)
     parser.add_argument("--direct", action="store_true", help="no gateway")
     parser.add_argument("--profile", type=Path, help="py-spy raw output for the gateway")
@@ -329,13 +369,22 @@ def main() -> None:
             elapsed, moved = client_fetch(port, args.mib)
             figure = f"{moved / elapsed / 2**20:.0f} MiB/s"
         else:
-            elapsed, moved, latencies = client_produce(
-                port, args.requests, args.in_flight, args.record_bytes
-            )
+            if args.rate:
+                elapsed, moved, latencies = client_produce_at_rate(
+                    port, args.requests, args.rate, args.record_bytes
+                )
+            else:
+                elapsed, moved, latencies = client_produce(
+                    port, args.requests, args.in_flight, args.record_bytes
+                )
             latencies.sort()
             p50 = latencies[len(latencies) // 2] * 1e3
             p99 = latencies[int(len(latencies) * 0.99)] * 1e3
-            figure = f"{args.requests / elapsed:.0f} requests/s, p50 {p50:.3f} ms, p99 {p99:.3f} ms"
+            p999 = latencies[int(len(latencies) * 0.999)] * 1e3
+            figure = (
+                f"{args.requests / elapsed:.0f} requests/s, p50 {p50:.3f} ms, "
+                f"p99 {p99:.3f} ms, p99.9 {p999:.3f} ms"
+            )
         cpu = (_cpu(gateway_pid) - cpu_before) if gateway_pid else 0.0
         if spy is not None:
             spy.send_signal(2)
