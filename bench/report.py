@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -450,6 +451,9 @@ def chart(report: Report, path: Path) -> str | None:
     return None
 
 
+_SECTION = re.compile(r"<!-- (\w+):begin.*?<!-- \1:end -->", re.S)
+
+
 def write(report: Report, out: Path) -> Path:
     """Write RESULTS.md, results.json and results.png into C{out}; return the Markdown path."""
     out.mkdir(parents=True, exist_ok=True)
@@ -457,7 +461,12 @@ def write(report: Report, out: Path) -> Path:
     if why_not:
         report.notes.append(why_not)
     markdown = out / "RESULTS.md"
-    markdown.write_text(render(report, None if why_not else "results.png"))
+    # Sections other benchmarks own (python -m bench --interceptors, the
+    # loopback relay figures) stay: this run did not measure them.
+    old = markdown.read_text() if markdown.exists() else ""
+    kept = [match.group(0) for match in _SECTION.finditer(old)]
+    text = render(report, None if why_not else "results.png").rstrip("\n")
+    markdown.write_text("\n\n".join([text, *kept]) + "\n")
     (out / "results.json").write_text(
         json.dumps(
             {
