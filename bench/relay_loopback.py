@@ -171,7 +171,39 @@ def run_broker(port_file: Path, partitions: int, partition_bytes: int) -> None:
         threading.Thread(target=serve, args=(conn,), daemon=True).start()
 
 
-def run_gateway(port_file: Path, broker_port: int) -> None:
+def _idle_interceptors(reactor: object) -> object:
+    """An interceptor set running one interceptor that wants only CreateTopics requests."""
+    from zope.interface import implementer
+
+    from kgateway.interceptors.api import IInterceptor, InterceptorContext
+    from kgateway.interceptors.plugin import InterceptorPlugin
+    from kgateway.interceptors.registry import InterceptorSet
+    from kgateway.interceptors.spec import InterceptorSpec
+
+    @implementer(IInterceptor)
+    class CreateTopicsOnly:
+        requests = frozenset({19})
+        responses: frozenset[int] = frozenset()
+
+        def on_request(self, call: object) -> None:
+            return None
+
+        def on_response(self, call: object) -> None:
+            return None
+
+        def stop(self) -> None:
+            pass
+
+    plugin = InterceptorPlugin("idle", "wants CreateTopics only", lambda c, x: CreateTopicsOnly())
+    interceptors = InterceptorSet(
+        {"idle": plugin},
+        lambda name: InterceptorContext(reactor, name),  # type: ignore[arg-type]
+    )
+    interceptors.apply([InterceptorSpec.parse({"name": "idle", "plugin": "idle"})])
+    return interceptors
+
+
+def run_gateway(port_file: Path, broker_port: int, idle_interceptor: bool = False) -> None:
     """One gateway port relaying to the fake broker, on the epoll reactor, as twistd runs it."""
     from twisted.internet import epollreactor
 
@@ -190,6 +222,7 @@ def run_gateway(port_file: Path, broker_port: int) -> None:
         lambda broker_id: broker,
         FixedHostMapper("127.0.0.1", PortPlan(start=1, count=1, min_broker_id=0)),
         tcp_connector(reactor, 10.0),
+        interceptors=_idle_interceptors(reactor) if idle_interceptor else None,  # type: ignore[arg-type]
     )
     port = reactor.listenTCP(0, factory, interface="127.0.0.1")  # type: ignore[attr-defined]
     port_file.write_text(str(port.getHost().port))
@@ -311,6 +344,11 @@ def main() -> None:
     )
     parser.add_argument("--record-bytes", type=int, default=1024)
     parser.add_argument("--direct", action="store_true", help="no gateway")
+    parser.add_argument(
+        "--idle-interceptor",
+        action="store_true",
+        help="the gateway runs an interceptor that wants no produce or fetch traffic",
+    )
     parser.add_argument("--profile", type=Path, help="py-spy raw output for the gateway")
     parser.add_argument("--port-file", type=Path)
     parser.add_argument("--broker-port", type=int)
@@ -319,7 +357,7 @@ def main() -> None:
         run_broker(args.port_file, args.partitions, args.partition_kib * 1024)
         return
     if args.mode == "gateway":
-        run_gateway(args.port_file, args.broker_port)
+        run_gateway(args.port_file, args.broker_port, args.idle_interceptor)
         return
 
     tmp = Path(f"/tmp/relay-bench-{os.getpid()}")
@@ -339,7 +377,8 @@ def main() -> None:
         port, gateway_pid = broker_port, 0
         if not args.direct:
             gateway, port = _start(
-                ["gateway", f"--port-file={tmp / 'gateway'}", f"--broker-port={broker_port}"],
+                ["gateway", f"--port-file={tmp / 'gateway'}", f"--broker-port={broker_port}"]
+                + (["--idle-interceptor"] if args.idle_interceptor else []),
                 tmp / "gateway",
             )
             children.append(gateway)

@@ -192,8 +192,13 @@ class InterceptorContext:
 class IInterceptor(Interface):
     """One configured interceptor, shared by every connection in its scope."""
 
-    requests = Attribute("The API keys whose requests it wants (a collection, or ALL_APIS).")
-    responses = Attribute("The API keys whose responses it wants (a collection, or ALL_APIS).")
+    requests = Attribute(
+        "The API keys whose requests it wants (a collection, or ALL_APIS); read once per "
+        "configuration change, so it must not change while the interceptor runs."
+    )
+    responses = Attribute(
+        "The API keys whose responses it wants (a collection, or ALL_APIS); read like requests."
+    )
 
     def on_request(call: RequestCall) -> HookResult:
         """A request in its scope is about to go to the broker."""

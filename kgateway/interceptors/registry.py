@@ -78,6 +78,10 @@ class InterceptorSet:
         self._context = context
         self._active: dict[str, ActiveInterceptor] = {}
         self._ordered: tuple[ActiveInterceptor, ...] = ()
+        # Which running interceptors want each API key, worked out on first use
+        # after a change: the data path asks for every frame.
+        self._requests: dict[int, tuple[ActiveInterceptor, ...]] = {}
+        self._responses: dict[int, tuple[ActiveInterceptor, ...]] = {}
         #: Configurations this node could not build (a plugin it does not have), by name.
         self.failed: dict[str, str] = {}
         #: Decisions reported through L{audit}, by (interceptor, plugin, decision), for /metrics.
@@ -149,26 +153,34 @@ class InterceptorSet:
         self._ordered = tuple(
             sorted(self._active.values(), key=lambda a: (a.spec.priority, a.spec.name))
         )
+        self._requests.clear()
+        self._responses.clear()
 
     def for_request(self, api_key: int, client: ClientInfo) -> tuple[ActiveInterceptor, ...]:
         """The interceptors that want this request, in order (empty: relay it untouched)."""
         if not self._ordered:
             return ()
-        return tuple(
-            a
-            for a in self._ordered
-            if api_key in a.interceptor.requests and a.spec.scope.applies_to(client)
-        )
+        wanting = self._requests.get(api_key)
+        if wanting is None:
+            wanting = self._requests[api_key] = tuple(
+                a for a in self._ordered if api_key in a.interceptor.requests
+            )
+        if not wanting:
+            return ()
+        return tuple(a for a in wanting if a.spec.scope.applies_to(client))
 
     def for_response(self, api_key: int, client: ClientInfo) -> tuple[ActiveInterceptor, ...]:
         """The interceptors that want this response, in order."""
         if not self._ordered:
             return ()
-        return tuple(
-            a
-            for a in self._ordered
-            if api_key in a.interceptor.responses and a.spec.scope.applies_to(client)
-        )
+        wanting = self._responses.get(api_key)
+        if wanting is None:
+            wanting = self._responses[api_key] = tuple(
+                a for a in self._ordered if api_key in a.interceptor.responses
+            )
+        if not wanting:
+            return ()
+        return tuple(a for a in wanting if a.spec.scope.applies_to(client))
 
     def audit(self, event: AuditEvent) -> None:
         """Count a decision and hand it to every running audit sink."""
@@ -187,6 +199,8 @@ class InterceptorSet:
             self._stop(active)
         self._active.clear()
         self._ordered = ()
+        self._requests.clear()
+        self._responses.clear()
 
     def _stop(self, active: ActiveInterceptor) -> None:
         try:

@@ -80,6 +80,17 @@ class RegistryTests(SynchronousTestCase):
         self.assertEqual(self.set.for_request(3, client), ())
         self.assertEqual(self.set.for_response(0, client), ())
 
+    def test_answers_follow_a_change(self) -> None:
+        """What the data path is told per API key is worked out again after every change."""
+        client = ClientInfo("h:1", 1)
+        self.set.apply([spec("a")])
+        self.assertEqual([a.name for a in self.set.for_request(0, client)], ["a"])
+        self.assertEqual(self.set.for_request(1, client), ())
+        self.set.apply([spec("a"), spec("f", config={"requests": [1]})])
+        self.assertEqual([a.name for a in self.set.for_request(1, client)], ["f"])
+        self.set.apply([])
+        self.assertEqual(self.set.for_request(0, client), ())
+
     def test_changes_stop_the_replaced_and_removed(self) -> None:
         self.set.apply([spec("a"), spec("b")])
         first_a, first_b = (active.interceptor for active in self.set.active)
