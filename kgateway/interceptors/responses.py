@@ -3,13 +3,17 @@ Error responses an interceptor answers with, shaped like a broker's.
 
 A broker refusing a request answers every topic and partition the request
 named with an error code; clients read those, not a top-level code, for
-most APIs.  One builder per API whose request lists topics; any other API
-gets its top-level C{error_code} where its response has one.
+most APIs.  L{ENTRY_SHAPES} says, per API whose request lists entries
+(topics, resources), where the entries are and how one entry is answered
+with an error; L{error_response} answers them all, and the per-topic
+policies (L{kgateway.interceptors.builtin.partial}) answer some.  Any other
+API gets its top-level C{error_code} where its response has one.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from kgateway.interceptors.api import RequestCall
@@ -37,6 +41,28 @@ class NoErrorResponse(Exception):
     """The API's response has no place for an error code; close the connection instead."""
 
 
+@dataclass(frozen=True)
+class EntryShape:
+    """Where one API's request lists its entries, and how the response answers one with an error."""
+
+    #: The request attribute listing the entries, by request version.
+    entries: Callable[[int], str]
+    #: The response attribute listing the results.
+    results: str
+    #: A result for one refused entry: (response class, entry, code, message).
+    refused: Callable[[Any, Any, int, str | None], Any]
+    #: Other top-level fields of a response that refuses the whole request.
+    top: Mapping[str, Any] = field(default_factory=dict)
+
+    def request_entries(self, call: RequestCall) -> list[Any]:
+        """The entries of C{call}'s request."""
+        return list(getattr(call.message, self.entries(call.api_version)))
+
+    def response(self, cls: Any, results: list[Any]) -> Any:
+        """A whole response carrying C{results}."""
+        return cls(throttle_time_ms=0, **self.top, **{self.results: results})
+
+
 def error_response(call: RequestCall, error_code: int, message: str | None = None) -> Any:
     """
     The response a broker would give if it refused C{call}'s request with C{error_code}.
@@ -45,8 +71,13 @@ def error_response(call: RequestCall, error_code: int, message: str | None = Non
     where the response has room for one).  Raises L{NoErrorResponse} for an
     API with nowhere to put it.
     """
-    builder = _BUILDERS.get(call.api_key, _top_level)
-    return builder(call, call.response_class(), error_code, message)
+    cls = call.response_class()
+    shape = ENTRY_SHAPES.get(call.api_key)
+    if shape is None:
+        return _top_level(call, cls, error_code, message)
+    return shape.response(
+        cls, [shape.refused(cls, e, error_code, message) for e in shape.request_entries(call)]
+    )
 
 
 def _has(cls: Any, name: str, version: int) -> bool:
@@ -54,11 +85,13 @@ def _has(cls: Any, name: str, version: int) -> bool:
     return field is not None and bool(field.for_version_q(version))
 
 
-def _produce(call: RequestCall, cls: Any, code: int, message: str | None) -> Any:
-    topics = []
-    for topic in call.message.topic_data:
-        partitions = [
-            cls.TopicProduceResponse.PartitionProduceResponse(
+def _produce_topic(cls: Any, topic: Any, code: int, message: str | None) -> Any:
+    partition = cls.TopicProduceResponse.PartitionProduceResponse
+    return cls.TopicProduceResponse(
+        name=topic.name,
+        topic_id=topic.topic_id,
+        partition_responses=[
+            partition(
                 index=p.index,
                 error_code=code,
                 base_offset=-1,
@@ -68,20 +101,17 @@ def _produce(call: RequestCall, cls: Any, code: int, message: str | None) -> Any
                 record_errors=[],
             )
             for p in topic.partition_data
-        ]
-        topics.append(
-            cls.TopicProduceResponse(
-                name=topic.name, topic_id=topic.topic_id, partition_responses=partitions
-            )
-        )
-    return cls(responses=topics, throttle_time_ms=0)
+        ],
+    )
 
 
-def _fetch(call: RequestCall, cls: Any, code: int, message: str | None) -> Any:
-    topics = []
-    for topic in call.message.topics:
-        partitions = [
-            cls.FetchableTopicResponse.PartitionData(
+def _fetch_topic(cls: Any, topic: Any, code: int, message: str | None) -> Any:
+    data = cls.FetchableTopicResponse.PartitionData
+    return cls.FetchableTopicResponse(
+        topic=topic.topic,
+        topic_id=topic.topic_id,
+        partitions=[
+            data(
                 partition_index=p.partition,
                 error_code=code,
                 high_watermark=-1,
@@ -93,82 +123,53 @@ def _fetch(call: RequestCall, cls: Any, code: int, message: str | None) -> Any:
                 records=b"",
             )
             for p in topic.partitions
-        ]
-        topics.append(
-            cls.FetchableTopicResponse(
-                topic=topic.topic, topic_id=topic.topic_id, partitions=partitions
+        ],
+    )
+
+
+def _created_topic(cls: Any, topic: Any, code: int, message: str | None) -> Any:
+    return cls.CreatableTopicResult(
+        name=topic.name,
+        error_code=code,
+        error_message=message,
+        num_partitions=-1,
+        replication_factor=-1,
+        configs=None,
+    )
+
+
+def _deleted_topic(cls: Any, topic: Any, code: int, message: str | None) -> Any:
+    if isinstance(topic, str):  # v0-5 name the topics as plain strings
+        return cls.DeletableTopicResult(name=topic, error_code=code, error_message=message)
+    return cls.DeletableTopicResult(
+        name=topic.name, topic_id=topic.topic_id, error_code=code, error_message=message
+    )
+
+
+def _deleted_records(cls: Any, topic: Any, code: int, message: str | None) -> Any:
+    result = cls.DeleteRecordsTopicResult
+    return result(
+        name=topic.name,
+        partitions=[
+            result.DeleteRecordsPartitionResult(
+                partition_index=p.partition_index, low_watermark=-1, error_code=code
             )
-        )
-    # session_id 0: the client starts a new fetch session with its next request.
-    return cls(throttle_time_ms=0, error_code=0, session_id=0, responses=topics)
+            for p in topic.partitions
+        ],
+    )
 
 
-def _create_topics(call: RequestCall, cls: Any, code: int, message: str | None) -> Any:
-    results = [
-        cls.CreatableTopicResult(
-            name=t.name,
-            error_code=code,
-            error_message=message,
-            num_partitions=-1,
-            replication_factor=-1,
-            configs=None,
-        )
-        for t in call.message.topics
-    ]
-    return cls(throttle_time_ms=0, topics=results)
+def _created_partitions(cls: Any, topic: Any, code: int, message: str | None) -> Any:
+    return cls.CreatePartitionsTopicResult(name=topic.name, error_code=code, error_message=message)
 
 
-def _delete_topics(call: RequestCall, cls: Any, code: int, message: str | None) -> Any:
-    request = call.message
-    if call.api_version >= 6:
-        names = [(t.name, t.topic_id) for t in request.topics]
-    else:
-        names = [(name, None) for name in request.topic_names]
-    results = [
-        cls.DeletableTopicResult(
-            name=name, topic_id=topic_id, error_code=code, error_message=message
-        )
-        for name, topic_id in names
-    ]
-    return cls(throttle_time_ms=0, responses=results)
-
-
-def _delete_records(call: RequestCall, cls: Any, code: int, message: str | None) -> Any:
-    topics = [
-        cls.DeleteRecordsTopicResult(
-            name=t.name,
-            partitions=[
-                cls.DeleteRecordsTopicResult.DeleteRecordsPartitionResult(
-                    partition_index=p.partition_index, low_watermark=-1, error_code=code
-                )
-                for p in t.partitions
-            ],
-        )
-        for t in call.message.topics
-    ]
-    return cls(throttle_time_ms=0, topics=topics)
-
-
-def _create_partitions(call: RequestCall, cls: Any, code: int, message: str | None) -> Any:
-    results = [
-        cls.CreatePartitionsTopicResult(name=t.name, error_code=code, error_message=message)
-        for t in call.message.topics
-    ]
-    return cls(throttle_time_ms=0, results=results)
-
-
-def _alter_configs(call: RequestCall, cls: Any, code: int, message: str | None) -> Any:
-    # AlterConfigs (33) and IncrementalAlterConfigs (44) answer one result per resource.
-    results = [
-        cls.AlterConfigsResourceResponse(
-            error_code=code,
-            error_message=message,
-            resource_type=r.resource_type,
-            resource_name=r.resource_name,
-        )
-        for r in call.message.resources
-    ]
-    return cls(throttle_time_ms=0, responses=results)
+def _altered_configs(cls: Any, resource: Any, code: int, message: str | None) -> Any:
+    return cls.AlterConfigsResourceResponse(
+        error_code=code,
+        error_message=message,
+        resource_type=resource.resource_type,
+        resource_name=resource.resource_name,
+    )
 
 
 def _top_level(call: RequestCall, cls: Any, code: int, message: str | None) -> Any:
@@ -180,13 +181,18 @@ def _top_level(call: RequestCall, cls: Any, code: int, message: str | None) -> A
     return cls(**fields)
 
 
-_BUILDERS: dict[int, Callable[[RequestCall, Any, int, str | None], Any]] = {
-    0: _produce,
-    1: _fetch,
-    19: _create_topics,
-    20: _delete_topics,
-    21: _delete_records,
-    37: _create_partitions,
-    33: _alter_configs,
-    44: _alter_configs,
+#: By API key: the APIs whose requests list topics or resources.
+ENTRY_SHAPES: dict[int, EntryShape] = {
+    0: EntryShape(lambda v: "topic_data", "responses", _produce_topic),
+    # session_id 0: the client starts a new fetch session with its next request.
+    1: EntryShape(
+        lambda v: "topics", "responses", _fetch_topic, {"error_code": 0, "session_id": 0}
+    ),
+    19: EntryShape(lambda v: "topics", "topics", _created_topic),
+    20: EntryShape(lambda v: "topics" if v >= 6 else "topic_names", "responses", _deleted_topic),
+    21: EntryShape(lambda v: "topics", "topics", _deleted_records),
+    # AlterConfigs (33) and IncrementalAlterConfigs (44) answer one result per resource.
+    33: EntryShape(lambda v: "resources", "responses", _altered_configs),
+    37: EntryShape(lambda v: "topics", "results", _created_partitions),
+    44: EntryShape(lambda v: "resources", "responses", _altered_configs),
 }

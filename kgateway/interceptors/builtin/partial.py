@@ -16,7 +16,7 @@ them: a later policy that refuses the rest answers for both.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,106 +27,16 @@ from kgateway.interceptors.api import (
     Respond,
     ResponseCall,
 )
+from kgateway.interceptors.responses import ENTRY_SHAPES
 from kgateway.protocol.headers import PRODUCE, produce_acks
 
 #: An entry's refusal: (Kafka error code, message for the client).
 Refusal = tuple[int, str]
 
 
-@dataclass(frozen=True)
-class _Shape:
-    """Where one API keeps its entries, and how it answers one entry with an error."""
-
-    #: The request attribute listing the entries, by version.
-    entries: Callable[[int], str]
-    #: The response attribute listing the results.
-    results: str
-    #: A result for one refused entry: (response class, entry, code, message).
-    refused: Callable[[Any, Any, int, str], Any]
-
-
-def _produce(cls: Any, topic: Any, code: int, message: str) -> Any:
-    partition = cls.TopicProduceResponse.PartitionProduceResponse
-    return cls.TopicProduceResponse(
-        name=topic.name,
-        topic_id=topic.topic_id,
-        partition_responses=[
-            partition(
-                index=p.index,
-                error_code=code,
-                base_offset=-1,
-                log_append_time_ms=-1,
-                log_start_offset=-1,
-                error_message=message,
-                record_errors=[],
-            )
-            for p in topic.partition_data
-        ],
-    )
-
-
-def _create_topic(cls: Any, topic: Any, code: int, message: str) -> Any:
-    return cls.CreatableTopicResult(
-        name=topic.name,
-        error_code=code,
-        error_message=message,
-        num_partitions=-1,
-        replication_factor=-1,
-        configs=None,
-    )
-
-
-def _delete_topic(cls: Any, topic: Any, code: int, message: str) -> Any:
-    if isinstance(topic, str):  # v0-5 name the topics as plain strings
-        return cls.DeletableTopicResult(name=topic, error_code=code, error_message=message)
-    return cls.DeletableTopicResult(
-        name=topic.name, topic_id=topic.topic_id, error_code=code, error_message=message
-    )
-
-
-def _delete_records(cls: Any, topic: Any, code: int, message: str) -> Any:
-    result = cls.DeleteRecordsTopicResult
-    return result(
-        name=topic.name,
-        partitions=[
-            result.DeleteRecordsPartitionResult(
-                partition_index=p.partition_index, low_watermark=-1, error_code=code
-            )
-            for p in topic.partitions
-        ],
-    )
-
-
-def _create_partitions(cls: Any, topic: Any, code: int, message: str) -> Any:
-    return cls.CreatePartitionsTopicResult(name=topic.name, error_code=code, error_message=message)
-
-
-def _alter_configs(cls: Any, resource: Any, code: int, message: str) -> Any:
-    return cls.AlterConfigsResourceResponse(
-        error_code=code,
-        error_message=message,
-        resource_type=resource.resource_type,
-        resource_name=resource.resource_name,
-    )
-
-
-_SHAPES: dict[int, _Shape] = {
-    0: _Shape(lambda v: "topic_data", "responses", _produce),
-    19: _Shape(lambda v: "topics", "topics", _create_topic),
-    20: _Shape(lambda v: "topics" if v >= 6 else "topic_names", "responses", _delete_topic),
-    21: _Shape(lambda v: "topics", "topics", _delete_records),
-    33: _Shape(lambda v: "resources", "responses", _alter_configs),
-    37: _Shape(lambda v: "topics", "results", _create_partitions),
-    44: _Shape(lambda v: "resources", "responses", _alter_configs),
-}
-
-#: The APIs L{refuse} can split.
-SPLITTABLE = frozenset(_SHAPES)
-
-
 def entries(call: RequestCall) -> list[Any]:
     """The entries (topics, resources) of a request, which L{refuse} refuses one by one."""
-    return list(getattr(call.message, _SHAPES[call.api_key].entries(call.api_version)))
+    return ENTRY_SHAPES[call.api_key].request_entries(call)
 
 
 #: Where the refusals in flight live in a connection's L{ClientInfo.state}.
@@ -157,7 +67,7 @@ def refuse(call: RequestCall, refusals: Mapping[int, Refusal]) -> Outcome:
     """
     if not refusals:
         return None
-    shape = _SHAPES[call.api_key]
+    shape = ENTRY_SHAPES[call.api_key]
     attribute = shape.entries(call.api_version)
     request = call.message
     every = list(getattr(request, attribute))
@@ -172,7 +82,7 @@ def refuse(call: RequestCall, refusals: Mapping[int, Refusal]) -> Outcome:
     if earlier is not None and earlier.api_key == call.api_key:
         results = earlier.results + results
     if len(refusals) >= len(every):
-        return Respond(cls(throttle_time_ms=0, **{shape.results: results}))
+        return Respond(shape.response(cls, results))
     setattr(request, attribute, [e for i, e in enumerate(every) if i not in refusals])
     call.message = request  # marks the call changed: the reduced request is re-encoded
     if call.api_key == PRODUCE and produce_acks(call.frame, call.api_version) == 0:
@@ -191,7 +101,7 @@ def merge(call: ResponseCall) -> bool:
         return False
     del held[call.correlation_id]
     response = call.message
-    attribute = _SHAPES[call.api_key].results
+    attribute = ENTRY_SHAPES[call.api_key].results
     setattr(response, attribute, list(getattr(response, attribute)) + waiting.results)
     call.message = response
     return True
