@@ -22,7 +22,6 @@ Writes C{bench/interceptors.json} and its own section of C{bench/RESULTS.md}
 from __future__ import annotations
 
 import argparse
-import base64
 import contextlib
 import json
 import os
@@ -32,8 +31,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -134,21 +131,11 @@ def available(configurations: Sequence[Configuration]) -> tuple[list[Configurati
 
 
 def _admin_call(node: GatewayProcess, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-    """One admin API call as the node's admin user: the status and the JSON answer."""
-    data = json.dumps(body).encode() if body is not None else None
-    call = urllib.request.Request(node.api_url + path, data=data, method=method)
-    token = base64.b64encode(":".join(node.api_auth).encode()).decode()
-    call.add_header("Authorization", f"Basic {token}")
-    if data is not None:
-        call.add_header("Content-Type", "application/json")
+    """One admin API call as the node's admin user; status 0 while it does not listen yet."""
     try:
-        with urllib.request.urlopen(call, timeout=30) as response:
-            status, raw = response.status, response.read()
-    except urllib.error.HTTPError as e:
-        status, raw = e.code, e.read()
-    except OSError as e:  # not listening yet
+        return node.api(method, path, body)
+    except OSError as e:
         return 0, {"error": str(e)}
-    return status, json.loads(raw) if raw else {}
 
 
 class InterceptedNode(KGateway):

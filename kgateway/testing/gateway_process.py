@@ -154,8 +154,14 @@ class GatewayProcess:
         return f"http://{host}:{self.http_port}"
 
     def api(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-        """Call the node's admin API as its admin user: (HTTP status, the JSON answer or None)."""
-        data = None if body is None else json.dumps(body).encode()
+        """
+        Call the node's admin API as its admin user: (HTTP status, answer).
+
+        C{body} is sent as JSON, or as it is when it is bytes (a malformed body
+        on purpose).  The answer is the decoded JSON, the text when it is not
+        JSON (/metrics), or None when empty.  OSError while the node does not listen.
+        """
+        data = body if isinstance(body, bytes) or body is None else json.dumps(body).encode()
         request = urllib.request.Request(f"{self.api_url}{path}", data=data, method=method)
         token = base64.b64encode(":".join(self.api_auth).encode()).decode()
         request.add_header("Authorization", f"Basic {token}")
@@ -166,7 +172,12 @@ class GatewayProcess:
                 status, raw = response.status, response.read()
         except urllib.error.HTTPError as e:
             status, raw = e.code, e.read()
-        return status, json.loads(raw) if raw else None
+        if not raw:
+            return status, None
+        try:
+            return status, json.loads(raw)
+        except ValueError:
+            return status, raw.decode(errors="replace")
 
     @property
     def ports(self) -> range:

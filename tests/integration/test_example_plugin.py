@@ -9,14 +9,11 @@ letting the rest through.
 from __future__ import annotations
 
 import atexit
-import base64
 import dataclasses
 import json
 import shutil
 import tempfile
 import time
-import urllib.error
-import urllib.request
 import uuid
 from pathlib import Path
 from typing import Any
@@ -37,18 +34,7 @@ CLIENT_TIMEOUT = 60
 
 def request(node: GatewayProcess, method: str, path: str, body: Any = None) -> tuple[int, Any]:
     """One admin API call with the node's admin user; the status and the JSON answer."""
-    data = json.dumps(body).encode() if body is not None else None
-    call = urllib.request.Request(node.api_url + path, data=data, method=method)
-    token = base64.b64encode(":".join(node.api_auth).encode()).decode()
-    call.add_header("Authorization", f"Basic {token}")
-    if data is not None:
-        call.add_header("Content-Type", "application/json")
-    try:
-        with urllib.request.urlopen(call, timeout=30) as response:
-            status, raw = response.status, response.read()
-    except urllib.error.HTTPError as e:
-        status, raw = e.code, e.read()
-    return status, json.loads(raw) if raw else None
+    return node.api(method, path, body)
 
 
 def _status(node: GatewayProcess, path: str) -> int | None:
@@ -252,11 +238,8 @@ class ExamplePluginTests(TestCase):
 
     def decisions(self) -> dict[tuple[str, str, str], float]:
         """kgateway_interceptor_decisions_total from the node's /metrics."""
-        call = urllib.request.Request(self.gateway.api_url + "/metrics")
-        token = base64.b64encode(":".join(self.gateway.api_auth).encode()).decode()
-        call.add_header("Authorization", f"Basic {token}")
-        with urllib.request.urlopen(call, timeout=30) as response:
-            text = response.read().decode()
+        status, text = self.gateway.api("GET", "/metrics")
+        self.assertEqual(status, 200)
         return {
             (s.labels["interceptor"], s.labels["plugin"], s.labels["decision"]): s.value
             for family in text_string_to_metric_families(text)

@@ -10,13 +10,10 @@ Every Kafka client runs under the connect audit, through a gateway node only.
 from __future__ import annotations
 
 import atexit
-import base64
 import dataclasses
 import json
 import threading
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -36,19 +33,7 @@ IDS = {"plugin": "client-id-required", "priority": 10, "config": {"pattern": "ap
 
 def http(node: GatewayProcess, method: str, path: str, body: Any = None) -> tuple[int, Any]:
     """Call the node's admin API as its admin user: status code and JSON (None if empty)."""
-    data = None
-    if body is not None:
-        data = body if isinstance(body, bytes) else json.dumps(body).encode()
-    request = urllib.request.Request(node.api_url + path, data=data, method=method)
-    token = base64.b64encode(":".join(node.api_auth).encode()).decode()
-    request.add_header("Authorization", f"Basic {token}")
-    request.add_header("Content-Type", "application/json")
-    try:
-        with urllib.request.urlopen(request, timeout=15) as response:
-            code, raw = response.status, response.read()
-    except urllib.error.HTTPError as e:
-        code, raw = e.code, e.read()
-    return code, json.loads(raw) if raw else None
+    return node.api(method, path, body)
 
 
 def names(node: GatewayProcess) -> list[str] | None:

@@ -10,10 +10,7 @@ happened in the cluster is checked separately through the gateway (describe, con
 
 from __future__ import annotations
 
-import base64
 import json
-import urllib.error
-import urllib.request
 import uuid
 from pathlib import Path
 from typing import Any
@@ -33,21 +30,7 @@ AUDIT_TOPIC = "_kgateway_gateway_audit"
 
 def api(env: Environment, method: str, path: str, body: Any = None) -> tuple[int, Any]:
     """Call the gateway's admin API as its admin user: status and decoded JSON body."""
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(env.gateway.api_url + path, data=data, method=method)
-    token = base64.b64encode(":".join(env.gateway.api_auth).encode()).decode()
-    request.add_header("Authorization", f"Basic {token}")
-    request.add_header("Content-Type", "application/json")
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            raw = response.read()
-            return response.status, json.loads(raw) if raw else None
-    except urllib.error.HTTPError as e:
-        raw = e.read()
-        try:
-            return e.code, json.loads(raw)
-        except ValueError:
-            return e.code, raw.decode(errors="replace")
+    return env.gateway.api(method, path, body)
 
 
 class PolicyTests(TestCase):

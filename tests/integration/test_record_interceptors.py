@@ -12,12 +12,9 @@ Set C{KGATEWAY_SKIP_INTEGRATION=1} to skip them.
 
 from __future__ import annotations
 
-import base64
 import json
 import re
 import time
-import urllib.error
-import urllib.request
 import uuid
 from collections import Counter
 from typing import Any
@@ -44,24 +41,9 @@ class RecordInterceptorTests(TestCase):
 
     # -- helpers ------------------------------------------------------------------------
 
-    def api(self, method: str, path: str, body: Any = None) -> tuple[int, bytes]:
+    def api(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
         """Call the admin API as its admin user."""
-        user, password = self.env.gateway.api_auth
-        request = urllib.request.Request(
-            self.env.gateway.api_url + path,
-            data=json.dumps(body).encode() if body is not None else None,
-            method=method,
-            headers={
-                "Authorization": "Basic "
-                + base64.b64encode(f"{user}:{password}".encode()).decode(),
-                "Content-Type": "application/json",
-            },
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=30) as response:
-                return response.status, response.read()
-        except urllib.error.HTTPError as e:
-            return e.code, e.read()
+        return self.env.gateway.api(method, path, body)
 
     def interceptor(self, plugin: str, config: dict[str, Any], client_ids: str) -> str:
         """Configure one interceptor for the client ids matching C{client_ids}; removed later."""
@@ -84,7 +66,7 @@ class RecordInterceptorTests(TestCase):
         status, body = self.api("GET", "/metrics")
         self.assertEqual(status, 200)
         found = {}
-        for line in body.decode().splitlines():
+        for line in body.splitlines():
             match = re.match(r"kgateway_interceptor_decisions_total\{(.*)\} (\S+)", line)
             if match and f'interceptor="{name}"' in match.group(1):
                 decision = re.search(r'decision="([^"]*)"', match.group(1))
