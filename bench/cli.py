@@ -17,6 +17,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
@@ -101,6 +102,50 @@ def raise_fd_limit(connections: int) -> int:
         wanted = hard
     resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
     return wanted
+
+
+@dataclass
+class KafkaUnderTest:
+    """The Kafka cluster a benchmark runs against, and what every run needs to know of it."""
+
+    bootstrap: str
+    #: The cluster this benchmark started (None with --bootstrap-servers); the caller stops it.
+    cluster: KafkaCluster | None
+    brokers: dict[int, tuple[str, int]]
+    broker_ports: set[int]
+    #: Ports besides the brokers' that no client may reach (the controllers').
+    extra_forbidden: set[int]
+    admin: object
+    replication: int
+
+
+def kafka_under_test(args: argparse.Namespace, workdir: Path) -> KafkaUnderTest:
+    """The cluster of --bootstrap-servers, or a fresh 3-broker cluster in racks a/b/c."""
+    cluster = None
+    if args.bootstrap_servers:
+        bootstrap = args.bootstrap_servers
+        extra_forbidden = {int(p) for p in args.forbidden_ports.split(",") if p}
+    else:
+        _log("starting a 3-broker Kafka cluster")
+        cluster = KafkaCluster(size=3, base_dir=workdir / "kafka", racks=("a", "b", "c"))
+        try:
+            cluster.start()
+        except BaseException:
+            cluster.stop()
+            raise
+        bootstrap = cluster.bootstrap_servers
+        extra_forbidden = set(cluster.controller_ports)
+    host, port = bootstrap.split(",")[0].rsplit(":", 1)
+    brokers = advertised_brokers(host, int(port))
+    return KafkaUnderTest(
+        bootstrap,
+        cluster,
+        brokers,
+        {p for _, p in brokers.values()},
+        extra_forbidden,
+        _admin(bootstrap),
+        min(3, len(brokers)),
+    )
 
 
 def _admin(bootstrap: str) -> object:
@@ -212,20 +257,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     targets: list[Target] = []
     failed = False
     try:
-        if args.bootstrap_servers:
-            bootstrap = args.bootstrap_servers
-            extra_forbidden = {int(p) for p in args.forbidden_ports.split(",") if p}
-        else:
-            _log("starting a 3-broker Kafka cluster")
-            cluster = KafkaCluster(size=3, base_dir=workdir / "kafka", racks=("a", "b", "c"))
-            cluster.start()
-            bootstrap = cluster.bootstrap_servers
-            extra_forbidden = cluster.controller_ports
-        first_host, first_port = bootstrap.split(",")[0].rsplit(":", 1)
-        brokers = advertised_brokers(first_host, int(first_port))
-        broker_ports = {port for _, port in brokers.values()}
-        admin = _admin(bootstrap)
-        replication = min(3, len(brokers))
+        kafka = kafka_under_test(args, workdir)
+        cluster = kafka.cluster
+        bootstrap, brokers, broker_ports = kafka.bootstrap, kafka.brokers, kafka.broker_ports
+        extra_forbidden, admin, replication = kafka.extra_forbidden, kafka.admin, kafka.replication
         consume_topic = f"bench-consume-{uuid.uuid4().hex[:8]}"
         create_topic(admin, consume_topic, 3, replication)
         _log(f"filling {consume_topic} with {2 * args.records} records")

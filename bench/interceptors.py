@@ -39,7 +39,6 @@ from typing import Any
 
 from kgateway.testing.gateway_process import REPO_ROOT, GatewayProcess
 from kgateway.testing.kafka_cluster import KafkaCluster
-from kgateway.testing.probe import advertised_brokers
 
 from . import machine
 from .targets import Direct, KGateway, Target
@@ -209,7 +208,7 @@ def _cases(records: int) -> list[Case]:
 
 def main(args: argparse.Namespace) -> int:
     """Run the interceptor benchmark with the bench CLI's arguments."""
-    from .cli import _admin, _describe, _log, create_topic, delete_topic
+    from .cli import _describe, _log, create_topic, delete_topic, kafka_under_test
 
     repetitions = args.repetitions if args.repetitions is not None else 3
     records = args.records if args.records is not None else 30_000
@@ -230,20 +229,10 @@ def main(args: argparse.Namespace) -> int:
     targets: list[Target] = []
     failed = True
     try:
-        if args.bootstrap_servers:
-            bootstrap = args.bootstrap_servers
-            extra_forbidden = {int(p) for p in args.forbidden_ports.split(",") if p}
-        else:
-            _log("starting a 3-broker Kafka cluster")
-            cluster = KafkaCluster(size=3, base_dir=workdir / "kafka", racks=("a", "b", "c"))
-            cluster.start()
-            bootstrap = cluster.bootstrap_servers
-            extra_forbidden = cluster.controller_ports
-        host, port = bootstrap.split(",")[0].rsplit(":", 1)
-        brokers = advertised_brokers(host, int(port))
-        broker_ports = {p for _, p in brokers.values()}
-        admin = _admin(bootstrap)
-        replication = min(3, len(brokers))
+        kafka = kafka_under_test(args, workdir)
+        cluster = kafka.cluster
+        bootstrap, brokers, broker_ports = kafka.bootstrap, kafka.brokers, kafka.broker_ports
+        extra_forbidden, admin, replication = kafka.extra_forbidden, kafka.admin, kafka.replication
         ctx = Context(workdir, broker_ports | extra_forbidden, broker_ports, consume_topic="")
         targets.append(Direct(bootstrap, broker_ports))
         configurations, notes = available(CONFIGURATIONS)

@@ -15,6 +15,7 @@ C{Deferred} firing with one of those (to delay it).
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Union
@@ -184,7 +185,7 @@ class InterceptorContext:
     #: Append a record to a Kafka topic (key, value); fires once the broker acknowledged it.
     produce: Callable[[str, bytes | None, bytes], Deferred[None]] | None = None
     #: Random numbers for interceptors that need chance (a seam for tests).
-    random: Callable[[], float] = field(default_factory=lambda: __import__("random").random)
+    random: Callable[[], float] = random.random
     #: Which gateway node this is ("host:first port"), for records that say where they came from.
     node: str = ""
 
