@@ -1,7 +1,8 @@
 """
-C{python -m bench}: start a real 3-broker Kafka cluster, kgateway nodes and
-the peer proxies that can be installed, run every case against each of them
-in alternation, and write RESULTS.md, results.json and results.png.
+C{python -m bench}: start a real 3-broker Kafka cluster, kgateway nodes and the
+peer proxies that can be installed (kafka-proxy, Kroxylicious), run every case
+against each of them in alternation, and write RESULTS.md, results.json and
+results.png.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from kgateway.testing.kafka_cluster import KafkaCluster
 from kgateway.testing.probe import advertised_brokers
 
 from . import machine, peers, profiling, report, scale
-from .targets import Direct, KafkaProxy, KGateway, Target
+from .targets import Direct, KafkaProxy, KGateway, Kroxylicious, Target
 from .workloads import RDKAFKA_CLIENT, Case, Context, RunResult, cases, client_command, run
 
 HERE = Path(__file__).resolve().parent
@@ -45,7 +46,12 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--rate", type=int, default=5000, help="records/s for the latency runs")
     parser.add_argument("--connections", type=int, help="idle connections (default 10000)")
     parser.add_argument("--out", type=Path, help="where the results go (default bench/)")
-    parser.add_argument("--no-peers", action="store_true", help="skip kafka-proxy/Kroxylicious")
+    parser.add_argument(
+        "--peers",
+        help="comma-separated peer proxies to measure beside kgateway: kafka-proxy, kroxylicious "
+        "(default both; none with --smoke)",
+    )
+    parser.add_argument("--no-peers", action="store_true", help="measure no peer proxy")
     parser.add_argument("--no-profile", action="store_true", help="skip the py-spy profiles")
     parser.add_argument("--no-scale", action="store_true", help="skip the idle connection test")
     parser.add_argument("--cases", help="comma-separated case keys to run (default all)")
@@ -81,8 +87,17 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
         if getattr(args, name) is None:
             setattr(args, name, value)
     if args.smoke:
-        args.no_peers = True
         args.no_profile = True
+    if args.no_peers or (args.smoke and args.peers is None):
+        args.peers = ""
+    elif args.peers is None:
+        args.peers = ",".join(peers.FINDERS)
+    unknown = set(filter(None, args.peers.split(","))) - set(peers.FINDERS)
+    if unknown:
+        parser.error(
+            f"--peers {args.peers}: unknown peer {', '.join(sorted(unknown))}; "
+            f"known: {', '.join(peers.FINDERS)}"
+        )
     return args
 
 
@@ -273,16 +288,23 @@ def main(argv: Sequence[str] | None = None) -> int:
             gateway = KGateway(bootstrap, workdir, count, min(brokers))
             targets.append(gateway)
             gateway.start()
-        if not args.no_peers:
-            for find in (peers.kafka_proxy, peers.kroxylicious):
-                peer = find()
-                _log(f"{peer.name}: {peer.note}")
-                result.peers.append(peer)
-                if peer.name == "kafka-proxy" and peer.binary is not None:
-                    try:
-                        targets.append(KafkaProxy(peer.binary, brokers, workdir))
-                    except RuntimeError as e:
-                        result.peers[-1] = peers.Peer(peer.name, None, f"did not start: {e}")
+        for wanted in filter(None, args.peers.split(",")):
+            peer = peers.FINDERS[wanted]()
+            _log(f"{peer.name}: {peer.note}")
+            result.peers.append(peer)
+            if peer.binary is None:
+                continue
+            try:
+                if peer.name == "kafka-proxy":
+                    targets.append(KafkaProxy(peer.binary, brokers, workdir))
+                else:
+                    targets.append(
+                        Kroxylicious(
+                            peer.binary, peers.KROXYLICIOUS_LAUNCHER, bootstrap, brokers, workdir
+                        )
+                    )
+            except RuntimeError as e:
+                result.peers[-1] = peers.Peer(peer.name, None, f"did not start: {e}")
         result.targets = [(t.key, t.title) for t in targets]
 
         warm = Case("warm-up", "warm-up", "rdkafka", "produce", "1", 500)
@@ -354,7 +376,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             finally:
                 fresh.stop()
             for target in targets:
-                if isinstance(target, KafkaProxy):
+                if isinstance(target, (KafkaProxy, Kroxylicious)):
                     measured = scale.measure(
                         target,
                         sorted(target.client_ports),

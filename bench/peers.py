@@ -1,7 +1,7 @@
 """
 Peer proxies to measure beside kgateway, installed into a cache outside the
 repository (never into it): grepplabs/kafka-proxy from the Go module proxy,
-and Kroxylicious if its distribution can be had from Maven Central.
+and Kroxylicious, whose library modules Maven Central serves (bench/kroxylicious/).
 
 Each lookup returns what it found or one line saying why not, for the results.
 """
@@ -16,7 +16,9 @@ from pathlib import Path
 
 KAFKA_PROXY_MODULE = "github.com/grepplabs/kafka-proxy"
 KAFKA_PROXY_VERSION = os.environ.get("KGATEWAY_BENCH_KAFKA_PROXY_VERSION", "latest")
-KROXYLICIOUS_VERSION = os.environ.get("KGATEWAY_BENCH_KROXYLICIOUS_VERSION", "0.9.0")
+KROXYLICIOUS_VERSION = os.environ.get("KGATEWAY_BENCH_KROXYLICIOUS_VERSION", "0.12.0")
+KROXYLICIOUS_POM = Path(__file__).resolve().parent / "kroxylicious" / "pom.xml"
+KROXYLICIOUS_LAUNCHER = KROXYLICIOUS_POM.with_name("Launcher.java")
 
 
 def cache_dir() -> Path:
@@ -72,36 +74,44 @@ def kafka_proxy() -> Peer:
 
 
 def kroxylicious() -> Peer:
-    """Ask Maven Central for Kroxylicious' runnable distribution (the app, not the library)."""
+    """Copy Kroxylicious' runtime and its dependencies from Maven Central into the cache, once.
+
+    Its runnable distribution (kroxylicious-app) is not published on Maven Central, but the
+    library it wraps is: bench/kroxylicious/Launcher.java starts the proxy from that library.
+    The peer's C{binary} is the folder of jars.
+    """
     name = "Kroxylicious"
+    lib = cache_dir() / f"kroxylicious-{KROXYLICIOUS_VERSION}" / "lib"
+    done = lib / ".complete"
+    if done.exists():
+        return Peer(name, lib, f"kroxylicious-runtime {KROXYLICIOUS_VERSION} ({lib})")
     if shutil.which("mvn") is None:
         return Peer(name, None, "not measured: Maven is not on this machine")
-    cache_dir().mkdir(parents=True, exist_ok=True)
-    artifact = f"io.kroxylicious:kroxylicious-app:{KROXYLICIOUS_VERSION}:tar.gz:bin"
+    lib.mkdir(parents=True, exist_ok=True)
     command = [
         "mvn",
         "-q",
         "-B",
-        "dependency:get",
-        f"-Dartifact={artifact}",
-        "-Dtransitive=false",
+        "-f",
+        str(KROXYLICIOUS_POM),
+        "dependency:copy-dependencies",
+        f"-Dkroxylicious.version={KROXYLICIOUS_VERSION}",
+        f"-DoutputDirectory={lib}",
     ]
     try:
-        result = subprocess.run(
-            command, capture_output=True, text=True, timeout=300, check=False, cwd=cache_dir()
-        )
+        result = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
     except subprocess.TimeoutExpired:
-        return Peer(name, None, "not measured: Maven did not answer within 5 minutes")
-    if result.returncode != 0:
+        return Peer(name, None, "not measured: Maven did not fetch it within 10 minutes")
+    if result.returncode != 0 or not any(lib.glob("kroxylicious-runtime-*.jar")):
         return Peer(
             name,
             None,
-            f"not measured: Maven Central does not serve its distribution ({artifact}); only "
-            "the library modules (kroxylicious-runtime, ...) are published there, and the "
-            "runnable app comes as a release download, which cannot be fetched here",
+            f"not measured: `{' '.join(command[:6])} ...` failed: "
+            f"{_last_line(result.stdout + result.stderr)[:300]}",
         )
-    return Peer(
-        name,
-        None,
-        f"{artifact} resolved, but the bench has no runner for it yet: not measured",
-    )
+    done.touch()
+    return Peer(name, lib, f"kroxylicious-runtime {KROXYLICIOUS_VERSION} ({lib})")
+
+
+#: The peers C{python -m bench --peers} knows, by the name it takes.
+FINDERS = {"kafka-proxy": kafka_proxy, "kroxylicious": kroxylicious}

@@ -9,6 +9,7 @@ move (the second proof, after strace, that traffic really went through it).
 from __future__ import annotations
 
 import re
+import subprocess
 import time
 import urllib.request
 import uuid
@@ -44,6 +45,10 @@ class Target:
 
     def bytes_moved(self) -> tuple[int, int] | None:
         """Bytes client→Kafka and Kafka→client the target has accounted for so far."""
+        return None
+
+    def requests_counted(self) -> int | None:
+        """Client requests the target has counted so far, for a proxy that counts no bytes."""
         return None
 
     def stop(self) -> None:
@@ -164,8 +169,6 @@ class KafkaProxy(Target):
     title = "kafka-proxy"
 
     def __init__(self, binary: Path, brokers: dict[int, tuple[str, int]], workdir: Path) -> None:
-        import subprocess
-
         first = free_port_range(len(brokers) + 1)
         self._ports = {broker: first + i for i, broker in enumerate(sorted(brokers))}
         self._metrics_port = first + len(brokers)
@@ -240,3 +243,105 @@ class KafkaProxy(Target):
         if self.process.poll() is None:
             self.process.terminate()
             self.process.wait(10)
+
+
+class Kroxylicious(Target):
+    """Kroxylicious' proxy (its runtime library, started by bench/kroxylicious/Launcher.java):
+    one virtual cluster, a port per broker (C{portIdentifiesNode}), no filters."""
+
+    key = "kroxylicious"
+    title = "Kroxylicious"
+
+    def __init__(
+        self,
+        lib: Path,
+        launcher: Path,
+        bootstrap_servers: str,
+        brokers: dict[int, tuple[str, int]],
+        workdir: Path,
+    ) -> None:
+        low, high = min(brokers), max(brokers)
+        first = free_port_range(high - low + 3)
+        self._bootstrap_port = first
+        # portIdentifiesNode gives node id n the port bootstrap + 1 + (n - low).
+        self._ports = {first + 1 + (broker - low) for broker in brokers} | {first}
+        self._metrics_port = first + high - low + 2
+        config = workdir / "kroxylicious.yaml"
+        config.parent.mkdir(parents=True, exist_ok=True)
+        config.write_text(
+            "management:\n"
+            "  bindAddress: 127.0.0.1\n"
+            f"  port: {self._metrics_port}\n"
+            "  endpoints:\n"
+            "    prometheus: {}\n"
+            "virtualClusters:\n"
+            "  - name: bench\n"
+            "    targetCluster:\n"
+            f"      bootstrapServers: {bootstrap_servers}\n"
+            "    gateways:\n"
+            "      - name: default\n"
+            "        portIdentifiesNode:\n"
+            f"          bootstrapAddress: 127.0.0.1:{first}\n"
+            "          nodeIdRanges:\n"
+            "            - name: brokers\n"
+            f"              start: {low}\n"
+            f"              end: {high}\n"
+        )
+        self.log_path = workdir / "kroxylicious.log"
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                ["java", "-cp", f"{lib}/*", str(launcher), str(config)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(
+                    f"Kroxylicious exited with {self.process.returncode}: "
+                    + self.log_path.read_text(errors="replace")[-2000:]
+                )
+            try:
+                advertised_brokers("127.0.0.1", first, timeout=2)
+                return
+            except OSError:
+                time.sleep(0.5)
+        self.stop()
+        raise RuntimeError("Kroxylicious did not answer Metadata within 60 s")
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self._bootstrap_port}"
+
+    @property
+    def client_ports(self) -> set[int]:
+        return set(self._ports)
+
+    def pids(self) -> list[int]:
+        return [self.process.pid] if self.process.poll() is None else []
+
+    def requests_counted(self) -> int | None:
+        """Kroxylicious counts messages from clients, not bytes (records are never decoded)."""
+        try:
+            with urllib.request.urlopen(
+                f"http://127.0.0.1:{self._metrics_port}/metrics", timeout=5
+            ) as answer:
+                text = answer.read().decode()
+        except OSError:
+            return None
+        total = 0.0
+        for line in text.splitlines():
+            name, _, value = line.rpartition(" ")
+            if name.startswith("kroxylicious_inbound_downstream_messages_total"):
+                total += float(value)
+        return int(total)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)

@@ -244,6 +244,7 @@ def _prove(
     trace: Path,
     before: tuple[int, int] | None,
     payload: int,
+    requests_before: int | None = None,
 ) -> str:
     """Check where the client connected and what the target counted; return the evidence."""
     reached = sorted({port for _, port in connected_addresses(trace)})
@@ -259,7 +260,12 @@ def _prove(
         f"reached {', '.join(map(str, reached))}"
     )
     if before is None:
-        return evidence
+        if requests_before is None:
+            return evidence
+        requests = (target.requests_counted() or 0) - requests_before
+        if requests <= 0:
+            raise AssertionError(f"{target.title} counted no client requests during the run")
+        return evidence + f"; {target.title} counted {requests} client requests"
     upstream = case.kind != "consume"
     deadline = time.monotonic() + 10
     moved = 0
@@ -293,6 +299,7 @@ def run(
     trace.parent.mkdir(parents=True, exist_ok=True)
     command = _strace(client_command(case, target.bootstrap, ctx, count), trace)
     bytes_before = target.bytes_moved()
+    requests_before = target.requests_counted()
     pids = target.pids()
     cpu_before = cpu_seconds(pids)
     started = time.monotonic()
@@ -308,7 +315,9 @@ def run(
                 f"client exited with {completed.returncode}: {completed.stderr.strip()[-1500:]}"
             )
         parse_output(case, completed.stdout, result)
-        result.proof = _prove(case, target, ctx, trace, bytes_before, result.payload_bytes)
+        result.proof = _prove(
+            case, target, ctx, trace, bytes_before, result.payload_bytes, requests_before
+        )
     except (AssertionError, RuntimeError, ValueError, KeyError, subprocess.TimeoutExpired) as e:
         result.error = f"{type(e).__name__}: {e}"
     return result

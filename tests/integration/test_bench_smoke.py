@@ -1,5 +1,5 @@
 """
-The benchmark suite's smoke mode (C{python -m bench --smoke}) against the
+The benchmark suite's smoke mode (C{python -m bench --smoke --peers kroxylicious}) against the
 shared real Kafka cluster, so the suite cannot rot: it must finish, prove
 every run went where it was charged, and write a results table with sane
 numbers. Nothing here times the gateway: the targets are met (or not) in
@@ -22,7 +22,9 @@ from twisted.trial.unittest import TestCase
 from tests.integration.environment import shared
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-TARGETS = {"direct", "kgateway-1", "kgateway-3"}
+# Kroxylicious is fetched from Maven Central by the bench itself (bench/peers.py), like the
+# brokers' jars, so the smoke run keeps the peer runner from rotting too.
+TARGETS = {"direct", "kgateway-1", "kgateway-3", "kroxylicious"}
 
 
 class BenchSmokeTests(TestCase):
@@ -45,6 +47,8 @@ class BenchSmokeTests(TestCase):
                 "-m",
                 "bench",
                 "--smoke",
+                "--peers",
+                "kroxylicious",
                 "--out",
                 str(self.out),
                 "--bootstrap-servers",
@@ -82,9 +86,14 @@ class BenchSmokeTests(TestCase):
                     self.assertTrue(0 < run["p99_ms"] < 60_000, f"{where}: p99 {run['p99_ms']}")
                 if target != "direct":
                     self.assertIn("none to a broker/controller port", run["proof"], where)
+                    self.assertRegex(run["proof"], r"counted [\d.]+ (MiB|client requests)", where)
                     self.assertIsNotNone(run["cpu_seconds"], where)
-        (scale,) = results["scale"]
-        self.assertIsNone(scale["error"])
+        scales = {scale["target"]: scale for scale in results["scale"]}
+        self.assertEqual(set(scales), {"kgateway ×1", "Kroxylicious"})
+        for scale in scales.values():
+            self.assertIsNone(scale["error"], scale)
+            self.assertEqual(scale["connections"], 200)
+        scale = scales["kgateway ×1"]
         self.assertEqual(scale["connections"], 200)
         self.assertTrue(0 < scale["kib_per_connection"] < 1024, scale)
         self.assertGreaterEqual(scale["fds_after"] - scale["fds_before"], 2 * 200 * 0.9)
@@ -93,4 +102,5 @@ class BenchSmokeTests(TestCase):
         self.assertIn("| case | direct MiB/s | kgateway ×1 MiB/s | kgateway ×1 / direct |", table)
         self.assertIn("## The issue's targets", table)
         self.assertIn("## Idle connections on one node", table)
+        self.assertIn("| beside Kroxylicious | Java produce acks=1: kgateway ×1 = ", table)
         self.assertRegex(table, r"\| Java produce acks=1 \(3,000 × 1 KiB\) \| \d+\.\d")
