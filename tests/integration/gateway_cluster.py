@@ -5,11 +5,15 @@ Kafka cluster, each with its own rack, port range and log.
 
 from __future__ import annotations
 
+import atexit
 import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Generic, TypeVar
+
+from twisted.trial.unittest import TestCase
 
 from kgateway.testing.gateway_process import GatewayProcess
 from kgateway.testing.probe import advertised_brokers
@@ -31,6 +35,28 @@ class GatewayCluster:
     name: str = field(default_factory=lambda: f"it{uuid.uuid4().hex[:8]}")
     nodes: list[GatewayProcess] = field(default_factory=list)
     extra_env: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def ready(
+        cls,
+        env: Environment,
+        racks: Sequence[str],
+        ready: Callable[[GatewayProcess], bool],
+        what: str,
+    ) -> GatewayCluster:
+        """A cluster of one node per rack in C{racks}, once C{ready} holds for every node."""
+        cluster = cls(env)
+        try:
+            for rack in racks:
+                cluster.add(rack)
+            for node in cluster.nodes:
+                cluster.wait_for(
+                    lambda node=node: ready(node), timeout=60, what=f"{node.log_path.name} {what}"
+                )
+        except BaseException:
+            cluster.stop()
+            raise
+        return cluster
 
     def add(self, rack: str | None, start: bool = True, **env: str) -> GatewayProcess:
         """Start one more node in C{rack}."""
@@ -95,3 +121,36 @@ class GatewayCluster:
     def live(self, nodes: Sequence[GatewayProcess]) -> set[Path]:
         """Log paths identifying C{nodes}."""
         return {node.log_path for node in nodes}
+
+
+T = TypeVar("T")
+
+
+class SharedByTests(Generic[T]):
+    """
+    Something slow to start (gateway nodes) that the tests of one TestCase share.
+
+    trial has no setUpClass: the first test's setUp starts it, and it stops after the
+    last test of that class has cleaned up, or at exit when only some tests ran.
+    """
+
+    def __init__(self, start: Callable[[], T], stop: Callable[[T], object]) -> None:
+        self._start = start
+        self._stop = stop
+        self._value: T | None = None
+        self._remaining = 0
+
+    def acquire(self, test: TestCase) -> T:
+        """The shared value for C{test}, started if this is the first test to ask."""
+        if self._value is None:
+            self._remaining = len([n for n in dir(type(test)) if n.startswith("test_")])
+            value = self._value = self._start()
+            atexit.register(self._stop, value)
+        test.addCleanup(self._release)
+        return self._value
+
+    def _release(self) -> None:
+        self._remaining -= 1
+        if self._remaining == 0 and self._value is not None:
+            value, self._value = self._value, None
+            self._stop(value)

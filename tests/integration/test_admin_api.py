@@ -7,7 +7,6 @@ schemathesis checks the real server against its own OpenAPI document.
 
 from __future__ import annotations
 
-import atexit
 import base64
 import json
 import os
@@ -27,7 +26,7 @@ from kgateway.testing.gateway_process import REPO_ROOT, GatewayProcess
 from kgateway.testing.probe import recv_exactly
 
 from .environment import shared
-from .gateway_cluster import GatewayCluster
+from .gateway_cluster import GatewayCluster, SharedByTests
 
 RACK_OF_BROKER = {1: "a", 2: "b", 3: "c"}
 
@@ -74,45 +73,27 @@ def metadata_over(sock: socket.socket, correlation_id: int, client_id: str) -> N
     recv_exactly(sock, size)
 
 
-class TwoNodes:
-    """One 2-node gateway cluster (racks a and b) for all the tests of this module."""
+def _two_nodes() -> GatewayCluster:
+    return GatewayCluster.ready(
+        shared(),
+        ("a", "b"),
+        lambda node: (
+            http_get(node, "/health/ready", auth=False)[0] == 200
+            and len(get_json(node, "/api/v1/cluster")["members"]) == 2
+        ),
+        "to be ready in a 2-member cluster",
+    )
 
-    cluster: GatewayCluster | None = None
-    #: Tests still to run; the nodes stop after the last (or at exit).
-    remaining = 0
 
-    @classmethod
-    def get(cls) -> GatewayCluster:
-        if cls.cluster is None:
-            cls.remaining = len([n for n in dir(AdminApiTests) if n.startswith("test_")])
-            cls.cluster = cluster = GatewayCluster(shared())
-            atexit.register(cluster.stop)
-            for rack in ("a", "b"):
-                cluster.add(rack)
-            for node in cluster.nodes:
-                cluster.wait_for(
-                    lambda node=node: (
-                        http_get(node, "/health/ready", auth=False)[0] == 200
-                        and len(get_json(node, "/api/v1/cluster")["members"]) == 2
-                    ),
-                    what=f"{node.log_path.name} to be ready in a 2-member cluster",
-                )
-        return cls.cluster
-
-    @classmethod
-    def done(cls) -> None:
-        cls.remaining -= 1
-        if cls.remaining == 0 and cls.cluster is not None:
-            cls.cluster.stop()
-            cls.cluster = None
+#: One 2-node gateway cluster (racks a and b) for all the tests of this module.
+TWO_NODES = SharedByTests(_two_nodes, GatewayCluster.stop)
 
 
 class AdminApiTests(TestCase):
     """Two nodes, racks a and b, shared by the tests (starting them is most of the time)."""
 
     def setUp(self) -> None:
-        self.gc = TwoNodes.get()
-        self.addCleanup(TwoNodes.done)
+        self.gc = TWO_NODES.acquire(self)
         self.a, self.b = self.gc.nodes
 
     def test_both_nodes_give_the_same_cluster_view_and_mapping(self) -> None:

@@ -28,6 +28,7 @@ from kgateway.testing.kafka_cluster import PRODUCER_PERF
 from kgateway.testing.plugin_package import EXAMPLE_PLUGIN, build_wheel, install_wheel
 
 from .environment import Environment, shared
+from .gateway_cluster import SharedByTests
 
 CLIENT_TIMEOUT = 60
 
@@ -44,50 +45,32 @@ def _status(node: GatewayProcess, path: str) -> int | None:
         return None
 
 
-class ExampleNode:
-    """One node with the example installed, for all the tests of this module."""
+def _example_node() -> tuple[GatewayProcess, Environment]:
+    """A node with the example installed, and the shared environment's audited runner
+    pointed at it: clients must reach its ports and never a broker's."""
+    shared_env = shared()
+    workdir = Path(tempfile.mkdtemp(prefix="kgateway-it-example-"))
+    atexit.register(shutil.rmtree, workdir, True)
+    site = install_wheel(build_wheel(EXAMPLE_PLUGIN, workdir), workdir / "site")
+    node = GatewayProcess(
+        shared_env.cluster.bootstrap_servers,
+        workdir / "gateway.log",
+        env={"GATEWAY_CLUSTER_ID": f"example-{uuid.uuid4().hex[:8]}"},
+        extra_pythonpath=[site],
+    )
+    node.start(timeout=90)
+    # The interceptor API answers once the node reads its interceptors topic.
+    deadline = time.monotonic() + 90
+    while _status(node, "/api/v1/plugins") != 200:
+        if time.monotonic() > deadline:
+            node.stop()
+            raise AssertionError("the interceptor API never became ready:\n" + node.log_tail())
+        time.sleep(0.5)
+    return node, dataclasses.replace(shared_env, gateway=node)
 
-    node: GatewayProcess | None = None
-    env: Environment | None = None
-    #: Tests still to run; the node stops after the last (or at exit).
-    remaining = 0
 
-    @classmethod
-    def get(cls) -> tuple[GatewayProcess, Environment]:
-        if cls.node is None or cls.env is None:
-            cls.remaining = len([n for n in dir(ExamplePluginTests) if n.startswith("test_")])
-            shared_env = shared()
-            workdir = Path(tempfile.mkdtemp(prefix="kgateway-it-example-"))
-            atexit.register(shutil.rmtree, workdir, True)
-            site = install_wheel(build_wheel(EXAMPLE_PLUGIN, workdir), workdir / "site")
-            node = GatewayProcess(
-                shared_env.cluster.bootstrap_servers,
-                workdir / "gateway.log",
-                env={"GATEWAY_CLUSTER_ID": f"example-{uuid.uuid4().hex[:8]}"},
-                extra_pythonpath=[site],
-            )
-            node.start(timeout=90)
-            atexit.register(node.stop)
-            cls.node = node
-            # The shared environment's audited runner, pointed at this node: clients
-            # must reach its ports and never a broker's.
-            cls.env = dataclasses.replace(shared_env, gateway=node)
-            # The interceptor API answers once the node reads its interceptors topic.
-            deadline = time.monotonic() + 90
-            while _status(node, "/api/v1/plugins") != 200:
-                if time.monotonic() > deadline:
-                    raise AssertionError(
-                        "the interceptor API never became ready:\n" + node.log_tail()
-                    )
-                time.sleep(0.5)
-        return cls.node, cls.env
-
-    @classmethod
-    def done(cls) -> None:
-        cls.remaining -= 1
-        if cls.remaining == 0 and cls.node is not None:
-            cls.node.stop()
-            cls.node = None
+#: One node with the example installed, for all the tests of this module.
+EXAMPLE_NODE = SharedByTests(_example_node, lambda started: started[0].stop())
 
 
 class ExamplePluginTests(TestCase):
@@ -96,8 +79,7 @@ class ExamplePluginTests(TestCase):
     timeout = 600
 
     def setUp(self) -> None:
-        self.gateway, self.environment = ExampleNode.get()
-        self.addCleanup(ExampleNode.done)
+        self.gateway, self.environment = EXAMPLE_NODE.acquire(self)
         self.prefix = f"allowed-{uuid.uuid4().hex[:6]}."
 
     def configure(self, name: str, prefixes: list[str]) -> None:

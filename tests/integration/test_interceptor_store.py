@@ -9,7 +9,6 @@ Every Kafka client runs under the connect audit, through a gateway node only.
 
 from __future__ import annotations
 
-import atexit
 import dataclasses
 import json
 import threading
@@ -22,7 +21,7 @@ from twisted.trial.unittest import TestCase
 from kgateway.testing.gateway_process import GatewayProcess
 
 from .environment import Environment, shared
-from .gateway_cluster import GatewayCluster
+from .gateway_cluster import GatewayCluster, SharedByTests
 
 #: The promise: every node applies a change within this many seconds.
 PROPAGATION_SECONDS = 2.0
@@ -84,42 +83,24 @@ class Watch:
         return float(self.result["seen_at"])
 
 
-class Nodes:
-    """Two nodes of one gateway cluster for the tests of this module."""
+def _two_nodes() -> GatewayCluster:
+    return GatewayCluster.ready(
+        shared(),
+        ("a", "b"),
+        lambda node: http(node, "GET", "/api/v1/interceptors")[0] == 200,
+        "to read its interceptors topic",
+    )
 
-    cluster: GatewayCluster | None = None
-    remaining = 0
 
-    @classmethod
-    def get(cls) -> GatewayCluster:
-        if cls.cluster is None:
-            cls.remaining = len([n for n in dir(InterceptorStoreTests) if n.startswith("test_")])
-            cls.cluster = cluster = GatewayCluster(shared())
-            atexit.register(cluster.stop)
-            for rack in ("a", "b"):
-                cluster.add(rack)
-            for node in cluster.nodes:
-                cluster.wait_for(
-                    lambda node=node: http(node, "GET", "/api/v1/interceptors")[0] == 200,
-                    timeout=60,
-                    what=f"{node.log_path.name} to read its interceptors topic",
-                )
-        return cls.cluster
-
-    @classmethod
-    def done(cls) -> None:
-        cls.remaining -= 1
-        if cls.remaining == 0 and cls.cluster is not None:
-            cls.cluster.stop()
-            cls.cluster = None
+#: Two nodes of one gateway cluster for the tests of this module.
+NODES = SharedByTests(_two_nodes, GatewayCluster.stop)
 
 
 class InterceptorStoreTests(TestCase):
     """Node A and node B, racks a and b; the tests run in name order and share them."""
 
     def setUp(self) -> None:
-        self.gc = Nodes.get()
-        self.addCleanup(Nodes.done)
+        self.gc = NODES.acquire(self)
         self.a, self.b = self.gc.nodes[:2]
         self.env = shared()
         self.topic = f"_kgateway_{self.gc.name}_interceptors"
