@@ -22,6 +22,23 @@ from kgateway.testing.probe import advertised_brokers
 _BYTES_LOGGED = re.compile(rb"; (\d+) bytes up, (\d+) bytes down")
 
 
+def _prometheus_sums(port: int, prefixes: Sequence[str]) -> list[float] | None:
+    """For each prefix, the sum of the samples on 127.0.0.1:C{port}/metrics whose name
+    (labels included) starts with it; None when the endpoint does not answer."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as answer:
+            text = answer.read().decode()
+    except OSError:
+        return None
+    sums = [0.0] * len(prefixes)
+    for line in text.splitlines():
+        name, _, value = line.rpartition(" ")
+        for index, prefix in enumerate(prefixes):
+            if name.startswith(prefix):
+                sums[index] += float(value)
+    return sums
+
+
 class Target:
     """Something Kafka clients can bootstrap against."""
 
@@ -162,7 +179,47 @@ class KGateway(Target):
             node.stop()
 
 
-class KafkaProxy(Target):
+class PeerProcess(Target):
+    """A peer proxy run as one child process, logging to C{log_path}."""
+
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    def _launch(self, command: list[str], bootstrap_port: int, timeout: float) -> None:
+        """Start C{command}; return once it answers Metadata on C{bootstrap_port}."""
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(
+                    f"{self.title} exited with {self.process.returncode}: "
+                    + self.log_path.read_text(errors="replace")[-2000:]
+                )
+            try:
+                advertised_brokers("127.0.0.1", bootstrap_port, timeout=2)
+                return
+            except OSError:
+                time.sleep(0.25)
+        self.stop()
+        raise RuntimeError(f"{self.title} did not answer Metadata within {timeout:.0f} s")
+
+    def pids(self) -> list[int]:
+        return [self.process.pid] if self.process.poll() is None else []
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+
+
+class KafkaProxy(PeerProcess):
     """grepplabs/kafka-proxy, one listener per broker, no dynamic listeners."""
 
     key = "kafka-proxy"
@@ -182,33 +239,18 @@ class KafkaProxy(Target):
         ]
         self.log_path = workdir / "kafka-proxy.log"
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.log_path, "ab") as log:
-            self.process = subprocess.Popen(
-                [
-                    str(binary),
-                    "server",
-                    *mappings,
-                    "--dynamic-listeners-disable",
-                    "--http-listen-address",
-                    f"127.0.0.1:{self._metrics_port}",
-                ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-            )
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(
-                    f"kafka-proxy exited with {self.process.returncode}: "
-                    + self.log_path.read_text(errors="replace")[-2000:]
-                )
-            try:
-                advertised_brokers("127.0.0.1", min(self._ports.values()), timeout=2)
-                return
-            except OSError:
-                time.sleep(0.25)
-        raise RuntimeError("kafka-proxy did not answer Metadata within 20 s")
+        self._launch(
+            [
+                str(binary),
+                "server",
+                *mappings,
+                "--dynamic-listeners-disable",
+                "--http-listen-address",
+                f"127.0.0.1:{self._metrics_port}",
+            ],
+            min(self._ports.values()),
+            timeout=20,
+        )
 
     @property
     def bootstrap(self) -> str:
@@ -218,34 +260,15 @@ class KafkaProxy(Target):
     def client_ports(self) -> set[int]:
         return set(self._ports.values())
 
-    def pids(self) -> list[int]:
-        return [self.process.pid] if self.process.poll() is None else []
-
     def bytes_moved(self) -> tuple[int, int] | None:
         """From kafka-proxy's Prometheus metrics (request and response byte counters)."""
-        try:
-            with urllib.request.urlopen(
-                f"http://127.0.0.1:{self._metrics_port}/metrics", timeout=5
-            ) as answer:
-                text = answer.read().decode()
-        except OSError:
-            return None
-        up = down = 0.0
-        for line in text.splitlines():
-            name, _, value = line.rpartition(" ")
-            if name.startswith("proxy_requests_bytes"):
-                up += float(value)
-            elif name.startswith("proxy_responses_bytes"):
-                down += float(value)
-        return int(up), int(down)
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(10)
+        sums = _prometheus_sums(
+            self._metrics_port, ("proxy_requests_bytes", "proxy_responses_bytes")
+        )
+        return None if sums is None else (int(sums[0]), int(sums[1]))
 
 
-class Kroxylicious(Target):
+class Kroxylicious(PeerProcess):
     """Kroxylicious' proxy (its runtime library, started by bench/kroxylicious/Launcher.java):
     one virtual cluster, a port per broker (C{portIdentifiesNode}), no filters."""
 
@@ -288,27 +311,7 @@ class Kroxylicious(Target):
             f"              end: {high}\n"
         )
         self.log_path = workdir / "kroxylicious.log"
-        with open(self.log_path, "ab") as log:
-            self.process = subprocess.Popen(
-                ["java", "-cp", f"{lib}/*", str(launcher), str(config)],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-            )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(
-                    f"Kroxylicious exited with {self.process.returncode}: "
-                    + self.log_path.read_text(errors="replace")[-2000:]
-                )
-            try:
-                advertised_brokers("127.0.0.1", first, timeout=2)
-                return
-            except OSError:
-                time.sleep(0.5)
-        self.stop()
-        raise RuntimeError("Kroxylicious did not answer Metadata within 60 s")
+        self._launch(["java", "-cp", f"{lib}/*", str(launcher), str(config)], first, timeout=60)
 
     @property
     def bootstrap(self) -> str:
@@ -318,30 +321,9 @@ class Kroxylicious(Target):
     def client_ports(self) -> set[int]:
         return set(self._ports)
 
-    def pids(self) -> list[int]:
-        return [self.process.pid] if self.process.poll() is None else []
-
     def requests_counted(self) -> int | None:
         """Kroxylicious counts messages from clients, not bytes (records are never decoded)."""
-        try:
-            with urllib.request.urlopen(
-                f"http://127.0.0.1:{self._metrics_port}/metrics", timeout=5
-            ) as answer:
-                text = answer.read().decode()
-        except OSError:
-            return None
-        total = 0.0
-        for line in text.splitlines():
-            name, _, value = line.rpartition(" ")
-            if name.startswith("kroxylicious_inbound_downstream_messages_total"):
-                total += float(value)
-        return int(total)
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
+        sums = _prometheus_sums(
+            self._metrics_port, ("kroxylicious_inbound_downstream_messages_total",)
+        )
+        return None if sums is None else int(sums[0])
