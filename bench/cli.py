@@ -39,9 +39,9 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--smoke", action="store_true", help="seconds-long run for CI")
     parser.add_argument("--repetitions", type=int, help="rounds of alternating runs (default 5)")
-    parser.add_argument("--records", type=int, help="records per throughput run (default 100000)")
+    parser.add_argument("--records", type=int, help="records per throughput run (default 300000)")
     parser.add_argument(
-        "--latency-records", type=int, help="records per fixed-rate latency run (default 25000)"
+        "--latency-records", type=int, help="records per fixed-rate latency run (default 75000)"
     )
     parser.add_argument("--rate", type=int, default=5000, help="records/s for the latency runs")
     parser.add_argument("--connections", type=int, help="idle connections (default 10000)")
@@ -78,8 +78,8 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
         if args.smoke
         else {
             "repetitions": 5,
-            "records": 100_000,
-            "latency_records": 25_000,
+            "records": 300_000,
+            "latency_records": 75_000,
             "connections": 10_000,
         }
     )
