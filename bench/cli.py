@@ -288,7 +288,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             gateway = KGateway(bootstrap, workdir, count, min(brokers))
             targets.append(gateway)
             gateway.start()
-        for wanted in filter(None, args.peers.split(",")):
+        for wanted in dict.fromkeys(filter(None, args.peers.split(","))):
             peer = peers.FINDERS[wanted]()
             _log(f"{peer.name}: {peer.note}")
             result.peers.append(peer)
