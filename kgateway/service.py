@@ -108,7 +108,7 @@ class GatewayNode(MultiService):
         self.membership_factory: Callable[[PortPlan], GatewayMembership] = self._membership
         #: Builds the license topic reader (a seam for tests).
         self.license_factory: Callable[[], CompactedTopicReader] = self._license_reader
-        #: Writes the cluster's own topics, and any topic for interceptors (context.produce).
+        #: Writes the cluster's own compacted topics (the interceptor configurations).
         self.writer = TopicWriter(
             LeaderFinder(
                 self._bootstrap_and_known,
