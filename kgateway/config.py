@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
-from kgateway.interfaces import Endpoint
+from kgateway.net import HostPort
 from kgateway.protocol.framing import DEFAULT_MAX_FRAME_BYTES
 
 T = TypeVar("T")
@@ -192,7 +192,7 @@ SUPPORTED_SECURITY_PROTOCOLS = ("PLAINTEXT",)
 class Settings:
     """Checked settings for one gateway node."""
 
-    bootstrap_servers: tuple[Endpoint, ...]
+    bootstrap_servers: tuple[HostPort, ...]
     bind_host: str = "0.0.0.0"
     advertised_host: str = field(default_factory=socket.gethostname)
     port_start: int = 6969
@@ -332,7 +332,7 @@ def kafka_client_settings(environ: Mapping[str, str]) -> dict[str, str]:
     }
 
 
-def parse_servers(name: str, value: str) -> tuple[Endpoint, ...]:
+def parse_servers(name: str, value: str) -> tuple[HostPort, ...]:
     """Parse C{host:port[,host:port...]}."""
     servers = []
     for item in value.split(","):
@@ -341,7 +341,7 @@ def parse_servers(name: str, value: str) -> tuple[Endpoint, ...]:
         host = host.strip("[]")
         if not sep or not host:
             raise ConfigError(f"{name}={value!r}: {item!r} is not host:port")
-        servers.append(Endpoint(host, _port(name, port, whole=value)))
+        servers.append(HostPort(host, _port(name, port, whole=value)))
     return tuple(servers)
 
 

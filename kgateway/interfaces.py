@@ -6,16 +6,7 @@ from dataclasses import dataclass
 
 from zope.interface import Attribute, Interface
 
-
-@dataclass(frozen=True, slots=True)
-class Endpoint:
-    """A host and port a client can connect to."""
-
-    host: str
-    port: int
-
-    def __str__(self) -> str:
-        return f"{self.host}:{self.port}"
+from kgateway.net import HostPort
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,9 +19,9 @@ class BrokerInfo:
     rack: str | None = None
 
     @property
-    def endpoint(self) -> Endpoint:
+    def address(self) -> HostPort:
         """Where the gateway connects to reach this broker."""
-        return Endpoint(self.host, self.port)
+        return HostPort(self.host, self.port)
 
 
 class IBrokerDirectory(Interface):
@@ -42,24 +33,24 @@ class IBrokerDirectory(Interface):
     def brokers() -> dict[int, BrokerInfo]:
         """Every known broker, by id."""
 
-    def bootstrap_endpoints() -> list[Endpoint]:
+    def bootstrap_addresses() -> list[HostPort]:
         """Where to go when no broker is known: the configured bootstrap servers."""
 
 
-class INodeMapping(Interface):
+class IAddressMap(Interface):
     """One broker-to-gateway-address mapping, used throughout one response."""
 
-    def endpoint_for(broker_id: int) -> Endpoint | None:
+    def address_for(broker_id: int) -> HostPort | None:
         """The gateway address that stands for this broker, or None if it has none."""
 
 
-class INodeMapper(Interface):
+class IAddressPlanner(Interface):
     """Builds the mapping for each response that carries broker addresses."""
 
-    def mapping(client: str | None = None) -> INodeMapping:
+    def mapping(client: str | None = None) -> IAddressMap:
         """The mapping for one response to C{client} (its host and client id), if known."""
 
-    def candidates(broker_id: int) -> list[Endpoint]:
+    def candidates(broker_id: int) -> list[HostPort]:
         """The addresses a mapping may hand out for this broker now, without side effects."""
 
 

@@ -38,10 +38,10 @@ from kgateway.config import Settings
 from kgateway.interceptors.api import InterceptorContext
 from kgateway.interceptors.registry import InterceptorSet, discover_plugins
 from kgateway.interceptors.store import InterceptorStore
-from kgateway.interfaces import Endpoint, INodeMapper
+from kgateway.interfaces import IAddressPlanner
 from kgateway.logs import use_json_logs
 from kgateway.metrics import InterceptorCollector, NodeSnapshot, TrafficStats, node_registry
-from kgateway.proxy.broker_leg import Connector
+from kgateway.net import Connector, HostPort
 from kgateway.proxy.client_leg import ClientLegFactory
 from kgateway.routing.mapping import FixedHostMapper, RackAwareMapper
 from kgateway.routing.ports import PortPlan
@@ -52,7 +52,7 @@ log = Logger()
 def tcp_connector(reactor: Any, timeout: float) -> Connector:
     """Connect with a host-name endpoint (resolves names, tries every address)."""
 
-    def connect(endpoint: Endpoint, factory: Factory) -> Deferred[Protocol]:
+    def connect(endpoint: HostPort, factory: Factory) -> Deferred[Protocol]:
         attempt = HostnameEndpoint(reactor, endpoint.host, endpoint.port, timeout=timeout)
         return cast("Deferred[Protocol]", attempt.connect(factory))
 
@@ -66,14 +66,14 @@ class BrokerChooser:
         self._directory = directory
         self._turn = itertools.count()
 
-    def __call__(self, broker_id: int) -> Endpoint | None:
+    def __call__(self, broker_id: int) -> HostPort | None:
         broker = self._directory.broker(broker_id)
         if broker is not None:
-            return broker.endpoint
+            return broker.address
         # A port whose broker does not exist (yet) still bootstraps: any live
         # broker answers metadata, and the client then goes to the right port.
         known = sorted(self._directory.brokers().values(), key=lambda b: b.node_id)
-        candidates = [b.endpoint for b in known] or self._directory.bootstrap_endpoints()
+        candidates = [b.address for b in known] or self._directory.bootstrap_addresses()
         if not candidates:
             return None
         return candidates[next(self._turn) % len(candidates)]
@@ -101,7 +101,7 @@ class GatewayNode(MultiService):
         )
         self.directory.setServiceParent(self)
         self.plan: PortPlan | None = None
-        self.mapper: INodeMapper | None = None
+        self.mapper: IAddressPlanner | None = None
         self.membership: GatewayMembership | None = None
         self.license: CompactedTopicReader | None = None
         #: Builds the node's membership once its port plan is known (a seam for tests).
@@ -361,8 +361,8 @@ class GatewayNode(MultiService):
             timeout_seconds=self.settings.upstream_connect_timeout_seconds,
         )
 
-    def _bootstrap_and_known(self) -> list[Endpoint]:
-        known = [b.endpoint for b in self.directory.brokers().values()]
+    def _bootstrap_and_known(self) -> list[HostPort]:
+        known = [b.address for b in self.directory.brokers().values()]
         return list(dict.fromkeys(list(self.settings.bootstrap_servers) + known))
 
     def _broker_rack(self, broker_id: int) -> str | None:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from zope.interface import Interface, implementer
 
 from kgateway.cluster.roster import Member
-from kgateway.interfaces import Endpoint
+from kgateway.net import HostPort
 from kgateway.routing.mapping import RackAwareMapper
 
 if TYPE_CHECKING:
@@ -227,7 +227,7 @@ class GatewayNodeStatus:
         return {"answered_by": self._myself(), "connections": rows}
 
 
-def _member_at(roster: list[Member], broker_id: int, endpoint: Endpoint) -> Member | None:
+def _member_at(roster: list[Member], broker_id: int, endpoint: HostPort) -> Member | None:
     for member in roster:
         if member.host == endpoint.host and member.port_for(broker_id) == endpoint.port:
             return member

@@ -21,9 +21,9 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from kgateway.interfaces import BrokerInfo, Endpoint, IBrokerDirectory
+from kgateway.interfaces import BrokerInfo, IBrokerDirectory
+from kgateway.net import Connector, HostPort
 from kgateway.protocol.framing import FrameError, FrameReader
-from kgateway.proxy.broker_leg import Connector
 
 log = Logger()
 
@@ -86,7 +86,7 @@ class _MetadataOnceFactory(Factory):
 
 
 async def fetch_brokers(
-    connect: Connector, endpoint: Endpoint, clock: IReactorTime, timeout: float
+    connect: Connector, endpoint: HostPort, clock: IReactorTime, timeout: float
 ) -> list[BrokerInfo]:
     """Ask the broker at C{endpoint} for the broker list."""
     done: Deferred[list[BrokerInfo]] = Deferred()
@@ -121,7 +121,7 @@ class BrokerDirectory(Service):
 
     def __init__(
         self,
-        bootstrap: Sequence[Endpoint],
+        bootstrap: Sequence[HostPort],
         connect: Connector,
         clock: IReactorTime,
         refresh_seconds: float = 5.0,
@@ -151,7 +151,7 @@ class BrokerDirectory(Service):
         """Every known broker by id."""
         return dict(self._brokers)
 
-    def bootstrap_endpoints(self) -> list[Endpoint]:
+    def bootstrap_addresses(self) -> list[HostPort]:
         """The configured bootstrap servers."""
         return list(self._bootstrap)
 
@@ -206,9 +206,9 @@ class BrokerDirectory(Service):
         finally:
             self._refreshing = False
 
-    def _candidates(self) -> list[Endpoint]:
-        seen: list[Endpoint] = []
-        for endpoint in self._bootstrap + [b.endpoint for b in self._brokers.values()]:
+    def _candidates(self) -> list[HostPort]:
+        seen: list[HostPort] = []
+        for endpoint in self._bootstrap + [b.address for b in self._brokers.values()]:
             if endpoint not in seen:
                 seen.append(endpoint)
         return seen

@@ -16,10 +16,9 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.internet.protocol import Factory, Protocol, connectionDone
 from twisted.python.failure import Failure
 
-from kgateway.interfaces import Endpoint
+from kgateway.net import Connector, HostPort
 from kgateway.protocol.framing import FrameReader
 from kgateway.protocol.headers import response_correlation_id
-from kgateway.proxy.broker_leg import Connector
 
 CLIENT_ID = "kgateway"
 
@@ -111,7 +110,7 @@ class _Factory(Factory):
 
 
 async def open_client(
-    connect: Connector, endpoint: Endpoint, clock: IReactorTime, timeout: float
+    connect: Connector, endpoint: HostPort, clock: IReactorTime, timeout: float
 ) -> KafkaClientProtocol:
     """Connect to a broker and learn the versions it offers."""
     factory = _Factory()

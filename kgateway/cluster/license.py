@@ -15,13 +15,12 @@ from collections.abc import Callable, Sequence
 from twisted.internet.interfaces import IReactorTime
 
 from kgateway.cluster.topics import CompactedTopicReader, LeaderFinder
-from kgateway.interfaces import Endpoint
-from kgateway.proxy.broker_leg import Connector
+from kgateway.net import Connector, HostPort
 
 
 def license_topic_reader(
     topic: str,
-    brokers: Callable[[], Sequence[Endpoint]],
+    brokers: Callable[[], Sequence[HostPort]],
     connect: Connector,
     clock: IReactorTime,
     timeout_seconds: float = 10.0,

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from typing import Protocol as TypingProtocol
 
-from automat import TypeMachineBuilder, pep614
+from automat import TypeMachineBuilder
 from kafka.protocol.consumer import (
     ConsumerProtocolAssignment,
     ConsumerProtocolSubscription,
@@ -45,8 +45,7 @@ from kgateway.cluster.roster import (
     encode_roster,
 )
 from kgateway.cluster.topics import ensure_compacted_topic
-from kgateway.interfaces import Endpoint
-from kgateway.proxy.broker_leg import Connector
+from kgateway.net import Connector, HostPort
 
 log = Logger()
 
@@ -106,7 +105,7 @@ class MembershipCore:
     myself: Member
     group_id: str
     license_topic: str
-    bootstrap: Callable[[], Sequence[Endpoint]]
+    bootstrap: Callable[[], Sequence[HostPort]]
     connect: Connector
     clock: IReactorTime
     replication_factor: Callable[[], int]
@@ -191,7 +190,7 @@ async def _find_coordinator(core: MembershipCore, machine: Membership, epoch: in
             raise KafkaRequestError(
                 f"FindCoordinator: error {response.error_code}", response.error_code
             )
-        coordinator = Endpoint(response.host, response.port)
+        coordinator = HostPort(response.host, response.port)
         found = await open_client(core.connect, coordinator, core.clock, core.request_timeout)
         if not core.current(epoch):
             found.close()
@@ -374,14 +373,14 @@ def _build() -> Callable[[MembershipCore], Membership]:
     Waiting = machine.state("WaitingToRetry")
     Stopped = machine.state("Stopped")
 
-    @pep614(Idle.upon(Membership.start).to(Finding))
-    @pep614(Waiting.upon(Membership.retry).to(Finding))
+    @Idle.upon(Membership.start).to(Finding)
+    @Waiting.upon(Membership.retry).to(Finding)
     def find(m: Membership, core: MembershipCore) -> None:
         core.epoch += 1
         epoch = core.epoch
         core.run(m, lambda: _find_coordinator(core, m, epoch))
 
-    @pep614(Finding.upon(Membership.coordinator_found).to(Joining))
+    @Finding.upon(Membership.coordinator_found).to(Joining)
     def join(m: Membership, core: MembershipCore, client: KafkaClientProtocol) -> None:
         core.client = client
         epoch = core.epoch
@@ -395,9 +394,9 @@ def _build() -> Callable[[MembershipCore], Membership]:
         client.closed.addCallback(lost)
         core.run(m, lambda: _join(core, m, epoch))
 
-    @pep614(Stable.upon(Membership.rebalance).to(Joining))
-    @pep614(Syncing.upon(Membership.rebalance).to(Joining))
-    @pep614(Joining.upon(Membership.rebalance).to(Joining))
+    @Stable.upon(Membership.rebalance).to(Joining)
+    @Syncing.upon(Membership.rebalance).to(Joining)
+    @Joining.upon(Membership.rebalance).to(Joining)
     def rejoin(m: Membership, core: MembershipCore) -> None:
         core.cancel_timer()
         core.rebalances += 1
@@ -405,7 +404,7 @@ def _build() -> Callable[[MembershipCore], Membership]:
         epoch = core.epoch
         core.run(m, lambda: _join(core, m, epoch))
 
-    @pep614(Joining.upon(Membership.joined).to(Syncing))
+    @Joining.upon(Membership.joined).to(Syncing)
     def sync(
         m: Membership,
         core: MembershipCore,
@@ -419,7 +418,7 @@ def _build() -> Callable[[MembershipCore], Membership]:
         epoch = core.epoch
         core.run(m, lambda: _sync(core, m, epoch, leader == member_id, members))
 
-    @pep614(Syncing.upon(Membership.synced).to(Stable))
+    @Syncing.upon(Membership.synced).to(Stable)
     def settle(m: Membership, core: MembershipCore, roster: list[Member]) -> None:
         log.info(
             "Gateway group {group} generation {generation}: {count} member(s): {members}",
@@ -434,16 +433,16 @@ def _build() -> Callable[[MembershipCore], Membership]:
         core.set_roster(roster)
         core.timer = core.clock.callLater(core.heartbeat_interval_ms / 1000, m.heartbeat_due)
 
-    @pep614(Stable.upon(Membership.heartbeat_due).loop())
+    @Stable.upon(Membership.heartbeat_due).loop()
     def beat(m: Membership, core: MembershipCore) -> None:
         core.timer = None
         epoch = core.epoch
         core.run(m, lambda: _heartbeat(core, m, epoch))
 
-    @pep614(Finding.upon(Membership.failed).to(Waiting))
-    @pep614(Joining.upon(Membership.failed).to(Waiting))
-    @pep614(Syncing.upon(Membership.failed).to(Waiting))
-    @pep614(Stable.upon(Membership.failed).to(Waiting))
+    @Finding.upon(Membership.failed).to(Waiting)
+    @Joining.upon(Membership.failed).to(Waiting)
+    @Syncing.upon(Membership.failed).to(Waiting)
+    @Stable.upon(Membership.failed).to(Waiting)
     def back_off(m: Membership, core: MembershipCore, reason: str) -> None:
         log.warn(
             "Gateway group {group}: {reason}; retrying in {delay}s, handing out only "
@@ -458,18 +457,18 @@ def _build() -> Callable[[MembershipCore], Membership]:
         core.alone()
         core.timer = core.clock.callLater(core.retry_seconds, m.retry)
 
-    @pep614(Stable.upon(Membership.stop).to(Stopped))
-    @pep614(Joining.upon(Membership.stop).to(Stopped))
-    @pep614(Syncing.upon(Membership.stop).to(Stopped))
+    @Stable.upon(Membership.stop).to(Stopped)
+    @Joining.upon(Membership.stop).to(Stopped)
+    @Syncing.upon(Membership.stop).to(Stopped)
     def leave(m: Membership, core: MembershipCore) -> Deferred[None]:
         core.epoch += 1
         core.cancel_timer()
         return ensureDeferred(_leave(core))
 
-    @pep614(Idle.upon(Membership.stop).to(Stopped))
-    @pep614(Finding.upon(Membership.stop).to(Stopped))
-    @pep614(Waiting.upon(Membership.stop).to(Stopped))
-    @pep614(Stopped.upon(Membership.stop).to(Stopped))
+    @Idle.upon(Membership.stop).to(Stopped)
+    @Finding.upon(Membership.stop).to(Stopped)
+    @Waiting.upon(Membership.stop).to(Stopped)
+    @Stopped.upon(Membership.stop).to(Stopped)
     def halt(m: Membership, core: MembershipCore) -> Deferred[None]:
         core.epoch += 1
         core.cancel_timer()
@@ -481,7 +480,7 @@ def _build() -> Callable[[MembershipCore], Membership]:
         for event in (Membership.coordinator_found,):
             if state is not Finding:
 
-                @pep614(state.upon(event).loop())
+                @state.upon(event).loop()
                 def stale_client(
                     m: Membership, core: MembershipCore, client: KafkaClientProtocol
                 ) -> None:

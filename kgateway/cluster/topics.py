@@ -29,8 +29,7 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
 from kgateway.cluster.kafka_client import KafkaClientProtocol, KafkaRequestError, open_client
-from kgateway.interfaces import Endpoint
-from kgateway.proxy.broker_leg import Connector
+from kgateway.net import Connector, HostPort
 
 log = Logger()
 
@@ -87,7 +86,7 @@ async def ensure_compacted_topic(
 
 async def partition_leader(
     client: KafkaClientProtocol, topic: str, timeout: float, clock: IReactorTime
-) -> Endpoint | None:
+) -> HostPort | None:
     """Where partition 0 of C{topic} is led, per the broker C{client} talks to; None if nowhere."""
     version = client.version_for(MetadataRequest.API_KEY, 12, 4)
     request = MetadataRequest[version]
@@ -99,7 +98,7 @@ async def partition_leader(
     )
     answer.addTimeout(timeout, clock)
     metadata = await answer
-    brokers = {b.node_id: Endpoint(b.host, b.port) for b in metadata.brokers}
+    brokers = {b.node_id: HostPort(b.host, b.port) for b in metadata.brokers}
     for found in metadata.topics:
         for partition in found.partitions:
             if partition.partition_index == 0 and partition.leader_id in brokers:
@@ -111,7 +110,7 @@ async def partition_leader(
 class LeaderFinder:
     """Finds partition 0's leader through any broker, creating the topic first if asked to."""
 
-    brokers: Callable[[], Sequence[Endpoint]]
+    brokers: Callable[[], Sequence[HostPort]]
     connect: Connector
     clock: IReactorTime
     timeout_seconds: float = 10.0
@@ -122,7 +121,7 @@ class LeaderFinder:
     #: Whether a topic it creates is compacted (the cluster's own topics) or not (an audit log).
     compacted: bool = True
 
-    async def leader(self, topic: str) -> Endpoint:
+    async def leader(self, topic: str) -> HostPort:
         """The leader's address; L{KafkaRequestError} if no broker knows one."""
         for endpoint in self.brokers():
             try:

@@ -2,7 +2,7 @@
 Put gateway addresses where a response carries broker addresses.
 
 One function per API, each given the framed response, its version and the
-one L{INodeMapping} used for the whole response.  A broker with no gateway
+one L{IAddressMap} used for the whole response.  A broker with no gateway
 address is left out rather than leaked.  Responses are re-encoded only when
 something in them changed; otherwise the original bytes go on.
 """
@@ -17,7 +17,7 @@ from kafka.protocol.consumer import FetchResponse
 from kafka.protocol.metadata import ApiVersionsResponse, FindCoordinatorResponse, MetadataResponse
 from kafka.protocol.producer import ProduceResponse
 
-from kgateway.interfaces import INodeMapping
+from kgateway.interfaces import IAddressMap
 from kgateway.protocol.codec import decode_response, encode_response, preserve_unknown_tags
 from kgateway.protocol.skim import has_top_level_tags
 from kgateway.protocol.versions import offered_range
@@ -35,34 +35,34 @@ preserve_unknown_tags(
     ]
 )
 
-Rewriter = Callable[[bytes, int, INodeMapping], bytes]
+Rewriter = Callable[[bytes, int, IAddressMap], bytes]
 
 
 def _reencode(message: Any, version: int) -> bytes:
     return encode_response(message, message.header.correlation_id, version)
 
 
-def _point_at_gateway(items: list[Any], id_field: str, mapping: INodeMapping) -> list[Any]:
+def _point_at_gateway(items: list[Any], id_field: str, mapping: IAddressMap) -> list[Any]:
     kept = []
     for item in items:
-        endpoint = mapping.endpoint_for(getattr(item, id_field))
+        endpoint = mapping.address_for(getattr(item, id_field))
         if endpoint is not None:
             item.host, item.port = endpoint.host, endpoint.port
             kept.append(item)
     return kept
 
 
-def rewrite_metadata(frame: bytes, version: int, mapping: INodeMapping) -> bytes:
+def rewrite_metadata(frame: bytes, version: int, mapping: IAddressMap) -> bytes:
     """Metadata: every broker in C{brokers} gets a gateway address."""
     message = decode_response(MetadataResponse, frame, version)
     message.brokers = _point_at_gateway(message.brokers, "node_id", mapping)
     return _reencode(message, version)
 
 
-def _coordinator_at_gateway(item: Any, mapping: INodeMapping) -> None:
+def _coordinator_at_gateway(item: Any, mapping: IAddressMap) -> None:
     if item.node_id < 0:
         return
-    endpoint = mapping.endpoint_for(item.node_id)
+    endpoint = mapping.address_for(item.node_id)
     if endpoint is None:
         item.error_code = COORDINATOR_NOT_AVAILABLE
         item.node_id, item.host, item.port = -1, "", -1
@@ -70,7 +70,7 @@ def _coordinator_at_gateway(item: Any, mapping: INodeMapping) -> None:
         item.host, item.port = endpoint.host, endpoint.port
 
 
-def rewrite_find_coordinator(frame: bytes, version: int, mapping: INodeMapping) -> bytes:
+def rewrite_find_coordinator(frame: bytes, version: int, mapping: IAddressMap) -> bytes:
     """FindCoordinator: the coordinator (v0-3) or each batched coordinator (v4+)."""
     message = decode_response(FindCoordinatorResponse, frame, version)
     if version < 4:
@@ -81,7 +81,7 @@ def rewrite_find_coordinator(frame: bytes, version: int, mapping: INodeMapping) 
     return _reencode(message, version)
 
 
-def rewrite_describe_cluster(frame: bytes, version: int, mapping: INodeMapping) -> bytes:
+def rewrite_describe_cluster(frame: bytes, version: int, mapping: IAddressMap) -> bytes:
     """DescribeCluster: every broker gets a gateway address."""
     message = decode_response(DescribeClusterResponse, frame, version)
     message.brokers = _point_at_gateway(message.brokers, "broker_id", mapping)
@@ -89,7 +89,7 @@ def rewrite_describe_cluster(frame: bytes, version: int, mapping: INodeMapping) 
 
 
 def _node_endpoints_rewriter(cls: Any, first_version: int) -> Rewriter:
-    def rewrite(frame: bytes, version: int, mapping: INodeMapping) -> bytes:
+    def rewrite(frame: bytes, version: int, mapping: IAddressMap) -> bytes:
         # Leader hints are rare (a leader moved): skim for them before
         # paying for a decode that would copy every record batch.
         if version < first_version or not has_top_level_tags(cls, frame, version):
@@ -133,7 +133,7 @@ def passes_unchanged(rewriter: Rewriter, pieces: Sequence[bytes], version: int) 
         return False
 
 
-def rewrite_api_versions(frame: bytes, version: int, mapping: INodeMapping) -> bytes:
+def rewrite_api_versions(frame: bytes, version: int, mapping: IAddressMap) -> bytes:
     """ApiVersions: only what both the broker and the gateway's review allow."""
     message = decode_response(ApiVersionsResponse, frame, version)
     # An error answer (unsupported version) is always encoded as v0.

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol as TypingProtocol
 
-from automat import TypeMachineBuilder, pep614
+from automat import TypeMachineBuilder
 from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.interfaces import ITransport
 from twisted.internet.protocol import Factory, Protocol, connectionDone
@@ -21,15 +21,12 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import Interface
 
-from kgateway.interfaces import Endpoint
 from kgateway.metrics import TrafficStats
+from kgateway.net import Connector, HostPort
 from kgateway.protocol.framing import DEFAULT_MAX_FRAME_BYTES, FrameError, FrameReader
 from kgateway.proxy.sending import no_delay, write_pieces
 
 log = Logger()
-
-#: Opens a TCP connection to an endpoint with the given factory.
-Connector = Callable[[Endpoint, Factory], "Deferred[Protocol]"]
 
 
 class IBrokerLegOwner(Interface):
@@ -71,7 +68,7 @@ class BrokerLeg(TypingProtocol):
 class BrokerLegCore:
     """What a broker leg knows: where it goes, for whom, and what waits to be sent."""
 
-    endpoint: Endpoint
+    endpoint: HostPort
     owner: IBrokerLegOwner
     max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES
     wire: BrokerWire | None = None
@@ -87,7 +84,7 @@ def _build() -> Callable[[BrokerLegCore], BrokerLeg]:
     Closing = machine.state("Closing")
     Closed = machine.state("Closed")
 
-    @pep614(Connecting.upon(BrokerLeg.connected).to(Open))
+    @Connecting.upon(BrokerLeg.connected).to(Open)
     def opened(leg: BrokerLeg, core: BrokerLegCore, wire: BrokerWire) -> None:
         core.wire = wire
         core.attempt = None
@@ -96,28 +93,28 @@ def _build() -> Callable[[BrokerLegCore], BrokerLeg]:
             core.waiting = []
         core.owner.broker_ready(leg, wire.transport)
 
-    @pep614(Connecting.upon(BrokerLeg.connect_failed).to(Closed))
+    @Connecting.upon(BrokerLeg.connect_failed).to(Closed)
     def failed(leg: BrokerLeg, core: BrokerLegCore, reason: str) -> None:
         core.attempt = None
         core.waiting = []
         core.owner.broker_lost(f"cannot connect to broker at {core.endpoint}: {reason}")
 
-    @pep614(Connecting.upon(BrokerLeg.send).loop())
+    @Connecting.upon(BrokerLeg.send).loop()
     def hold(leg: BrokerLeg, core: BrokerLegCore, frames: list[bytes]) -> None:
         # Bounded: the client leg stops reading its client until we are open.
         core.waiting.extend(frames)
 
-    @pep614(Open.upon(BrokerLeg.send).loop())
+    @Open.upon(BrokerLeg.send).loop()
     def write(leg: BrokerLeg, core: BrokerLegCore, frames: list[bytes]) -> None:
         assert core.wire is not None
         write_pieces(core.wire.transport, frames)
 
-    @pep614(Open.upon(BrokerLeg.received).loop())
-    @pep614(Closing.upon(BrokerLeg.received).loop())
+    @Open.upon(BrokerLeg.received).loop()
+    @Closing.upon(BrokerLeg.received).loop()
     def deliver(leg: BrokerLeg, core: BrokerLegCore, frames: list[list[bytes]]) -> None:
         core.owner.responses(frames)
 
-    @pep614(Connecting.upon(BrokerLeg.close).to(Closed))
+    @Connecting.upon(BrokerLeg.close).to(Closed)
     def abandon(leg: BrokerLeg, core: BrokerLegCore, reason: str) -> None:
         core.closed_because = reason
         core.waiting = []
@@ -125,13 +122,13 @@ def _build() -> Callable[[BrokerLegCore], BrokerLeg]:
             attempt, core.attempt = core.attempt, None
             attempt.cancel()
 
-    @pep614(Open.upon(BrokerLeg.close).to(Closing))
+    @Open.upon(BrokerLeg.close).to(Closing)
     def hang_up(leg: BrokerLeg, core: BrokerLegCore, reason: str) -> None:
         core.closed_because = reason
         assert core.wire is not None
         core.wire.transport.loseConnection()
 
-    @pep614(Open.upon(BrokerLeg.lost).to(Closed))
+    @Open.upon(BrokerLeg.lost).to(Closed)
     def dropped(leg: BrokerLeg, core: BrokerLegCore, reason: str) -> None:
         core.owner.broker_lost(f"broker {core.endpoint} closed the connection: {reason}")
 
@@ -144,7 +141,7 @@ def _build() -> Callable[[BrokerLegCore], BrokerLeg]:
     Closed.upon(BrokerLeg.lost).loop().returns(None)
     Closed.upon(BrokerLeg.connect_failed).loop().returns(None)
 
-    @pep614(Closed.upon(BrokerLeg.connected).loop())
+    @Closed.upon(BrokerLeg.connected).loop()
     def too_late(leg: BrokerLeg, core: BrokerLegCore, wire: BrokerWire) -> None:
         # The client left while we were connecting and cancel came too late.
         wire.transport.loseConnection()
@@ -199,7 +196,7 @@ class _BrokerWireFactory(Factory):
 
 
 def open_broker_leg(
-    endpoint: Endpoint,
+    endpoint: HostPort,
     owner: IBrokerLegOwner,
     connect: Connector,
     max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,

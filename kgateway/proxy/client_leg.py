@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from typing import Protocol as TypingProtocol
 
-from automat import TypeMachineBuilder, pep614
+from automat import TypeMachineBuilder
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IAddress, ITransport
 from twisted.internet.protocol import Protocol, ServerFactory, connectionDone
@@ -27,8 +27,9 @@ from kgateway.interceptors.api import ClientInfo, Close, Outcome, RequestCall, R
 from kgateway.interceptors.chain import run_request_chain, run_response_chain
 from kgateway.interceptors.identity import SASL_AUTHENTICATE, SASL_HANDSHAKE, SaslObserver
 from kgateway.interceptors.registry import InterceptorSet
-from kgateway.interfaces import Endpoint, INodeMapper, IRelayedConnection
+from kgateway.interfaces import IAddressPlanner, IRelayedConnection
 from kgateway.metrics import ErrorReason, TrafficStats
+from kgateway.net import Connector, HostPort
 from kgateway.protocol.codec import encode_request, encode_response
 from kgateway.protocol.errors import CannotAnswer, unsupported_version
 from kgateway.protocol.framing import DEFAULT_MAX_FRAME_BYTES, FrameError, FrameReader
@@ -42,7 +43,7 @@ from kgateway.protocol.headers import (
 )
 from kgateway.protocol.rewrite import REWRITERS, passes_unchanged
 from kgateway.protocol.versions import is_offered
-from kgateway.proxy.broker_leg import BrokerLeg, Connector, IBrokerLegOwner, open_broker_leg
+from kgateway.proxy.broker_leg import BrokerLeg, IBrokerLegOwner, open_broker_leg
 from kgateway.proxy.inflight import InFlight, Pending
 from kgateway.proxy.sending import no_delay, write_pieces
 
@@ -81,8 +82,8 @@ class ClientLegCore:
     transport: ITransport
     peer: str
     broker_id: int
-    endpoint: Endpoint
-    mapper: INodeMapper
+    endpoint: HostPort
+    mapper: IAddressPlanner
     connect: Connector
     max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES
     clock: Callable[[], float] = time.monotonic
@@ -466,11 +467,11 @@ def _build() -> Callable[[ClientLegCore], ClientLeg]:
     Draining = machine.state("Draining")
     Closed = machine.state("Closed")
 
-    @pep614(AwaitingBroker.upon(ClientLeg.requests).loop())
+    @AwaitingBroker.upon(ClientLeg.requests).loop()
     def hold(leg: ClientLeg, core: ClientLegCore, frames: list[bytes]) -> None:
         core.held.extend(frames)
 
-    @pep614(AwaitingBroker.upon(ClientLeg.broker_ready).to(Relaying))
+    @AwaitingBroker.upon(ClientLeg.broker_ready).to(Relaying)
     def start_relaying(
         leg: ClientLeg, core: ClientLegCore, broker: BrokerLeg, wire: ITransport
     ) -> None:
@@ -487,21 +488,21 @@ def _build() -> Callable[[ClientLegCore], ClientLeg]:
         except FrameError as e:
             leg.abort(str(e))
 
-    @pep614(Relaying.upon(ClientLeg.requests).loop())
+    @Relaying.upon(ClientLeg.requests).loop()
     def relay(leg: ClientLeg, core: ClientLegCore, frames: list[bytes]) -> None:
         try:
             core.forward(frames)
         except FrameError as e:
             leg.abort(str(e))
 
-    @pep614(Relaying.upon(ClientLeg.responses).loop())
+    @Relaying.upon(ClientLeg.responses).loop()
     def reply(leg: ClientLeg, core: ClientLegCore, frames: list[list[bytes]]) -> None:
         try:
             core.relay_responses(frames)
         except FrameError as e:
             leg.abort(str(e))
 
-    @pep614(Draining.upon(ClientLeg.responses).loop())
+    @Draining.upon(ClientLeg.responses).loop()
     def reply_then_maybe_close(
         leg: ClientLeg, core: ClientLegCore, frames: list[list[bytes]]
     ) -> None:
@@ -513,37 +514,37 @@ def _build() -> Callable[[ClientLegCore], ClientLeg]:
         if not core.inflight:
             core.transport.loseConnection()
 
-    @pep614(Draining.upon(ClientLeg.requests).loop())
+    @Draining.upon(ClientLeg.requests).loop()
     def refuse(leg: ClientLeg, core: ClientLegCore, frames: list[bytes]) -> None:
         # The client will send these again on its next connection.
         core.transport.pauseProducing()  # type: ignore[attr-defined]
 
-    @pep614(Relaying.upon(ClientLeg.drain).to(Draining))
+    @Relaying.upon(ClientLeg.drain).to(Draining)
     def start_draining(leg: ClientLeg, core: ClientLegCore) -> None:
         log.info("{conn}: draining for shutdown", conn=core.describe())
         core.transport.pauseProducing()  # type: ignore[attr-defined]
         if not core.inflight:
             core.transport.loseConnection()
 
-    @pep614(AwaitingBroker.upon(ClientLeg.drain).to(Closed))
+    @AwaitingBroker.upon(ClientLeg.drain).to(Closed)
     def drop_early(leg: ClientLeg, core: ClientLegCore) -> None:
         _close(core, "gateway shutting down", abort=False)
 
-    @pep614(AwaitingBroker.upon(ClientLeg.broker_lost).to(Closed))
-    @pep614(Relaying.upon(ClientLeg.broker_lost).to(Closed))
-    @pep614(Draining.upon(ClientLeg.broker_lost).to(Closed))
+    @AwaitingBroker.upon(ClientLeg.broker_lost).to(Closed)
+    @Relaying.upon(ClientLeg.broker_lost).to(Closed)
+    @Draining.upon(ClientLeg.broker_lost).to(Closed)
     def broker_gone(leg: ClientLeg, core: ClientLegCore, reason: str) -> None:
         _close(core, reason, abort=False)
 
-    @pep614(AwaitingBroker.upon(ClientLeg.abort).to(Closed))
-    @pep614(Relaying.upon(ClientLeg.abort).to(Closed))
-    @pep614(Draining.upon(ClientLeg.abort).to(Closed))
+    @AwaitingBroker.upon(ClientLeg.abort).to(Closed)
+    @Relaying.upon(ClientLeg.abort).to(Closed)
+    @Draining.upon(ClientLeg.abort).to(Closed)
     def protocol_error(leg: ClientLeg, core: ClientLegCore, reason: str) -> None:
         _close(core, reason, abort=True)
 
-    @pep614(AwaitingBroker.upon(ClientLeg.client_lost).to(Closed))
-    @pep614(Relaying.upon(ClientLeg.client_lost).to(Closed))
-    @pep614(Draining.upon(ClientLeg.client_lost).to(Closed))
+    @AwaitingBroker.upon(ClientLeg.client_lost).to(Closed)
+    @Relaying.upon(ClientLeg.client_lost).to(Closed)
+    @Draining.upon(ClientLeg.client_lost).to(Closed)
     def client_gone(leg: ClientLeg, core: ClientLegCore, reason: str) -> None:
         log.info(
             "{conn}: client closed the connection ({reason}); {sent} bytes up, {got} bytes down",
@@ -564,7 +565,7 @@ def _build() -> Callable[[ClientLegCore], ClientLeg]:
     Closed.upon(ClientLeg.abort).loop().returns(None)
     Draining.upon(ClientLeg.drain).loop().returns(None)
 
-    @pep614(Closed.upon(ClientLeg.broker_ready).loop())
+    @Closed.upon(ClientLeg.broker_ready).loop()
     def late_broker(
         leg: ClientLeg, core: ClientLegCore, broker: BrokerLeg, wire: ITransport
     ) -> None:
@@ -603,7 +604,7 @@ class _OwnerAdapter:
 
 
 #: Picks the broker a connection on a port is relayed to: (broker id, endpoint) -> endpoint.
-BrokerChooser = Callable[[int], Endpoint | None]
+BrokerChooser = Callable[[int], HostPort | None]
 
 
 @implementer(IRelayedConnection)
@@ -710,7 +711,7 @@ class ClientLegFactory(ServerFactory):
         self,
         broker_id: int,
         choose: BrokerChooser,
-        mapper: INodeMapper,
+        mapper: IAddressPlanner,
         connect: Connector,
         max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,
         stats: TrafficStats | None = None,

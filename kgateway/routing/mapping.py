@@ -10,13 +10,14 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from kgateway.cluster.roster import Member
-from kgateway.interfaces import Endpoint, INodeMapper, INodeMapping
+from kgateway.interfaces import IAddressMap, IAddressPlanner
+from kgateway.net import HostPort
 from kgateway.routing.ports import PortPlan
 
 log = Logger()
 
 
-@implementer(INodeMapping)
+@implementer(IAddressMap)
 class FixedHostMapping:
     """Every broker on one host, at the broker's port: this node alone, or a load balancer."""
 
@@ -25,7 +26,7 @@ class FixedHostMapping:
         self._plan = plan
         self._warned = warn
 
-    def endpoint_for(self, broker_id: int) -> Endpoint | None:
+    def address_for(self, broker_id: int) -> HostPort | None:
         """The advertised host at the broker's port, or None when the id is off the plan."""
         port = self._plan.port_for(broker_id)
         if port is None:
@@ -42,10 +43,10 @@ class FixedHostMapping:
                     fix=self._plan.out_of_range_fix(broker_id),
                 )
             return None
-        return Endpoint(self._host, port)
+        return HostPort(self._host, port)
 
 
-@implementer(INodeMapper)
+@implementer(IAddressPlanner)
 class FixedHostMapper:
     """Hands out the same host for every broker (a single node, or external load balancing)."""
 
@@ -54,32 +55,32 @@ class FixedHostMapper:
         self._plan = plan
         self._warned: set[int] = set()
 
-    def mapping(self, client: str | None = None) -> INodeMapping:
+    def mapping(self, client: str | None = None) -> IAddressMap:
         """The mapping onto the fixed host (the same for every client)."""
         return FixedHostMapping(self._host, self._plan, self._warned)
 
-    def candidates(self, broker_id: int) -> list[Endpoint]:
+    def candidates(self, broker_id: int) -> list[HostPort]:
         """The fixed host at the broker's port (none when the id is off the plan)."""
         port = self._plan.port_for(broker_id)
-        return [] if port is None else [Endpoint(self._host, port)]
+        return [] if port is None else [HostPort(self._host, port)]
 
 
-@implementer(INodeMapping)
+@implementer(IAddressMap)
 class RosterMapping:
     """One response's choice of gateway node for each broker, made once per broker."""
 
-    def __init__(self, choose: Callable[[int], Endpoint | None]) -> None:
+    def __init__(self, choose: Callable[[int], HostPort | None]) -> None:
         self._choose = choose
-        self._chosen: dict[int, Endpoint | None] = {}
+        self._chosen: dict[int, HostPort | None] = {}
 
-    def endpoint_for(self, broker_id: int) -> Endpoint | None:
+    def address_for(self, broker_id: int) -> HostPort | None:
         """The chosen node's address for this broker (the same for the whole response)."""
         if broker_id not in self._chosen:
             self._chosen[broker_id] = self._choose(broker_id)
         return self._chosen[broker_id]
 
 
-@implementer(INodeMapper)
+@implementer(IAddressPlanner)
 class RackAwareMapper:
     """
     Internal load balancing: spread brokers over the live gateway nodes.
@@ -107,12 +108,12 @@ class RackAwareMapper:
         self._turn = itertools.count()
         self._warned: set[int] = set()
 
-    def mapping(self, client: str | None = None) -> INodeMapping:
+    def mapping(self, client: str | None = None) -> IAddressMap:
         """The mapping for one response to C{client} ("host|client id")."""
         members = sorted(self._roster(), key=lambda m: m.node_name)
         turn = zlib.crc32(client.encode()) if client is not None else next(self._turn)
 
-        def choose(broker_id: int) -> Endpoint | None:
+        def choose(broker_id: int) -> HostPort | None:
             candidates = self._candidates(members, broker_id)
             if not candidates:
                 if broker_id not in self._warned:
@@ -128,12 +129,12 @@ class RackAwareMapper:
 
         return RosterMapping(choose)
 
-    def candidates(self, broker_id: int) -> list[Endpoint]:
+    def candidates(self, broker_id: int) -> list[HostPort]:
         """The addresses the round-robin picks from for this broker now (it does not turn)."""
         return self._candidates(sorted(self._roster(), key=lambda m: m.node_name), broker_id)
 
-    def _candidates(self, members: Sequence[Member], broker_id: int) -> list[Endpoint]:
+    def _candidates(self, members: Sequence[Member], broker_id: int) -> list[HostPort]:
         serving = [m for m in members if m.port_for(broker_id) is not None]
         rack = self._broker_rack(broker_id)
         local = [m for m in serving if rack is not None and m.rack == rack]
-        return [Endpoint(m.host, m.port_for(broker_id)) for m in local or serving]  # type: ignore[arg-type]
+        return [HostPort(m.host, m.port_for(broker_id)) for m in local or serving]  # type: ignore[arg-type]

@@ -14,7 +14,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from kgateway import tap
 from kgateway.config import SETTINGS, AdminUser, ConfigError, Settings, kafka_client_settings
-from kgateway.interfaces import Endpoint
+from kgateway.net import HostPort
 from kgateway.protocol.framing import DEFAULT_MAX_FRAME_BYTES
 
 BOOTSTRAP = {"KAFKA_BOOTSTRAP_SERVERS": "k1:9092,k2:9093"}
@@ -24,7 +24,7 @@ NO_OPTIONS: dict[str, str | None] = {s.option: None for s in SETTINGS}
 class DefaultsTests(SynchronousTestCase):
     def test_defaults(self) -> None:
         settings = Settings.load(BOOTSTRAP, NO_OPTIONS)
-        self.assertEqual(settings.bootstrap_servers, (Endpoint("k1", 9092), Endpoint("k2", 9093)))
+        self.assertEqual(settings.bootstrap_servers, (HostPort("k1", 9092), HostPort("k2", 9093)))
         self.assertEqual(settings.bind_host, "0.0.0.0")
         self.assertEqual(settings.advertised_host, socket.gethostname())
         self.assertEqual(settings.port_start, 6969)
@@ -70,12 +70,12 @@ class DefaultsTests(SynchronousTestCase):
             {**NO_OPTIONS, "port-start": "8000", "bootstrap-servers": "opt:1234"},
         )
         self.assertEqual(settings.port_start, 8000)
-        self.assertEqual(settings.bootstrap_servers, (Endpoint("opt", 1234),))
+        self.assertEqual(settings.bootstrap_servers, (HostPort("opt", 1234),))
         self.assertEqual(settings.advertised_host, "env-host")
 
     def test_ipv6_bootstrap(self) -> None:
         settings = Settings.load({"KAFKA_BOOTSTRAP_SERVERS": "[::1]:9092"}, {})
-        self.assertEqual(settings.bootstrap_servers, (Endpoint("::1", 9092),))
+        self.assertEqual(settings.bootstrap_servers, (HostPort("::1", 9092),))
 
     def test_kafka_client_settings(self) -> None:
         self.assertEqual(

@@ -12,7 +12,6 @@ from prometheus_client.parser import text_string_to_metric_families
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
-from kgateway.interfaces import Endpoint
 from kgateway.metrics import (
     LATENCY_BUCKETS,
     GatewayCollector,
@@ -21,6 +20,7 @@ from kgateway.metrics import (
     api_name,
     node_registry,
 )
+from kgateway.net import HostPort
 from kgateway.proxy.client_leg import ClientLegFactory
 from kgateway.routing.mapping import FixedHostMapper
 from kgateway.routing.ports import PortPlan
@@ -60,7 +60,7 @@ class TrafficTests(SynchronousTestCase):
         self.brokers = FakeBrokers()
         self.factory = ClientLegFactory(
             1,
-            lambda broker_id: Endpoint("b1.kafka", 9092),
+            lambda broker_id: HostPort("b1.kafka", 9092),
             FixedHostMapper("gw.test", PortPlan(7000, 3, 0)),
             self.brokers.connect,
             stats=self.stats,

@@ -17,7 +17,8 @@ from kgateway.api.status import GatewayNodeStatus
 from kgateway.cluster.brokers import BrokerDirectory
 from kgateway.cluster.roster import Member
 from kgateway.config import Settings
-from kgateway.interfaces import BrokerInfo, Endpoint
+from kgateway.interfaces import BrokerInfo
+from kgateway.net import HostPort
 from kgateway.proxy.client_leg import ClientLegFactory
 from kgateway.routing.ports import PortPlan
 from kgateway.service import BrokerChooser, GatewayNode, makeService
@@ -29,7 +30,7 @@ from tests.unit.proxy.fakes import (
     list_offsets_response,
 )
 
-BOOTSTRAP = (Endpoint("boot1", 9092), Endpoint("boot2", 9092))
+BOOTSTRAP = (HostPort("boot1", 9092), HostPort("boot2", 9092))
 
 
 class StoppablePort:
@@ -63,7 +64,7 @@ class FakeFetch:
     def __init__(self, brokers: list[BrokerInfo] | None) -> None:
         self.brokers = brokers
 
-    def __call__(self, connect: Any, endpoint: Endpoint, clock: Any, timeout: float) -> Any:
+    def __call__(self, connect: Any, endpoint: HostPort, clock: Any, timeout: float) -> Any:
         if self.brokers is None:
             return fail(ConnectionRefusedError(str(endpoint)))
         return succeed(list(self.brokers))
@@ -148,7 +149,7 @@ class GatewayNodeTests(SynchronousTestCase):
         factories = [s[1] for s in reactor.tcpServers]
         self.assertTrue(all(isinstance(f, ClientLegFactory) for f in factories))
         self.assertEqual([f.broker_id for f in factories], list(range(0, 7)))
-        self.assertEqual(node.mapper.mapping().endpoint_for(4), Endpoint("gw.example", 7004))
+        self.assertEqual(node.mapper.mapping().address_for(4), HostPort("gw.example", 7004))
 
     def test_count_and_min_broker_id(self) -> None:
         node, reactor, _, _ = make_node(
@@ -221,7 +222,7 @@ class GatewayNodeTests(SynchronousTestCase):
         node.startService()
         self.addCleanup(node.stopService)
         ClientSide(node.factories[7001])
-        self.assertEqual([side.endpoint for side in upstream.opened], [Endpoint("k1", 9093)])
+        self.assertEqual([side.endpoint for side in upstream.opened], [HostPort("k1", 9093)])
 
 
 class FakeDirectory:
@@ -236,7 +237,7 @@ class FakeDirectory:
     def brokers(self) -> dict[int, BrokerInfo]:
         return dict(self._brokers)
 
-    def bootstrap_endpoints(self) -> list[Endpoint]:
+    def bootstrap_addresses(self) -> list[HostPort]:
         return list(BOOTSTRAP)
 
 
@@ -280,14 +281,14 @@ class InterceptorLoadingTests(SynchronousTestCase):
 class BrokerChooserTests(SynchronousTestCase):
     def test_known_broker(self) -> None:
         choose = BrokerChooser(FakeDirectory([BrokerInfo(2, "k2", 9094)]))  # type: ignore[arg-type]
-        self.assertEqual(choose(2), Endpoint("k2", 9094))
-        self.assertEqual(choose(2), Endpoint("k2", 9094))
+        self.assertEqual(choose(2), HostPort("k2", 9094))
+        self.assertEqual(choose(2), HostPort("k2", 9094))
 
     def test_unknown_broker_goes_to_any_live_broker(self) -> None:
         choose = BrokerChooser(
             FakeDirectory([BrokerInfo(3, "k3", 1), BrokerInfo(1, "k1", 1)])  # type: ignore[arg-type]
         )
-        self.assertEqual([choose(9) for _ in range(4)], [Endpoint("k1", 1), Endpoint("k3", 1)] * 2)
+        self.assertEqual([choose(9) for _ in range(4)], [HostPort("k1", 1), HostPort("k3", 1)] * 2)
 
     def test_no_brokers_known_falls_back_to_bootstrap(self) -> None:
         choose = BrokerChooser(FakeDirectory([]))  # type: ignore[arg-type]
@@ -295,10 +296,10 @@ class BrokerChooserTests(SynchronousTestCase):
 
     def test_with_a_real_directory(self) -> None:
         directory = BrokerDirectory(
-            [Endpoint("boot", 1)], FakeBrokers().connect, clock=MemoryReactorClock()
+            [HostPort("boot", 1)], FakeBrokers().connect, clock=MemoryReactorClock()
         )
         choose = BrokerChooser(directory)
-        self.assertEqual(choose(5), Endpoint("boot", 1))
+        self.assertEqual(choose(5), HostPort("boot", 1))
 
 
 class ClusterModeTests(SynchronousTestCase):
@@ -315,7 +316,7 @@ class ClusterModeTests(SynchronousTestCase):
             Member("other", "gw-b.example", 8000, 3, 1, rack="a"),
         ]
         assert node.mapper is not None
-        self.assertEqual(node.mapper.mapping().endpoint_for(1), Endpoint("gw-b.example", 8000))
+        self.assertEqual(node.mapper.mapping().address_for(1), HostPort("gw-b.example", 8000))
 
     def test_external_load_balancing_hands_out_the_advertised_host(self) -> None:
         node, _, _, _ = make_node(
@@ -324,8 +325,8 @@ class ClusterModeTests(SynchronousTestCase):
         node.startService()
         self.addCleanup(node.stopService)
         assert node.mapper is not None
-        self.assertEqual(node.mapper.mapping().endpoint_for(1), Endpoint("gw.example", 7000))
-        self.assertEqual(node.mapper.mapping().endpoint_for(2), Endpoint("gw.example", 7001))
+        self.assertEqual(node.mapper.mapping().address_for(1), HostPort("gw.example", 7000))
+        self.assertEqual(node.mapper.mapping().address_for(2), HostPort("gw.example", 7001))
 
     def test_stop_leaves_the_group_before_it_stops_listening(self) -> None:
         node, reactor, _, _ = make_node([BrokerInfo(0, "k0", 9092)])

@@ -23,7 +23,8 @@ from kgateway.api.openapi import DOCUMENT
 from kgateway.cluster.roster import Member
 from kgateway.config import AdminUser, Settings
 from kgateway.interceptors.store import InterceptorStore
-from kgateway.interfaces import BrokerInfo, Endpoint
+from kgateway.interfaces import BrokerInfo
+from kgateway.net import HostPort
 from kgateway.routing.ports import PortPlan
 from kgateway.service import GatewayNode, makeService
 from tests.unit.interceptors.fake_topic import FakeTopic
@@ -125,7 +126,7 @@ def make_api_node(
 ) -> ApiNode:
     """A started node with the admin API; stopped when the test ends."""
     values: dict[str, Any] = {
-        "bootstrap_servers": (Endpoint("boot", 9092),),
+        "bootstrap_servers": (HostPort("boot", 9092),),
         "bind_host": "127.0.0.2",
         "advertised_host": "gw-a.test",
         "port_start": 7000,

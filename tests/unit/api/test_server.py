@@ -26,7 +26,8 @@ from kgateway.api.auth import BasicAuth, OpenOnLoopback
 from kgateway.api.server import AdminApiService, endpoint_description
 from kgateway.api.status import GatewayNodeStatus
 from kgateway.config import SETTINGS, HttpTls, Settings
-from kgateway.interfaces import BrokerInfo, Endpoint
+from kgateway.interfaces import BrokerInfo
+from kgateway.net import HostPort
 from tests.unit.proxy.fakes import catch_logs
 from tests.unit.test_service import make_node
 
@@ -68,7 +69,7 @@ def self_signed(directory: Path) -> tuple[str, str]:
 
 
 def settings(**overrides: Any) -> Settings:
-    return Settings(bootstrap_servers=(Endpoint("boot", 9092),), **overrides)
+    return Settings(bootstrap_servers=(HostPort("boot", 9092),), **overrides)
 
 
 class EndpointTests(SynchronousTestCase):

@@ -46,7 +46,7 @@ from twisted.python.failure import Failure
 from twisted.test.iosim import FakeTransport, IOPump, connect
 
 from kgateway.cluster.roster import Member, decode_roster
-from kgateway.interfaces import Endpoint
+from kgateway.net import HostPort
 from kgateway.protocol.codec import encode_response
 from kgateway.protocol.framing import FrameReader
 from kgateway.protocol.headers import request_info
@@ -74,7 +74,7 @@ REQUESTS: dict[int, Any] = {
 }
 
 #: Where the fake says the coordinator is, unless told otherwise.
-ADDRESS = Endpoint("coordinator", 9093)
+ADDRESS = HostPort("coordinator", 9093)
 
 #: What one request is recorded as: (node, api name, member id / group / topic).
 Seen = tuple[str, str, str]
@@ -113,7 +113,7 @@ class CoordinatorConnection(Protocol):
 class FakeGroupCoordinator:
     """A broker that is bootstrap server and group coordinator at once."""
 
-    def __init__(self, address: Endpoint = ADDRESS, expected: int = 1) -> None:
+    def __init__(self, address: HostPort = ADDRESS, expected: int = 1) -> None:
         self.address = address
         #: How many members the first join round waits for.
         self.expected = expected
@@ -122,7 +122,7 @@ class FakeGroupCoordinator:
         #: Every decoded request, with the node that sent it.
         self.requests: list[tuple[str, Any]] = []
         #: Every connection attempt, as (node, endpoint).
-        self.connections: list[tuple[str, Endpoint]] = []
+        self.connections: list[tuple[str, HostPort]] = []
         self.servers: list[CoordinatorConnection] = []
         self.pumps: list[IOPump] = []
         #: Versions offered in ApiVersions: those the codec knows, unless changed.
@@ -156,7 +156,7 @@ class FakeGroupCoordinator:
     def connector(self, node: str) -> Any:
         """A L{Connector} for one gateway node; its requests are recorded under C{node}."""
 
-        def connect_node(endpoint: Endpoint, factory: Factory) -> Deferred[Protocol]:
+        def connect_node(endpoint: HostPort, factory: Factory) -> Deferred[Protocol]:
             self.connections.append((node, endpoint))
             if node in self.refusing:
                 return fail(ConnectionRefusedError(str(endpoint)))

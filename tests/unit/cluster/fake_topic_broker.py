@@ -27,7 +27,7 @@ from twisted.internet.error import ConnectionRefusedError
 from twisted.internet.protocol import Factory, Protocol
 from twisted.test.iosim import FakeTransport, IOPump, connect
 
-from kgateway.interfaces import Endpoint
+from kgateway.net import HostPort
 from kgateway.protocol.codec import encode_response
 from kgateway.protocol.framing import FrameReader
 from kgateway.protocol.headers import request_info
@@ -50,7 +50,7 @@ REQUESTS: dict[int, Any] = {
 }
 
 #: The broker's address.
-ADDRESS = Endpoint("k1", 9092)
+ADDRESS = HostPort("k1", 9092)
 
 
 @dataclass
@@ -84,7 +84,7 @@ class BrokerConnection(Protocol):
 class FakeTopicBroker:
     """One broker leading partition 0 of every topic it has."""
 
-    address: Endpoint = ADDRESS
+    address: HostPort = ADDRESS
     topics: dict[str, list[StoredRecord]] = field(default_factory=dict)
     #: Created topics' settings: name → (partitions, replication factor, configs).
     created: dict[str, tuple[int, int, dict[str, str]]] = field(default_factory=dict)
@@ -104,7 +104,7 @@ class FakeTopicBroker:
     servers: list[BrokerConnection] = field(default_factory=list)
     pumps: list[IOPump] = field(default_factory=list)
 
-    def connect(self, endpoint: Endpoint, factory: Factory) -> Deferred[Protocol]:
+    def connect(self, endpoint: HostPort, factory: Factory) -> Deferred[Protocol]:
         """The L{Connector} seam."""
         if self.refusing:
             return fail(ConnectionRefusedError(str(endpoint)))

@@ -18,14 +18,15 @@ from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
 from kgateway.cluster.brokers import METADATA_VERSION, BrokerDirectory, fetch_brokers
-from kgateway.interfaces import BrokerInfo, Endpoint, IBrokerDirectory
+from kgateway.interfaces import BrokerInfo, IBrokerDirectory
+from kgateway.net import HostPort
 from kgateway.protocol.framing import FrameReader
 from tests.unit.proxy.fakes import catch_logs, metadata_response
 
-A, B, C = Endpoint("a", 9092), Endpoint("b", 9092), Endpoint("c", 9092)
+A, B, C = HostPort("a", 9092), HostPort("b", 9092), HostPort("c", 9092)
 
 
-def never_connect(endpoint: Endpoint, factory: Factory) -> Deferred[Protocol]:
+def never_connect(endpoint: HostPort, factory: Factory) -> Deferred[Protocol]:
     raise AssertionError("the fake fetch does not connect")
 
 
@@ -36,11 +37,11 @@ class FakeFetch:
     """
 
     def __init__(self) -> None:
-        self.asked: list[Endpoint] = []
-        self.answers: dict[Endpoint, list[BrokerInfo] | Exception] = {}
+        self.asked: list[HostPort] = []
+        self.answers: dict[HostPort, list[BrokerInfo] | Exception] = {}
 
     def __call__(
-        self, connect: Any, endpoint: Endpoint, clock: Any, timeout: float
+        self, connect: Any, endpoint: HostPort, clock: Any, timeout: float
     ) -> Deferred[list[BrokerInfo]]:
         self.asked.append(endpoint)
         answer = self.answers.get(endpoint, ConnectionRefusedError(str(endpoint)))
@@ -69,7 +70,7 @@ class BrokerDirectoryTests(SynchronousTestCase):
 
     def test_provides_interface(self) -> None:
         verifyObject(IBrokerDirectory, self.directory)
-        self.assertEqual(self.directory.bootstrap_endpoints(), [A, B, C])
+        self.assertEqual(self.directory.bootstrap_addresses(), [A, B, C])
 
     def test_ready_after_first_success(self) -> None:
         ready = self.directory.ready()
@@ -101,10 +102,10 @@ class BrokerDirectoryTests(SynchronousTestCase):
         self.fetch.answers[A] = [BrokerInfo(1, "k1", 9092), BrokerInfo(2, "k2", 9092)]
         self.directory.startService()
         del self.fetch.answers[A]
-        self.fetch.answers[Endpoint("k2", 9092)] = [BrokerInfo(2, "k2", 9092)]
+        self.fetch.answers[HostPort("k2", 9092)] = [BrokerInfo(2, "k2", 9092)]
         self.fetch.asked.clear()
         self.clock.advance(5)
-        self.assertEqual(self.fetch.asked, [A, B, C, Endpoint("k1", 9092), Endpoint("k2", 9092)])
+        self.assertEqual(self.fetch.asked, [A, B, C, HostPort("k1", 9092), HostPort("k2", 9092)])
         self.assertEqual(list(self.directory.brokers()), [2])
 
     def test_logs_brokers_that_appear_change_and_disappear(self) -> None:
@@ -186,10 +187,10 @@ class FetchBrokersTests(SynchronousTestCase):
     def setUp(self) -> None:
         self.clock = Clock()
         self.pumps: list[IOPump] = []
-        self.connected_to: list[Endpoint] = []
+        self.connected_to: list[HostPort] = []
 
-    def connector(self, broker: Protocol) -> Callable[[Endpoint, Factory], Deferred[Protocol]]:
-        def connect_broker(endpoint: Endpoint, factory: Factory) -> Deferred[Protocol]:
+    def connector(self, broker: Protocol) -> Callable[[HostPort, Factory], Deferred[Protocol]]:
+        def connect_broker(endpoint: HostPort, factory: Factory) -> Deferred[Protocol]:
             self.connected_to.append(endpoint)
             client = factory.buildProtocol(None)
             self.client_transport = FakeTransport(client, isServer=False)
@@ -238,7 +239,7 @@ class FetchBrokersTests(SynchronousTestCase):
         self.assertTrue(self.client_transport.disconnecting)
 
     def test_connect_failure(self) -> None:
-        def refuse(endpoint: Endpoint, factory: Factory) -> Deferred[Protocol]:
+        def refuse(endpoint: HostPort, factory: Factory) -> Deferred[Protocol]:
             return fail(ConnectionRefusedError("nope"))
 
         result = Deferred.fromCoroutine(fetch_brokers(refuse, A, self.clock, timeout=5))
@@ -248,7 +249,7 @@ class FetchBrokersTests(SynchronousTestCase):
     def test_timeout_while_connecting_cancels_the_attempt(self) -> None:
         attempts: list[Deferred[Protocol]] = []
 
-        def hang(endpoint: Endpoint, factory: Factory) -> Deferred[Protocol]:
+        def hang(endpoint: HostPort, factory: Factory) -> Deferred[Protocol]:
             attempts.append(Deferred())
             return attempts[-1]
 
@@ -281,7 +282,7 @@ class NotKafkaTests(SynchronousTestCase):
         pumps: list[IOPump] = []
         transports: list[FakeTransport] = []
 
-        def connect_http(endpoint: Endpoint, factory: Factory) -> Deferred[Protocol]:
+        def connect_http(endpoint: HostPort, factory: Factory) -> Deferred[Protocol]:
             client, server = factory.buildProtocol(None), NotKafka()
             transports.append(FakeTransport(client, isServer=False))
             pumps.append(

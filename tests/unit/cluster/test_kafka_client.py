@@ -24,13 +24,13 @@ from kgateway.cluster.kafka_client import (
     KafkaRequestError,
     open_client,
 )
-from kgateway.interfaces import Endpoint
+from kgateway.net import HostPort
 from kgateway.protocol.codec import encode_response
 from kgateway.protocol.framing import FrameReader
 from kgateway.protocol.headers import request_info
 from tests.unit.cluster.fake_coordinator import FakeGroupCoordinator
 
-BROKER = Endpoint("bootstrap", 9092)
+BROKER = HostPort("bootstrap", 9092)
 
 
 def heartbeat(member_id: str) -> Any:
@@ -187,7 +187,7 @@ class OpenClientTests(SynchronousTestCase):
     def test_connect_timeout(self) -> None:
         attempts: list[Deferred[Protocol]] = []
 
-        def hang(endpoint: Endpoint, factory: Factory) -> Deferred[Protocol]:
+        def hang(endpoint: HostPort, factory: Factory) -> Deferred[Protocol]:
             attempts.append(Deferred())
             return attempts[-1]
 

@@ -18,12 +18,12 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from kgateway.cluster.membership import GatewayMembership, MembershipCore
 from kgateway.cluster.roster import Member
-from kgateway.interfaces import Endpoint
+from kgateway.net import HostPort
 from tests.unit.cluster.fake_coordinator import FakeGroupCoordinator
 from tests.unit.proxy.fakes import catch_logs
 
-BOOTSTRAP = Endpoint("bootstrap", 9092)
-COORDINATOR = Endpoint("coordinator", 9093)
+BOOTSTRAP = HostPort("bootstrap", 9092)
+COORDINATOR = HostPort("coordinator", 9093)
 GROUP = "kgateway-test"
 LICENSE = "_kgateway_license"
 HEARTBEAT = 0.25
@@ -65,9 +65,9 @@ class HeldConnector:
 
     def __init__(self, connect: Any) -> None:
         self.connect = connect
-        self.attempts: list[tuple[Endpoint, Factory, Deferred[Protocol]]] = []
+        self.attempts: list[tuple[HostPort, Factory, Deferred[Protocol]]] = []
 
-    def __call__(self, endpoint: Endpoint, factory: Factory) -> Deferred[Protocol]:
+    def __call__(self, endpoint: HostPort, factory: Factory) -> Deferred[Protocol]:
         attempt: Deferred[Protocol] = Deferred()
         self.attempts.append((endpoint, factory, attempt))
         return attempt

@@ -30,7 +30,7 @@ from kgateway.interceptors.api import (
 from kgateway.interceptors.plugin import InterceptorPlugin
 from kgateway.interceptors.registry import InterceptorSet
 from kgateway.interceptors.spec import InterceptorSpec
-from kgateway.interfaces import Endpoint
+from kgateway.net import HostPort
 from kgateway.plugins.kgateway_builtins import client_id_required
 from kgateway.protocol.codec import decode_request, decode_response, encode_response
 from kgateway.protocol.headers import request_info, response_correlation_id
@@ -89,7 +89,7 @@ def interceptor_set(clock: Clock, *named: tuple[str, int, Recorder, Any]) -> Int
 def factory(brokers: FakeBrokers, interceptors: InterceptorSet) -> ClientLegFactory:
     return ClientLegFactory(
         1,
-        lambda node_id: Endpoint(f"b{node_id}.kafka", 9092),
+        lambda node_id: HostPort(f"b{node_id}.kafka", 9092),
         FixedHostMapper("gw", PLAN),
         brokers.connect,
         interceptors=interceptors,

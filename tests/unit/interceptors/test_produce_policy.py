@@ -17,7 +17,7 @@ from kgateway.interceptors.builtin.produce_policy import (
 )
 from kgateway.interceptors.registry import InterceptorSet
 from kgateway.interceptors.spec import InterceptorSpec
-from kgateway.interfaces import Endpoint
+from kgateway.net import HostPort
 from kgateway.plugins.kgateway_builtins import produce_policy
 from kgateway.protocol.codec import decode_response
 from kgateway.proxy.client_leg import ClientLegFactory
@@ -163,7 +163,7 @@ class ProducePolicyTests(SynchronousTestCase):
         brokers = FakeBrokers()
         factory = ClientLegFactory(
             1,
-            lambda node_id: Endpoint(f"b{node_id}.kafka", 9092),
+            lambda node_id: HostPort(f"b{node_id}.kafka", 9092),
             FixedHostMapper("gw", PortPlan(start=7000, count=5, min_broker_id=0)),
             brokers.connect,
             interceptors=interceptors,

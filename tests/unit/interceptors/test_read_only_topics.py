@@ -13,7 +13,7 @@ from kgateway.interceptors.api import InterceptorContext, InvalidConfig, Respond
 from kgateway.interceptors.builtin.read_only_topics import ReadOnlyTopics
 from kgateway.interceptors.registry import InterceptorSet
 from kgateway.interceptors.spec import InterceptorSpec
-from kgateway.interfaces import Endpoint
+from kgateway.net import HostPort
 from kgateway.plugins.kgateway_builtins import read_only_topics
 from kgateway.protocol.codec import decode_request, decode_response, encode_response
 from kgateway.proxy.client_leg import ClientLegFactory
@@ -132,7 +132,7 @@ def data_path(events: list[Any]) -> tuple[ClientSide, FakeBrokers]:
     brokers = FakeBrokers()
     factory = ClientLegFactory(
         1,
-        lambda node_id: Endpoint(f"b{node_id}.kafka", 9092),
+        lambda node_id: HostPort(f"b{node_id}.kafka", 9092),
         FixedHostMapper("gw", PortPlan(start=7000, count=5, min_broker_id=0)),
         brokers.connect,
         interceptors=interceptors,

@@ -23,7 +23,7 @@ from twisted.internet.testing import StringTransportWithDisconnection
 from twisted.logger import formatEvent, globalLogPublisher
 from twisted.trial.unittest import TestCase
 
-from kgateway.interfaces import Endpoint
+from kgateway.net import HostPort
 from kgateway.protocol.codec import encode_response
 from kgateway.protocol.framing import FrameReader
 
@@ -150,7 +150,7 @@ def connected_transport(protocol: Protocol, peer: IPv4Address) -> StringTranspor
 class BrokerSide:
     """One connection the gateway made to the fake broker."""
 
-    endpoint: Endpoint
+    endpoint: HostPort
     protocol: Any
     transport: StringTransportWithDisconnection
 
@@ -178,9 +178,9 @@ class FakeBrokers:
     delayed: bool = False
     refuse: bool = False
     opened: list[BrokerSide] = field(default_factory=list)
-    waiting: list[tuple[Endpoint, Factory, Deferred[Protocol]]] = field(default_factory=list)
+    waiting: list[tuple[HostPort, Factory, Deferred[Protocol]]] = field(default_factory=list)
 
-    def connect(self, endpoint: Endpoint, factory: Factory) -> Deferred[Protocol]:
+    def connect(self, endpoint: HostPort, factory: Factory) -> Deferred[Protocol]:
         """The Connector seam."""
         if self.refuse:
             return fail(ConnectionRefusedError(f"{endpoint.host}:{endpoint.port}"))
@@ -198,7 +198,7 @@ class FakeBrokers:
             attempt.callback(side.protocol)
         return side
 
-    def _open(self, endpoint: Endpoint, factory: Factory) -> BrokerSide:
+    def _open(self, endpoint: HostPort, factory: Factory) -> BrokerSide:
         address = IPv4Address("TCP", endpoint.host, endpoint.port)
         protocol = factory.buildProtocol(address)
         side = BrokerSide(endpoint, protocol, connected_transport(protocol, address))

@@ -8,7 +8,7 @@ from twisted.internet.address import IPv4Address
 from twisted.internet.testing import StringTransportWithDisconnection
 from twisted.trial.unittest import SynchronousTestCase
 
-from kgateway.interfaces import Endpoint
+from kgateway.net import HostPort
 from kgateway.protocol.framing import FrameError, FrameReader
 from kgateway.proxy.client_leg import ClientLegFactory
 from kgateway.routing.mapping import FixedHostMapper
@@ -75,7 +75,7 @@ class SlowBrokers(FakeBrokers):
 def make_factory(brokers: FakeBrokers) -> ClientLegFactory:
     return ClientLegFactory(
         1,
-        lambda node_id: Endpoint("b1.kafka", 9092),
+        lambda node_id: HostPort("b1.kafka", 9092),
         FixedHostMapper("gw", PortPlan(7000, 3)),
         brokers.connect,
     )

@@ -12,7 +12,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
-from kgateway.interfaces import Endpoint
+from kgateway.net import HostPort
 from kgateway.proxy.broker_leg import BrokerLeg, IBrokerLegOwner, open_broker_leg
 from tests.unit.proxy.fakes import (
     FakeBrokers,
@@ -21,7 +21,7 @@ from tests.unit.proxy.fakes import (
     list_offsets_response,
 )
 
-BROKER = Endpoint("b3.kafka", 9094)
+BROKER = HostPort("b3.kafka", 9094)
 
 
 @implementer(IBrokerLegOwner)

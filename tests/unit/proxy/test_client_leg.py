@@ -12,7 +12,7 @@ from kafka.protocol.metadata import ApiVersionsResponse, MetadataResponse
 from twisted.internet.testing import StringTransport
 from twisted.trial.unittest import SynchronousTestCase
 
-from kgateway.interfaces import Endpoint
+from kgateway.net import HostPort
 from kgateway.protocol.codec import decode_response
 from kgateway.protocol.errors import UNSUPPORTED_VERSION
 from kgateway.protocol.versions import REVIEWED
@@ -35,7 +35,7 @@ from tests.unit.proxy.fakes import (
 
 GATEWAY_HOST = "gw.example.com"
 PLAN = PortPlan(start=7000, count=5, min_broker_id=0)
-BROKER_1 = Endpoint("b1.kafka", 9092)
+BROKER_1 = HostPort("b1.kafka", 9092)
 
 
 def make_factory(
@@ -44,7 +44,7 @@ def make_factory(
     """A factory for the port of C{broker_id}, whose broker is at B{b<id>.kafka:9092}."""
     return ClientLegFactory(
         broker_id,
-        lambda node_id: Endpoint(f"b{node_id}.kafka", 9092),
+        lambda node_id: HostPort(f"b{node_id}.kafka", 9092),
         FixedHostMapper(GATEWAY_HOST, PLAN),
         brokers.connect,
         max_frame_bytes=max_frame_bytes,

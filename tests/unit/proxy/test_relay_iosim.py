@@ -11,7 +11,7 @@ from twisted.internet.protocol import Factory, Protocol
 from twisted.test.iosim import FakeTransport, IOPump, connect
 from twisted.trial.unittest import SynchronousTestCase
 
-from kgateway.interfaces import Endpoint
+from kgateway.net import HostPort
 from kgateway.protocol.codec import decode_response
 from kgateway.protocol.framing import FrameReader
 from kgateway.protocol.headers import request_info
@@ -62,7 +62,7 @@ class IOSimRelayTests(SynchronousTestCase):
         self.broker_pumps: list[IOPump] = []
         self.broker = AnsweringBroker()
 
-        def connect_broker(endpoint: Endpoint, factory: Factory) -> Deferred[Protocol]:
+        def connect_broker(endpoint: HostPort, factory: Factory) -> Deferred[Protocol]:
             wire = factory.buildProtocol(None)
             pump = connect(
                 self.broker,
@@ -76,7 +76,7 @@ class IOSimRelayTests(SynchronousTestCase):
 
         factory = ClientLegFactory(
             0,
-            lambda node_id: Endpoint("b0.kafka", 9092),
+            lambda node_id: HostPort("b0.kafka", 9092),
             FixedHostMapper("gw.local", PortPlan(9000, 3)),
             connect_broker,
         )

@@ -8,7 +8,8 @@ from twisted.logger import LogLevel, formatEvent, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
-from kgateway.interfaces import Endpoint, INodeMapper, INodeMapping
+from kgateway.interfaces import IAddressMap, IAddressPlanner
+from kgateway.net import HostPort
 from kgateway.routing.mapping import FixedHostMapper
 from kgateway.routing.ports import PortPlan
 
@@ -36,19 +37,19 @@ class FixedHostMapperTests(SynchronousTestCase):
 
     def test_interfaces(self) -> None:
         """The mapper and its mappings provide the interfaces the relay uses."""
-        self.assertTrue(verifyObject(INodeMapper, self.mapper))
-        self.assertTrue(verifyObject(INodeMapping, self.mapper.mapping()))
+        self.assertTrue(verifyObject(IAddressPlanner, self.mapper))
+        self.assertTrue(verifyObject(IAddressMap, self.mapper.mapping()))
 
     def test_endpoint_for(self) -> None:
         """A broker on the plan is at the fixed host, on its port."""
         mapping = self.mapper.mapping()
-        self.assertEqual(mapping.endpoint_for(1), Endpoint("gateway.test", 19092))
-        self.assertEqual(mapping.endpoint_for(3), Endpoint("gateway.test", 19094))
+        self.assertEqual(mapping.address_for(1), HostPort("gateway.test", 19092))
+        self.assertEqual(mapping.address_for(3), HostPort("gateway.test", 19094))
         self.assertEqual(self.errors(), [])
 
     def test_off_plan_is_none_and_logged(self) -> None:
         """A broker off the plan has no address, and the error says how to fix it."""
-        self.assertIsNone(self.mapper.mapping().endpoint_for(7))
+        self.assertIsNone(self.mapper.mapping().address_for(7))
         (event,) = self.errors()
         self.assertEqual(event["broker_id"], 7)
         text = formatEvent(event)
@@ -58,7 +59,7 @@ class FixedHostMapperTests(SynchronousTestCase):
 
     def test_below_plan_is_logged_with_its_fix(self) -> None:
         """A broker below the minimum id gets the other fix."""
-        self.assertIsNone(self.mapper.mapping().endpoint_for(0))
+        self.assertIsNone(self.mapper.mapping().address_for(0))
         (event,) = self.errors()
         self.assertIn("set GATEWAY_MIN_BROKERID to 0 or lower", formatEvent(event))
 
@@ -66,18 +67,18 @@ class FixedHostMapperTests(SynchronousTestCase):
         """Each broker id is logged once per mapper, across every mapping it makes."""
         for _ in range(3):
             mapping = self.mapper.mapping()
-            self.assertIsNone(mapping.endpoint_for(7))
-            self.assertIsNone(mapping.endpoint_for(7))
-            self.assertIsNone(mapping.endpoint_for(9))
+            self.assertIsNone(mapping.address_for(7))
+            self.assertIsNone(mapping.address_for(7))
+            self.assertIsNone(mapping.address_for(9))
         self.assertEqual([event["broker_id"] for event in self.errors()], [7, 9])
 
     def test_each_mapper_logs_for_itself(self) -> None:
         """Another mapper has not warned yet, so it logs again."""
-        self.mapper.mapping().endpoint_for(7)
-        FixedHostMapper("gateway.test", PLAN).mapping().endpoint_for(7)
+        self.mapper.mapping().address_for(7)
+        FixedHostMapper("gateway.test", PLAN).mapping().address_for(7)
         self.assertEqual([event["broker_id"] for event in self.errors()], [7, 7])
 
     def test_candidates(self) -> None:
         """The one candidate is the fixed host at the broker's port; none off the plan."""
-        self.assertEqual(self.mapper.candidates(2), [Endpoint("gateway.test", 19093)])
+        self.assertEqual(self.mapper.candidates(2), [HostPort("gateway.test", 19093)])
         self.assertEqual(self.mapper.candidates(7), [])

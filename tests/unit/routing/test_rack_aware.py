@@ -9,7 +9,8 @@ from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
 from kgateway.cluster.roster import Member
-from kgateway.interfaces import Endpoint, INodeMapper, INodeMapping
+from kgateway.interfaces import IAddressMap, IAddressPlanner
+from kgateway.net import HostPort
 from kgateway.routing.mapping import RackAwareMapper, RosterMapping
 
 
@@ -31,11 +32,11 @@ C = node("c", "c", 39000)
 A2 = node("a2", "a", 49000)
 
 
-def at(member: Member, broker_id: int) -> Endpoint:
+def at(member: Member, broker_id: int) -> HostPort:
     """Where C{member} serves C{broker_id}."""
     port = member.port_for(broker_id)
     assert port is not None
-    return Endpoint(member.host, port)
+    return HostPort(member.host, port)
 
 
 class RackAwareMapperTests(SynchronousTestCase):
@@ -58,19 +59,19 @@ class RackAwareMapperTests(SynchronousTestCase):
 
     def hosts_for(self, broker_id: int, mappings: int) -> list[str]:
         """The host chosen for a broker by each of C{mappings} successive mappings."""
-        chosen = [self.mapper.mapping().endpoint_for(broker_id) for _ in range(mappings)]
+        chosen = [self.mapper.mapping().address_for(broker_id) for _ in range(mappings)]
         return [endpoint.host for endpoint in chosen if endpoint is not None]
 
     def test_interfaces(self) -> None:
-        self.assertTrue(verifyObject(INodeMapper, self.mapper))
-        self.assertTrue(verifyObject(INodeMapping, self.mapper.mapping()))
+        self.assertTrue(verifyObject(IAddressPlanner, self.mapper))
+        self.assertTrue(verifyObject(IAddressMap, self.mapper.mapping()))
 
     def test_one_node_per_rack_never_crosses_racks(self) -> None:
         """With a node in every broker's rack, each broker always goes to its rack's node."""
         for _ in range(12):
             mapping = self.mapper.mapping()
             self.assertEqual(
-                [mapping.endpoint_for(b) for b in (1, 2, 3)], [at(A, 1), at(B, 2), at(C, 3)]
+                [mapping.address_for(b) for b in (1, 2, 3)], [at(A, 1), at(B, 2), at(C, 3)]
             )
         self.assertEqual(self.errors(), [])
 
@@ -90,7 +91,7 @@ class RackAwareMapperTests(SynchronousTestCase):
         self.roster = [A, A2, B]
         self.racks[2] = "a"
         mapping = self.mapper.mapping()
-        first, second = mapping.endpoint_for(1), mapping.endpoint_for(2)
+        first, second = mapping.address_for(1), mapping.address_for(2)
         assert first is not None and second is not None
         self.assertEqual({first.host, second.host}, {"a.test", "a2.test"})
 
@@ -121,12 +122,12 @@ class RackAwareMapperTests(SynchronousTestCase):
         """Within one response a broker has one address, however often it is asked."""
         self.racks[3] = "z"
         mapping = self.mapper.mapping()
-        first = mapping.endpoint_for(3)
+        first = mapping.address_for(3)
         self.roster = [A]  # the roster changes while the response is being rewritten
         for _ in range(5):
-            self.assertEqual(mapping.endpoint_for(3), first)
+            self.assertEqual(mapping.address_for(3), first)
         # The next mapping sees the new roster.
-        self.assertEqual(self.mapper.mapping().endpoint_for(3), at(A, 3))
+        self.assertEqual(self.mapper.mapping().address_for(3), at(A, 3))
 
     def test_mapping_takes_the_roster_once(self) -> None:
         """A mapping reads the roster when made, not for every broker."""
@@ -139,15 +140,15 @@ class RackAwareMapperTests(SynchronousTestCase):
         mapper = RackAwareMapper(roster, self.racks.get)
         mapping = mapper.mapping()
         for broker_id in (1, 2, 3, 1):
-            mapping.endpoint_for(broker_id)
+            mapping.address_for(broker_id)
         self.assertEqual(len(calls), 1)
 
     def test_broker_off_every_range_is_none_and_logged_once(self) -> None:
         for _ in range(3):
             mapping = self.mapper.mapping()
-            self.assertIsNone(mapping.endpoint_for(10))
-            self.assertIsNone(mapping.endpoint_for(10))
-        self.assertIsNone(self.mapper.mapping().endpoint_for(0))
+            self.assertIsNone(mapping.address_for(10))
+            self.assertIsNone(mapping.address_for(10))
+        self.assertIsNone(self.mapper.mapping().address_for(0))
         self.assertEqual([event["broker_id"] for event in self.errors()], [10, 0])
         text = formatEvent(self.errors()[0])
         self.assertIn("Broker 10 has no port on any gateway node", text)
@@ -158,16 +159,16 @@ class RosterMappingTests(SynchronousTestCase):
     def test_chooses_once_per_broker(self) -> None:
         asked: list[int] = []
 
-        def choose(broker_id: int) -> Endpoint | None:
+        def choose(broker_id: int) -> HostPort | None:
             asked.append(broker_id)
-            return None if broker_id == 9 else Endpoint("h", 1000 + broker_id + len(asked))
+            return None if broker_id == 9 else HostPort("h", 1000 + broker_id + len(asked))
 
         mapping = RosterMapping(choose)
-        self.assertTrue(verifyObject(INodeMapping, mapping))
-        first = mapping.endpoint_for(1)
-        self.assertEqual([mapping.endpoint_for(1) for _ in range(3)], [first] * 3)
-        self.assertIsNone(mapping.endpoint_for(9))
-        self.assertIsNone(mapping.endpoint_for(9))
+        self.assertTrue(verifyObject(IAddressMap, mapping))
+        first = mapping.address_for(1)
+        self.assertEqual([mapping.address_for(1) for _ in range(3)], [first] * 3)
+        self.assertIsNone(mapping.address_for(9))
+        self.assertIsNone(mapping.address_for(9))
         self.assertEqual(asked, [1, 9])
 
 
@@ -184,7 +185,7 @@ class CandidatesTests(SynchronousTestCase):
         self.assertEqual(mapper.candidates(9), [])
         # Asking did not move the round-robin: the first mapping starts where it would.
         fresh = RackAwareMapper(lambda: roster, {1: "a"}.get)
-        self.assertEqual(mapper.mapping().endpoint_for(1), fresh.mapping().endpoint_for(1))
+        self.assertEqual(mapper.mapping().address_for(1), fresh.mapping().address_for(1))
 
 
 class ClientStickinessTests(SynchronousTestCase):
@@ -201,23 +202,23 @@ class ClientStickinessTests(SynchronousTestCase):
         """Two nodes (two mappers), many requests: one client always gets the same addresses."""
         node_one, node_two = self.mapper(), self.mapper()
         client = "10.0.0.7|rdkafka"
-        first = {b: node_one.mapping(client).endpoint_for(b) for b in (1, 2, 3)}
+        first = {b: node_one.mapping(client).address_for(b) for b in (1, 2, 3)}
         for mapper in (node_one, node_two) * 5:
-            self.assertEqual({b: mapper.mapping(client).endpoint_for(b) for b in (1, 2, 3)}, first)
+            self.assertEqual({b: mapper.mapping(client).address_for(b) for b in (1, 2, 3)}, first)
 
     def test_different_clients_are_spread_over_the_rack(self) -> None:
         """Broker 1 (rack a, two nodes): clients land on both rack-a nodes, never elsewhere."""
         mapper = self.mapper()
-        chosen = {mapper.mapping(f"10.0.0.{i}|app").endpoint_for(1) for i in range(20)}
+        chosen = {mapper.mapping(f"10.0.0.{i}|app").address_for(1) for i in range(20)}
         self.assertEqual(chosen, {at(A, 1), at(A2, 1)})
 
     def test_stickiness_follows_the_roster(self) -> None:
         """When a node leaves, its clients move; the others keep their node."""
         mapper = self.mapper()
         clients = [f"10.0.0.{i}|app" for i in range(20)]
-        before = {c: mapper.mapping(c).endpoint_for(1) for c in clients}
+        before = {c: mapper.mapping(c).address_for(1) for c in clients}
         self.roster = [A, B]
-        after = {c: mapper.mapping(c).endpoint_for(1) for c in clients}
+        after = {c: mapper.mapping(c).address_for(1) for c in clients}
         self.assertEqual(set(after.values()), {at(A, 1)})
         for client in clients:
             if before[client] == at(A, 1):
@@ -225,6 +226,6 @@ class ClientStickinessTests(SynchronousTestCase):
 
     def test_no_client_turns_round_robin(self) -> None:
         mapper = self.mapper()
-        chosen = [mapper.mapping().endpoint_for(1) for _ in range(4)]
+        chosen = [mapper.mapping().address_for(1) for _ in range(4)]
         self.assertEqual(chosen[0::2], [chosen[0]] * 2)
         self.assertNotEqual(chosen[0], chosen[1])

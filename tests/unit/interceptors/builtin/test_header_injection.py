@@ -20,7 +20,7 @@ from kgateway.interceptors.builtin.header_injection import HeaderInjection
 from kgateway.interceptors.builtin.record_batches import BadBatch, LegacyRecords, add_headers
 from kgateway.interceptors.registry import InterceptorSet
 from kgateway.interceptors.spec import InterceptorSpec
-from kgateway.interfaces import Endpoint
+from kgateway.net import HostPort
 from kgateway.plugins.kgateway_builtins import header_injection
 from kgateway.protocol.codec import decode_request, encode_request, encode_response
 from kgateway.proxy.client_leg import ClientLegFactory
@@ -271,7 +271,7 @@ class HeaderInjectionTests(SynchronousTestCase):
         brokers = FakeBrokers()
         leg = ClientLegFactory(
             1,
-            lambda node_id: Endpoint("b1.kafka", 9092),
+            lambda node_id: HostPort("b1.kafka", 9092),
             FixedHostMapper("gw", PortPlan(start=7000, count=5, min_broker_id=0)),
             brokers.connect,
             interceptors=interceptors,

@@ -16,7 +16,7 @@ from kgateway.interceptors.api import AuditEvent, InterceptorContext, InvalidCon
 from kgateway.interceptors.builtin.rate_limit import Buckets, RateLimit, TokenBucket
 from kgateway.interceptors.registry import InterceptorSet
 from kgateway.interceptors.spec import InterceptorSpec
-from kgateway.interfaces import Endpoint
+from kgateway.net import HostPort
 from kgateway.plugins.kgateway_builtins import rate_limit
 from kgateway.protocol.headers import request_info, response_correlation_id
 from kgateway.proxy.client_leg import ClientLegFactory
@@ -159,7 +159,7 @@ class RateLimitTests(SynchronousTestCase):
         brokers = FakeBrokers()
         leg = ClientLegFactory(
             1,
-            lambda node_id: Endpoint("b1.kafka", 9092),
+            lambda node_id: HostPort("b1.kafka", 9092),
             FixedHostMapper("gw", PortPlan(start=7000, count=5, min_broker_id=0)),
             brokers.connect,
             interceptors=interceptors,
