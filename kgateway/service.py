@@ -31,9 +31,10 @@ from kgateway.api.server import AdminApiService
 from kgateway.api.status import GatewayNodeStatus
 from kgateway.cluster.brokers import BrokerDirectory
 from kgateway.cluster.license import license_topic_reader
+from kgateway.cluster.link import KafkaLink
 from kgateway.cluster.membership import GatewayMembership, MembershipCore, node_name
 from kgateway.cluster.roster import Member
-from kgateway.cluster.topics import CompactedTopicReader, LeaderFinder, TopicWriter
+from kgateway.cluster.topics import CompactedTopicReader, LeaderFinder, NewTopic, TopicWriter
 from kgateway.config import Settings
 from kgateway.interceptors.api import InterceptorContext
 from kgateway.interceptors.registry import InterceptorSet, discover_plugins
@@ -92,13 +93,16 @@ class GatewayNode(MultiService):
         self.settings = settings
         self.reactor = reactor
         self.connect = tcp_connector(reactor, settings.upstream_connect_timeout_seconds)
-        self.directory = BrokerDirectory(
+        bootstrap = KafkaLink(
             settings.bootstrap_servers,
-            self.connect,
-            clock=reactor,
-            refresh_seconds=settings.metadata_refresh_seconds,
-            timeout_seconds=settings.upstream_connect_timeout_seconds,
+            lambda endpoint, factory: self.connect(endpoint, factory),
+            reactor,
+            settings.upstream_connect_timeout_seconds,
         )
+        self.directory = BrokerDirectory(
+            bootstrap, refresh_seconds=settings.metadata_refresh_seconds
+        )
+        self.link = bootstrap.also_trying(self.directory.known_addresses)
         self.directory.setServiceParent(self)
         self.plan: PortPlan | None = None
         self.mapper: IAddressPlanner | None = None
@@ -109,30 +113,13 @@ class GatewayNode(MultiService):
         #: Builds the license topic reader (a seam for tests).
         self.license_factory: Callable[[], CompactedTopicReader] = self._license_reader
         #: Writes the cluster's own compacted topics (the interceptor configurations).
-        self.writer = TopicWriter(
-            LeaderFinder(
-                self._bootstrap_and_known,
-                lambda endpoint, factory: self.connect(endpoint, factory),
-                reactor,
-                settings.upstream_connect_timeout_seconds,
-            ),
-            reactor,
-            settings.upstream_connect_timeout_seconds,
-        )
+        self.writer = TopicWriter(LeaderFinder(self.link))
         #: Writes for interceptors (context.produce): a missing topic is created, one
         #: partition, not compacted (an audit log keeps every record, not the last per key).
         self.interceptor_writer = TopicWriter(
             LeaderFinder(
-                self._bootstrap_and_known,
-                lambda endpoint, factory: self.connect(endpoint, factory),
-                reactor,
-                settings.upstream_connect_timeout_seconds,
-                create_with=self._replication_factor,
-                what="interceptor topic",
-                compacted=False,
-            ),
-            reactor,
-            settings.upstream_connect_timeout_seconds,
+                self.link, NewTopic("interceptor topic", self._replication_factor, compacted=False)
+            )
         )
         #: The interceptors topic, applied to C{interceptors}; started once listening.
         self.interceptor_store: InterceptorStore | None = None
@@ -284,13 +271,10 @@ class GatewayNode(MultiService):
             myself=myself,
             group_id=settings.group_id,
             license_topic=settings.license_topic,
-            bootstrap=self._bootstrap_and_known,
-            connect=self.connect,
-            clock=self.reactor,
+            link=self.link,
             replication_factor=self._replication_factor,
             session_timeout_ms=settings.group_session_timeout_ms,
             heartbeat_interval_ms=settings.group_heartbeat_interval_ms,
-            request_timeout=settings.upstream_connect_timeout_seconds,
         )
         return GatewayMembership(core)
 
@@ -320,16 +304,9 @@ class GatewayNode(MultiService):
         reader = CompactedTopicReader(
             topic=topic,
             finder=LeaderFinder(
-                self._bootstrap_and_known,
-                self.connect,
-                self.reactor,
-                settings.upstream_connect_timeout_seconds,
-                create_with=self._replication_factor,
-                what="interceptors topic",
+                self.link, NewTopic("interceptors topic", self._replication_factor)
             ),
-            clock=self.reactor,
             interval_seconds=0.5,
-            timeout_seconds=settings.upstream_connect_timeout_seconds,
             description="interceptors topic",
         )
         return InterceptorStore(
@@ -348,22 +325,12 @@ class GatewayNode(MultiService):
             client_connections=len(wires),
             in_flight=sum(len(wire.core.inflight) for wire in wires if wire.core is not None),
             members=len(membership.roster) if membership is not None else 0,
-            rebalances=membership.core.rebalances if membership is not None else 0,
+            rebalances=membership.rebalances if membership is not None else 0,
             brokers=len(self.directory.brokers()),
         )
 
     def _license_reader(self) -> CompactedTopicReader:
-        return license_topic_reader(
-            topic=self.settings.license_topic,
-            brokers=self._bootstrap_and_known,
-            connect=self.connect,
-            clock=self.reactor,
-            timeout_seconds=self.settings.upstream_connect_timeout_seconds,
-        )
-
-    def _bootstrap_and_known(self) -> list[HostPort]:
-        known = [b.address for b in self.directory.brokers().values()]
-        return list(dict.fromkeys(list(self.settings.bootstrap_servers) + known))
+        return license_topic_reader(self.settings.license_topic, self.link)
 
     def _broker_rack(self, broker_id: int) -> str | None:
         broker = self.directory.broker(broker_id)

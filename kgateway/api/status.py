@@ -133,7 +133,7 @@ class GatewayNodeStatus:
         node = self.node
         membership = node.membership
         return {
-            "id": membership.core.myself.node_name if membership is not None else None,
+            "id": membership.myself.node_name if membership is not None else None,
             "host": node.settings.advertised_host,
             "port_start": node.plan.start if node.plan is not None else None,
             "rack": node.settings.rack_id,

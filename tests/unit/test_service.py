@@ -15,6 +15,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from kgateway.api.status import GatewayNodeStatus
 from kgateway.cluster.brokers import BrokerDirectory
+from kgateway.cluster.link import KafkaLink
 from kgateway.cluster.roster import Member
 from kgateway.config import Settings
 from kgateway.interfaces import BrokerInfo
@@ -64,7 +65,7 @@ class FakeFetch:
     def __init__(self, brokers: list[BrokerInfo] | None) -> None:
         self.brokers = brokers
 
-    def __call__(self, connect: Any, endpoint: HostPort, clock: Any, timeout: float) -> Any:
+    def __call__(self, link: Any, endpoint: HostPort) -> Any:
         if self.brokers is None:
             return fail(ConnectionRefusedError(str(endpoint)))
         return succeed(list(self.brokers))
@@ -296,7 +297,7 @@ class BrokerChooserTests(SynchronousTestCase):
 
     def test_with_a_real_directory(self) -> None:
         directory = BrokerDirectory(
-            [HostPort("boot", 1)], FakeBrokers().connect, clock=MemoryReactorClock()
+            KafkaLink((HostPort("boot", 1),), FakeBrokers().connect, MemoryReactorClock())
         )
         choose = BrokerChooser(directory)
         self.assertEqual(choose(5), HostPort("boot", 1))

@@ -56,6 +56,8 @@ class FakeMembership:
     started: bool = False
     core: Any = None
 
+    rebalances: int = 2
+
     def __post_init__(self) -> None:
         self.core = SimpleNamespace(myself=self.myself, rebalances=2)
 
