@@ -147,14 +147,15 @@ class IRelayedConnection(Interface):
 
 @dataclass(frozen=True, slots=True)
 class ConnectionView:
-    """One client connection at one moment, as the admin API lists it."""
+    """One relayed client connection at one moment, as the admin API lists it."""
 
     peer: str
     #: The gateway port it arrived on.
     port: int | None
     #: The broker it stands for, and where the gateway relays it.
-    broker_id: int | None
-    upstream: HostPort | None
+    broker_id: int
+    upstream: HostPort
+    #: From the connection's first request.
     client_id: str | None
     bytes_from_client: int
     bytes_to_client: int
@@ -171,7 +172,7 @@ class INodeView(Interface):
     def stopping() -> bool:
         """Whether the node is shutting down."""
 
-    def listening() -> bool:
+    def accepting_clients() -> bool:
         """Whether it listens on its Kafka ports."""
 
     def interceptors_pending() -> bool:
@@ -193,7 +194,7 @@ class INodeView(Interface):
         """What hands out the addresses clients are given (None before it listens)."""
 
     def connections() -> list[ConnectionView]:
-        """Its client connections now."""
+        """Its client connections relayed to a broker now."""
 
 
 # The cluster's topics, as their users need them --------------------------------------
