@@ -76,8 +76,8 @@ class Membership(TypingProtocol):
 
 
 @dataclass
-class InFlight:
-    """A state's data: its network step and its timer, both cancelled when the state is left."""
+class Outstanding:
+    """A state's data: its network step and its timer, both cancelled when it is left."""
 
     step: Deferred[None] | None = None
     timer: IDelayedCall | None = None
@@ -210,32 +210,32 @@ class MembershipCore:
 # What entering each state starts (Automat runs this before the transition's behaviour).
 
 
-def _find(m: Membership, core: MembershipCore) -> InFlight:
+def _find(m: Membership, core: MembershipCore) -> Outstanding:
     def found(client: KafkaClientProtocol) -> None:
         core.adopt(m, client)
         m.coordinator_found()
 
-    return InFlight(core.step(m, group_steps.find_coordinator(core.link, core.session), found))
+    return Outstanding(core.step(m, group_steps.find_coordinator(core.link, core.session), found))
 
 
-def _join(m: Membership, core: MembershipCore) -> InFlight:
+def _join(m: Membership, core: MembershipCore) -> Outstanding:
     work = group_steps.join(core.coordinator(), core.session, core.link)
-    return InFlight(core.step(m, work, m.joined))
+    return Outstanding(core.step(m, work, m.joined))
 
 
-def _sync(m: Membership, core: MembershipCore, joined: Joined) -> InFlight:
+def _sync(m: Membership, core: MembershipCore, joined: Joined) -> Outstanding:
     core.session.generation = joined.generation
     core.session.member_id = joined.member_id
     work = group_steps.sync(core.coordinator(), core.session, core.link, joined)
-    return InFlight(core.step(m, work, m.synced))
+    return Outstanding(core.step(m, work, m.synced))
 
 
-def _settle(m: Membership, core: MembershipCore, roster: list[Member]) -> InFlight:
+def _settle(m: Membership, core: MembershipCore, roster: list[Member]) -> Outstanding:
     core.settled(roster)
-    return InFlight(timer=_next_beat(m, core))
+    return Outstanding(timer=_next_beat(m, core))
 
 
-def _wait(m: Membership, core: MembershipCore, reason: str) -> InFlight:
+def _wait(m: Membership, core: MembershipCore, reason: str) -> Outstanding:
     log.warn(
         "Gateway group {group}: {reason}; retrying in {delay}s, handing out only "
         "this node meanwhile",
@@ -243,7 +243,7 @@ def _wait(m: Membership, core: MembershipCore, reason: str) -> InFlight:
         reason=reason,
         delay=core.retry_seconds,
     )
-    return InFlight(timer=core.link.clock.callLater(core.retry_seconds, m.retry))
+    return Outstanding(timer=core.link.clock.callLater(core.retry_seconds, m.retry))
 
 
 def _next_beat(m: Membership, core: MembershipCore) -> IDelayedCall:
@@ -260,7 +260,8 @@ def _build() -> Callable[[MembershipCore], Membership]:
     Waiting = machine.state("WaitingToRetry", _wait)
     Stopped = machine.state("Stopped")
 
-    # Forward, each step's work started by the state it enters.
+    # Forward: each input is the result of its state's own step (or timer),
+    # so nothing is left to cancel, and the state entered starts the next.
     Idle.upon(Membership.start).to(Finding).returns(None)
     Waiting.upon(Membership.retry).to(Finding).returns(None)
     Finding.upon(Membership.coordinator_found).to(Joining).returns(None)
@@ -268,7 +269,7 @@ def _build() -> Callable[[MembershipCore], Membership]:
     Syncing.upon(Membership.synced).to(Stable).returns(None)
 
     @Stable.upon(Membership.heartbeat_due).loop()
-    def beat(m: Membership, core: MembershipCore, pending: InFlight) -> None:
+    def beat(m: Membership, core: MembershipCore, pending: Outstanding) -> None:
         def alive(_: None) -> None:
             pending.timer = _next_beat(m, core)
 
@@ -277,7 +278,7 @@ def _build() -> Callable[[MembershipCore], Membership]:
 
     @Stable.upon(Membership.rebalance).to(Joining)
     @Syncing.upon(Membership.rebalance).to(Joining)
-    def rejoin(m: Membership, core: MembershipCore, pending: InFlight) -> None:
+    def rejoin(m: Membership, core: MembershipCore, pending: Outstanding) -> None:
         pending.cancel()
         core.rebalances += 1
 
@@ -285,7 +286,7 @@ def _build() -> Callable[[MembershipCore], Membership]:
     @Joining.upon(Membership.failed).to(Waiting)
     @Syncing.upon(Membership.failed).to(Waiting)
     @Stable.upon(Membership.failed).to(Waiting)
-    def give_up(m: Membership, core: MembershipCore, pending: InFlight, reason: str) -> None:
+    def give_up(m: Membership, core: MembershipCore, pending: Outstanding, reason: str) -> None:
         pending.cancel()
         core.drop_client()
         core.alone()
@@ -293,13 +294,13 @@ def _build() -> Callable[[MembershipCore], Membership]:
     @Joining.upon(Membership.stop).to(Stopped)
     @Syncing.upon(Membership.stop).to(Stopped)
     @Stable.upon(Membership.stop).to(Stopped)
-    def leave(m: Membership, core: MembershipCore, pending: InFlight) -> Deferred[None]:
+    def leave(m: Membership, core: MembershipCore, pending: Outstanding) -> Deferred[None]:
         pending.cancel()
         return Deferred.fromCoroutine(core.leave())
 
     @Finding.upon(Membership.stop).to(Stopped)
     @Waiting.upon(Membership.stop).to(Stopped)
-    def halt(m: Membership, core: MembershipCore, pending: InFlight) -> Deferred[None]:
+    def halt(m: Membership, core: MembershipCore, pending: Outstanding) -> Deferred[None]:
         pending.cancel()
         core.drop_client()
         return succeed(None)
