@@ -9,7 +9,6 @@ This is the one module of the node that knows the relay's client factory.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping
 
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import quoteStringArgument, serverFromString
@@ -23,12 +22,16 @@ from kgateway.interfaces import (
     IBrokerDirectory,
     IMembership,
     INodeReactor,
+    IRelayedConnection,
 )
 from kgateway.metrics import TrafficStats
 from kgateway.net import Connector, HostPort
 from kgateway.proxy.client_leg import ClientLegFactory
 from kgateway.routing.mapping import FixedHostMapper, RackAwareMapper
 from kgateway.routing.ports import PortPlan
+
+#: The client factory of each Kafka port, by port.
+ClientFactories = dict[int, ClientLegFactory]
 
 
 class BrokerChooser:
@@ -75,7 +78,7 @@ def client_factories(
     settings: Settings,
     stats: TrafficStats,
     interceptors: InterceptorSet,
-) -> dict[int, ClientLegFactory]:
+) -> ClientFactories:
     """The client factory of each port of the plan, by port."""
     chooser = BrokerChooser(directory)
     return {
@@ -107,7 +110,12 @@ def listen(
     return listening
 
 
-def connection_views(factories: Mapping[int, ClientLegFactory]) -> list[ConnectionView]:
+def relayed_connections(factories: ClientFactories) -> list[IRelayedConnection]:
+    """Every client connection of every port (for the drain)."""
+    return [wire for factory in factories.values() for wire in factory.connections]
+
+
+def connection_views(factories: ClientFactories) -> list[ConnectionView]:
     """The relayed connections of every port, as the admin API lists them."""
     views = []
     for port, factory in factories.items():

@@ -29,15 +29,20 @@ from kgateway.interfaces import (
     IMembership,
     INodeReactor,
     INodeView,
-    IRelayedConnection,
     Member,
 )
 from kgateway.logs import use_json_logs
 from kgateway.metrics import NodeSnapshot, node_registry
-from kgateway.node.listening import address_planner, client_factories, connection_views, listen
+from kgateway.node.listening import (
+    ClientFactories,
+    address_planner,
+    client_factories,
+    connection_views,
+    listen,
+    relayed_connections,
+)
 from kgateway.node.parts import NodeParts, build_parts
 from kgateway.node.shutdown import drain_broker_by_broker
-from kgateway.proxy.client_leg import ClientLegFactory
 from kgateway.routing.ports import PortPlan
 
 log = Logger()
@@ -61,7 +66,7 @@ class GatewayNode(MultiService):
         self.directory.setServiceParent(self)
         self.plan: PortPlan | None = None
         self.membership: IMembership | None = None
-        self.factories: dict[int, ClientLegFactory] = {}
+        self.factories: ClientFactories = {}
         self.ports: list[IListeningPort] = []
         #: Fires once the node listens on its Kafka ports.
         self.listening: Deferred[None] = Deferred()
@@ -189,7 +194,7 @@ class GatewayNode(MultiService):
         ports, self.ports = self.ports, []
         await DeferredList([d for d in (p.stopListening() for p in ports) if d is not None])
         await drain_broker_by_broker(
-            self._relayed(),
+            relayed_connections(self.factories),
             self.reactor,
             self.settings.shutdown_delay_between_brokers_seconds,
             self.drain_timeout_seconds,
@@ -198,9 +203,6 @@ class GatewayNode(MultiService):
         for writer in self.parts.writers:
             writer.close()
         await super().stopService()
-
-    def _relayed(self) -> list[IRelayedConnection]:
-        return [wire for factory in self.factories.values() for wire in factory.connections]
 
     def _interceptor_admin(self) -> IInterceptorAdmin | None:
         """The interceptor store for the admin API, once the node reads it."""
