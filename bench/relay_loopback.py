@@ -210,11 +210,10 @@ def run_gateway(port_file: Path, broker_port: int, idle_interceptor: bool = Fals
     epollreactor.install()
     from twisted.internet import reactor
 
-    from kgateway.net import HostPort
+    from kgateway.net import HostPort, tcp_connector
     from kgateway.proxy.client_leg import ClientLegFactory
     from kgateway.routing.mapping import FixedHostMapper
     from kgateway.routing.ports import PortPlan
-    from kgateway.service import tcp_connector
 
     broker = HostPort("127.0.0.1", broker_port)
     factory = ClientLegFactory(

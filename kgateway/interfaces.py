@@ -1,12 +1,33 @@
-"""The seams between the gateway's parts, as zope interfaces."""
+"""
+The seams between the gateway's parts: zope interfaces where a part is
+provided (and faked in tests), typing protocols where a part only needs a
+few methods of another, and the values that cross them.
+
+Everything here depends only on L{kgateway.net} (and Twisted), so every
+package can import it without importing another package.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass
+from typing import Any, Protocol
 
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorCore, IReactorTCP, IReactorTime
 from zope.interface import Attribute, Interface
 
 from kgateway.net import HostPort
+
+
+class INodeReactor(IReactorCore, IReactorTime, IReactorTCP):
+    """
+    The reactor as a node uses it: time, TCP, and stopping.  Twisted types
+    its global reactor as a make-believe union of such interfaces too.
+    """
+
+
+# Kafka's brokers ----------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +58,59 @@ class IBrokerDirectory(Interface):
         """Where to go when no broker is known: the configured bootstrap servers."""
 
 
+# The gateway cluster --------------------------------------------------------------
+
+
+@dataclass(frozen=True, order=True)
+class Member:
+    """One gateway node as the others see it."""
+
+    node_name: str
+    host: str
+    port_start: int
+    port_count: int
+    min_broker_id: int
+    rack: str | None = None
+    joined_at: float = 0.0
+    #: The id the group coordinator gave this member ("" before it joined).
+    member_id: str = ""
+
+    def port_for(self, broker_id: int) -> int | None:
+        """This node's port for a broker, or None when the id is off its plan."""
+        offset = broker_id - self.min_broker_id
+        if 0 <= offset < self.port_count:
+            return self.port_start + offset
+        return None
+
+    def to_json(self) -> dict[str, object]:
+        """The member as JSON-able data."""
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, object]) -> Member:
+        """Read a member back; unknown keys (from newer nodes) are ignored."""
+        known = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
+        return cls(**known)  # type: ignore[arg-type]
+
+
+class IMembership(Interface):
+    """The node's place in its gateway cluster, and the roster it learns."""
+
+    myself = Attribute("This node's own description (a Member), as it joins with it.")
+    roster = Attribute("The live members (list of Member), this node always among them.")
+    is_member = Attribute("Whether the roster last handed out names this node by its member id.")
+    rebalances = Attribute("How many times the group has rebalanced while this node was in it.")
+
+    def start() -> None:
+        """Find the group coordinator and join."""
+
+    def stop() -> Deferred[None]:
+        """Leave the group (at once, if in it) and stop."""
+
+
+# Addresses clients are given ---------------------------------------------------------
+
+
 class IAddressMap(Interface):
     """One broker-to-gateway-address mapping, used throughout one response."""
 
@@ -54,10 +128,105 @@ class IAddressPlanner(Interface):
         """The addresses a mapping may hand out for this broker now, without side effects."""
 
 
+# Client connections -------------------------------------------------------------------
+
+
 class IRelayedConnection(Interface):
     """A client connection as the rest of the node sees it (for shutdown and the API)."""
 
-    broker_id = Attribute("The broker id this connection's port stands for.")
+    broker_id = Attribute("The broker id this connection stands for (None until it is routed).")
+    peer = Attribute("The client's address, host:port.")
+    opened_at = Attribute("When it was accepted, in its factory's monotonic seconds.")
 
     def drain() -> None:
         """Stop taking requests, deliver the responses in flight, then close."""
+
+    def when_closed() -> Deferred[None]:
+        """Fires once the connection has closed."""
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionView:
+    """One relayed client connection at one moment, as the admin API lists it."""
+
+    peer: str
+    #: The gateway port it arrived on.
+    port: int | None
+    #: The broker it stands for, and where the gateway relays it.
+    broker_id: int
+    upstream: HostPort
+    #: From the connection's first request.
+    client_id: str | None
+    bytes_from_client: int
+    bytes_to_client: int
+    in_flight: int
+    age_seconds: float
+
+
+# The node as the admin API reads it ---------------------------------------------------
+
+
+class INodeView(Interface):
+    """What the admin API reads of a running node; reading it changes nothing."""
+
+    def stopping() -> bool:
+        """Whether the node is shutting down."""
+
+    def accepting_clients() -> bool:
+        """Whether it listens on its Kafka ports."""
+
+    def interceptors_pending() -> bool:
+        """Whether it has started reading the interceptors topic but not read it to its end."""
+
+    def brokers() -> dict[int, BrokerInfo]:
+        """The Kafka brokers it knows, by id."""
+
+    def myself() -> Member | None:
+        """This node as its gateway cluster sees it (None before it has its port plan)."""
+
+    def is_member() -> bool:
+        """Whether it is a member of its gateway cluster's group."""
+
+    def roster() -> list[Member]:
+        """The gateway cluster's members as this node last heard (empty before it listens)."""
+
+    def planner() -> IAddressPlanner | None:
+        """What hands out the addresses clients are given (None before it listens)."""
+
+    def connections() -> list[ConnectionView]:
+        """Its client connections relayed to a broker now."""
+
+
+# The cluster's topics, as their users need them --------------------------------------
+
+#: Called with the whole current content of a topic after it changed.
+Listener = Callable[[Mapping[bytes, bytes]], None]
+
+
+class TopicReader(Protocol):
+    """
+    What a user of a compacted topic needs of its reader (a
+    L{kgateway.cluster.topics.CompactedTopicReader}, a service of its own).
+    """
+
+    entries: dict[bytes, bytes]
+    listener: Listener | None
+
+    def setServiceParent(self, parent: Any) -> None:
+        """Run as a child of C{parent}: polling while it runs."""
+
+    def poll(self) -> Deferred[None]:
+        """Read what is new now."""
+
+    def loaded(self) -> Deferred[None]:
+        """Fires once the topic has been read to its end."""
+
+    def seen(self, offset: int) -> Deferred[None]:
+        """Fires once the record at C{offset} has been read."""
+
+
+class TopicWriter(Protocol):
+    """What a user of a topic needs of its writer (a L{kgateway.cluster.topics.TopicWriter})."""
+
+    def produce(self, topic: str, key: bytes | None, value: bytes | None) -> Deferred[int]:
+        """Write one record (C{value} None: a tombstone); fires with its offset."""

@@ -2,15 +2,19 @@
 Addresses and outgoing connections, the vocabulary every package shares.
 
 C{HostPort} is a host and port value (Twisted's "endpoint" is something else:
-an object that makes connections); a C{Connector} opens a connection to one.
+an object that makes connections); a C{Connector} opens a connection to one,
+and L{tcp_connector} is the node's.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import cast
 
 from twisted.internet.defer import Deferred
+from twisted.internet.endpoints import HostnameEndpoint
+from twisted.internet.interfaces import IReactorTime
 from twisted.internet.protocol import Factory, Protocol
 
 
@@ -27,3 +31,13 @@ class HostPort:
 
 #: Opens a TCP connection to an address with the given factory.
 Connector = Callable[[HostPort, Factory], "Deferred[Protocol]"]
+
+
+def tcp_connector(reactor: IReactorTime, timeout: float) -> Connector:
+    """Connect with a host-name endpoint (resolves names, tries every address)."""
+
+    def connect(address: HostPort, factory: Factory) -> Deferred[Protocol]:
+        attempt = HostnameEndpoint(reactor, address.host, address.port, timeout=timeout)
+        return cast("Deferred[Protocol]", attempt.connect(factory))
+
+    return connect

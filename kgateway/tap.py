@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any
 
 from twisted.python import usage
 
 from kgateway.config import SETTINGS, ConfigError, Settings
-from kgateway.service import GatewayNode
-from kgateway.service import makeService as make_node
+from kgateway.interfaces import INodeReactor
+from kgateway.node.service import GatewayNode
+from kgateway.node.service import makeService as make_node
 
 
 class Options(usage.Options):
@@ -35,7 +35,7 @@ class Options(usage.Options):
     ]
 
 
-def makeService(options: Options, reactor: Any = None) -> GatewayNode:
+def makeService(options: Options, reactor: INodeReactor | None = None) -> GatewayNode:
     """Check the settings and build the node; a bad setting exits with one line."""
     try:
         settings = Settings.load(os.environ, dict(options))

@@ -21,7 +21,7 @@ from twisted.web.resource import IResource
 from twisted.web.server import NOT_DONE_YET
 
 from kgateway.api.auth import IAdminAuth
-from kgateway.api.resources import JsonResource, error_body, json_body
+from kgateway.api.web import JsonResource, error_body, json_body
 from kgateway.interceptors.api import InvalidConfig
 from kgateway.interceptors.spec import InterceptorSpec
 from kgateway.interceptors.store import IInterceptorAdmin, InterceptorNotFound

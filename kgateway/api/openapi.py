@@ -189,7 +189,8 @@ _SCHEMAS: dict[str, Any] = {
                         "rack_local": {"type": "boolean"},
                         "candidates": {
                             "description": "the addresses a metadata response picks from, "
-                            "round-robin; empty when no node has a port for the broker",
+                            "spread over clients (each client, by its host and client id, is "
+                            "given the same one); empty when no node has a port for the broker",
                             "type": "array",
                             "items": {
                                 "type": "object",

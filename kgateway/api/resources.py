@@ -1,100 +1,27 @@
 """
-The admin API's twisted.web resources.
+The admin API's resource tree over one node.
 
 Every answer is JSON (C{/metrics} excepted: Prometheus text), every error is
-C{{"title", "message"}} with its status code, and C{/health/*} is the only
-part that needs no credentials (C{/metrics} too, when
-C{GATEWAY_SECURED_METRICS=false}).
+C{{"title", "message"}} with its status code (see L{kgateway.api.web}), and
+C{/health/*} is the only part that needs no credentials (C{/metrics} too,
+when C{GATEWAY_SECURED_METRICS=false}).
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
-from twisted.logger import Logger
-from twisted.web.error import UnsupportedMethod
 from twisted.web.iweb import IRequest
 from twisted.web.resource import IResource, Resource
 
-from kgateway.api.auth import REALM, IAdminAuth
+from kgateway.api.auth import IAdminAuth
+from kgateway.api.interceptors import Interceptors, Plugins, StoreSource
 from kgateway.api.openapi import DOCUMENT
 from kgateway.api.status import INodeStatus, NotReady, UnknownRack, versions
-
-log = Logger()
-
-JSON_TYPE = b"application/json"
-
-
-def json_body(request: IRequest, data: Any, code: int = 200) -> bytes:
-    """Answer with C{data} as JSON."""
-    request.setResponseCode(code)
-    request.setHeader(b"content-type", JSON_TYPE)
-    request.setHeader(b"cache-control", b"no-store")
-    return json.dumps(data, indent=1).encode() + b"\n"
-
-
-def error_body(request: IRequest, code: int, title: str, message: str, **extra: Any) -> bytes:
-    """Answer with the API's error shape."""
-    return json_body(request, {"title": title, "message": message, **extra}, code)
-
-
-class JsonResource(Resource):
-    """A resource that answers unknown children, methods and failures in JSON."""
-
-    def getChild(self, path: bytes, request: IRequest) -> IResource:
-        """C{/x/} is C{/x}; anything else below is not found."""
-        if path == b"" and hasattr(self, "render_GET"):
-            return self
-        return ErrorResource(404, "Not found", "no such resource; see /openapi.json")
-
-    def render(self, request: IRequest) -> bytes:
-        """Dispatch to C{render_GET}, answering an unknown method or a crash in JSON."""
-        if not hasattr(self, "render_GET"):
-            return error_body(request, 404, "Not found", "no such resource; see /openapi.json")
-        try:
-            return super().render(request)  # type: ignore[no-any-return]
-        except UnsupportedMethod as e:
-            if request.method == b"HEAD":
-                raise  # twisted.web answers HEAD with render_GET, body dropped
-            methods: Sequence[bytes | str] = e.allowedMethods or ()
-            allowed = sorted(m.decode() if isinstance(m, bytes) else m for m in methods)
-            request.setHeader(b"allow", ", ".join(allowed).encode())
-            return error_body(request, 405, "Method not allowed", f"use {' or '.join(allowed)}")
-        except Exception:
-            log.failure("Admin API: {path} failed", path=request.path.decode(errors="replace"))
-            return error_body(request, 500, "Internal error", "the node failed; see its log")
-
-
-class ErrorResource(JsonResource):
-    """Any method gets the same JSON error."""
-
-    isLeaf = True
-
-    def __init__(self, code: int, title: str, message: str) -> None:
-        super().__init__()
-        self.code = code
-        self.title = title
-        self.message = message
-
-    def render(self, request: IRequest) -> bytes:
-        """The error, whatever the method."""
-        return error_body(request, self.code, self.title, self.message)
-
-
-class Unauthorized(ErrorResource):
-    """401 with a Basic challenge and no detail about what was wrong."""
-
-    def __init__(self) -> None:
-        super().__init__(401, "Unauthorized", "valid admin API credentials are required")
-
-    def render(self, request: IRequest) -> bytes:
-        """The challenge."""
-        request.setHeader(b"www-authenticate", f'Basic realm="{REALM}"'.encode())
-        return super().render(request)
+from kgateway.api.web import JsonResource, Unauthorized, error_body, json_body
 
 
 class Live(JsonResource):
@@ -208,12 +135,9 @@ def admin_root(
     registry: CollectorRegistry,
     guard: IAdminAuth,
     secured_metrics: bool = True,
-    interceptors: Callable[[], Any] = lambda: None,
+    interceptors: StoreSource = lambda: None,
 ) -> AdminRoot:
     """The whole admin API over one node (C{interceptors}: its interceptor store, once running)."""
-    # Imported here: the interceptor resources are built on this module's JsonResource.
-    from kgateway.api.interceptors import Interceptors, Plugins
-
     open_paths = {b"health"} | (set() if secured_metrics else {b"metrics"})
     root = AdminRoot(guard, frozenset(open_paths))
     root.putChild(b"health", _tree({b"live": Live(), b"ready": Ready(status)}))

@@ -1,27 +1,27 @@
 """
 Where the admin API listens: an endpoint string (C{tcp:} or, with a key and
-certificate, C{ssl:}) built from the settings, served by a twisted.web Site.
+certificate, C{ssl:}) built from the settings, served by a twisted.web Site
+through Twisted's C{StreamServerEndpointService}.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
 from prometheus_client import CollectorRegistry
-from twisted.application.service import Service
-from twisted.internet.defer import Deferred
+from twisted.application.internet import StreamServerEndpointService
+from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.endpoints import quoteStringArgument, serverFromString
-from twisted.internet.interfaces import IListeningPort
+from twisted.internet.interfaces import IListeningPort, IProtocolFactory, IStreamServerEndpoint
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.server import Site
+from zope.interface import implementer
 
 from kgateway.api.auth import BasicAuth, IAdminAuth, OpenOnLoopback
+from kgateway.api.interceptors import StoreSource
 from kgateway.api.resources import admin_root
 from kgateway.api.status import INodeStatus
 from kgateway.config import Settings
-from kgateway.interceptors.store import IInterceptorAdmin
+from kgateway.interfaces import INodeReactor
 
 log = Logger()
 
@@ -46,7 +46,21 @@ def guard_for(settings: Settings) -> IAdminAuth:
     return OpenOnLoopback()
 
 
-class AdminApiService(Service):
+@implementer(IStreamServerEndpoint)
+class _Announced:
+    """An endpoint that tells the service whether it got its port."""
+
+    def __init__(self, endpoint: IStreamServerEndpoint, service: AdminApiService) -> None:
+        self._endpoint = endpoint
+        self._service = service
+
+    def listen(self, factory: IProtocolFactory) -> Deferred[IListeningPort]:
+        listening = self._endpoint.listen(factory)
+        listening.addCallbacks(self._service.listened, self._service.cannot_listen)
+        return listening
+
+
+class AdminApiService(StreamServerEndpointService):
     """Serves the admin API while running; a port it cannot get stops the node."""
 
     def __init__(
@@ -54,8 +68,8 @@ class AdminApiService(Service):
         settings: Settings,
         status: INodeStatus,
         registry: CollectorRegistry,
-        reactor: Any,
-        interceptors: Callable[[], IInterceptorAdmin | None] = lambda: None,
+        reactor: INodeReactor,
+        interceptors: StoreSource = lambda: None,
     ) -> None:
         self.settings = settings
         self.reactor = reactor
@@ -66,6 +80,8 @@ class AdminApiService(Service):
         )
         self.site.displayTracebacks = False
         self.site.noisy = False
+        endpoint = serverFromString(reactor, endpoint_description(settings))
+        super().__init__(_Announced(endpoint, self), self.site)
         self.port: IListeningPort | None = None
         #: Fires with the listening port, or fails if the API could not listen.
         self.listening: Deferred[IListeningPort] = Deferred()
@@ -78,12 +94,8 @@ class AdminApiService(Service):
         host = f"[{host}]" if ":" in host else host
         return f"{scheme}://{host}:{self.settings.http_port}/"
 
-    def startService(self) -> None:
-        super().startService()
-        endpoint = serverFromString(self.reactor, endpoint_description(self.settings))
-        endpoint.listen(self.site).addCallbacks(self._listening, self._cannot_listen)
-
-    def _listening(self, port: IListeningPort) -> None:
+    def listened(self, port: IListeningPort) -> IListeningPort:
+        """The API has its port: say where, and how it is guarded."""
         self.port = port
         security = (
             "HTTP Basic"
@@ -99,8 +111,12 @@ class AdminApiService(Service):
             else "open",
         )
         self.listening.callback(port)
+        return port
 
-    def _cannot_listen(self, failure: Failure) -> None:
+    def cannot_listen(self, failure: Failure) -> Failure | None:
+        """No port: one line saying which setting to check, then the node stops."""
+        if failure.check(CancelledError):
+            return failure  # stopped before it listened
         log.critical(
             "Cannot serve the admin API on {url} ({reason}); check GATEWAY_HTTP_PORT and "
             "GATEWAY_HTTP_BIND_HOST, or what else uses the port. Stopping.",
@@ -110,10 +126,9 @@ class AdminApiService(Service):
         self.listening.errback(failure)
         self.listening.addErrback(lambda _: None)
         self.reactor.callLater(0, self.reactor.stop)
-
-    def stopService(self) -> Deferred[None] | None:
-        super().stopService()
-        port, self.port = self.port, None
-        if port is not None:
-            return port.stopListening()
         return None
+
+    def stopService(self) -> Deferred[None]:
+        self.port = None
+        stopped: Deferred[None] = super().stopService()
+        return stopped

@@ -2,10 +2,11 @@
 What the admin API reports about a node, as JSON-able data.
 
 L{INodeStatus} is the seam between the HTTP resources and the node: the
-resources only serialise what it returns, and L{GatewayNodeStatus} reads a
-running L{GatewayNode}.  Everything cluster-wide (members, brokers, the
-mapping's candidates) comes from the roster the group leader handed out and
-from Kafka's own metadata, so every node answers the same.
+resources only serialise what it returns, and L{NodeStatus} reads a node
+through the L{INodeView} the node provides.  Everything cluster-wide
+(members, brokers, the mapping's candidates) comes from the roster the group
+leader handed out and from Kafka's own metadata, so every node answers the
+same.
 """
 
 from __future__ import annotations
@@ -13,16 +14,14 @@ from __future__ import annotations
 import platform
 from datetime import UTC, datetime
 from importlib import metadata
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from zope.interface import Interface, implementer
 
-from kgateway.cluster.roster import Member
+from kgateway.config import Settings
+from kgateway.interfaces import INodeView, Member
 from kgateway.net import HostPort
 from kgateway.routing.mapping import RackAwareMapper
-
-if TYPE_CHECKING:
-    from kgateway.service import GatewayNode
 
 JSON = dict[str, Any]
 
@@ -97,72 +96,70 @@ def member_json(member: Member) -> JSON:
 
 
 @implementer(INodeStatus)
-class GatewayNodeStatus:
-    """Reads a L{GatewayNode}; never changes it (the mapper's round-robin does not turn)."""
+class NodeStatus:
+    """
+    Reads a node through its L{INodeView}; never changes it (asking for a
+    broker's candidates hands no address out).
+    """
 
-    def __init__(self, node: GatewayNode) -> None:
+    def __init__(self, settings: Settings, node: INodeView) -> None:
+        self.settings = settings
         self.node = node
 
     def readiness(self) -> list[str]:
         """Connected to Kafka, listening on its ports, a member of its gateway cluster."""
-        node = self.node
-        if node.stopping:
+        node, settings = self.node, self.settings
+        if node.stopping():
             return ["the node is shutting down"]
         reasons = []
-        if not node.directory.brokers():
+        if not node.brokers():
             reasons.append(
                 "not connected to Kafka: no broker answered from "
-                + ",".join(map(str, node.settings.bootstrap_servers))
+                + ",".join(map(str, settings.bootstrap_servers))
                 + " yet"
             )
-        if not node.ports:
+        if not node.accepting_clients():
             reasons.append("not listening on its Kafka ports yet")
-        store = node.interceptor_store
-        if store is not None and not getattr(store, "is_loaded", True):
+        if node.interceptors_pending():
+            reasons.append(f"has not read the interceptors topic {settings.interceptors_topic} yet")
+        if not node.is_member():
             reasons.append(
-                f"has not read the interceptors topic {node.settings.interceptors_topic} yet"
-            )
-        if node.membership is None or not node.membership.is_member:
-            reasons.append(
-                f"not a member of gateway cluster {node.settings.cluster_id!r} "
-                f"(group {node.settings.group_id}) yet"
+                f"not a member of gateway cluster {settings.cluster_id!r} "
+                f"(group {settings.group_id}) yet"
             )
         return reasons
 
     def _myself(self) -> JSON:
-        node = self.node
-        membership = node.membership
+        myself = self.node.myself()
         return {
-            "id": membership.core.myself.node_name if membership is not None else None,
-            "host": node.settings.advertised_host,
-            "port_start": node.plan.start if node.plan is not None else None,
-            "rack": node.settings.rack_id,
+            "id": myself.node_name if myself is not None else None,
+            "host": self.settings.advertised_host,
+            "port_start": myself.port_start if myself is not None else None,
+            "rack": self.settings.rack_id,
         }
 
     def _roster(self) -> list[Member]:
-        membership = self.node.membership
-        return sorted(membership.roster, key=lambda m: m.node_name) if membership else []
+        return sorted(self.node.roster(), key=lambda m: m.node_name)
 
     def cluster(self) -> JSON:
         """The gateway members, the brokers, and which node answered."""
-        settings = self.node.settings
         return {
-            "cluster_id": settings.cluster_id,
-            "group_id": settings.group_id,
+            "cluster_id": self.settings.cluster_id,
+            "group_id": self.settings.group_id,
             "answered_by": self._myself(),
             "members": [member_json(m) for m in self._roster()],
             "brokers": [
                 {"id": b.node_id, "host": b.host, "port": b.port, "rack": b.rack}
-                for _, b in sorted(self.node.directory.brokers().items())
+                for _, b in sorted(self.node.brokers().items())
             ],
         }
 
     def mapping(self, rack: str | None) -> JSON:
         """For each broker: the addresses a metadata response may give it, and their nodes."""
-        mapper = self.node.mapper
-        if mapper is None:
+        planner = self.node.planner()
+        if planner is None:
             raise NotReady("the node has not seen the brokers yet, so it has no mapping")
-        brokers = sorted(self.node.directory.brokers().values(), key=lambda b: b.node_id)
+        brokers = sorted(self.node.brokers().values(), key=lambda b: b.node_id)
         if rack is not None:
             racks = sorted({b.rack for b in brokers if b.rack is not None})
             brokers = [b for b in brokers if b.rack == rack]
@@ -173,7 +170,7 @@ class GatewayNodeStatus:
         roster = self._roster()
         entries = []
         for broker in brokers:
-            candidates = mapper.candidates(broker.node_id)
+            candidates = planner.candidates(broker.node_id)
             nodes = [_member_at(roster, broker.node_id, c) for c in candidates]
             entries.append(
                 {
@@ -194,35 +191,27 @@ class GatewayNodeStatus:
                 }
             )
         return {
-            "mode": "rack-aware" if isinstance(mapper, RackAwareMapper) else "load-balancer",
+            "mode": "rack-aware" if isinstance(planner, RackAwareMapper) else "load-balancer",
             "rack": rack,
             "brokers": entries,
         }
 
     def connections(self) -> JSON:
         """This node's client connections, oldest first."""
-        node = self.node
-        rows: list[JSON] = []
-        for factory in node.factories.values():
-            now = factory.clock()
-            port = node.plan.port_for(factory.broker_id) if node.plan is not None else None
-            for wire in factory.connections:
-                core = wire.core
-                if core is None:
-                    continue
-                rows.append(
-                    {
-                        "peer": wire.peer,
-                        "port": port,
-                        "broker_id": factory.broker_id,
-                        "broker": str(core.endpoint),
-                        "client_id": core.client_id,
-                        "bytes_from_client": core.bytes_from_client,
-                        "bytes_to_client": core.bytes_to_client,
-                        "in_flight": len(core.inflight),
-                        "age_seconds": round(max(0.0, now - wire.opened_at), 3),
-                    }
-                )
+        rows: list[JSON] = [
+            {
+                "peer": c.peer,
+                "port": c.port,
+                "broker_id": c.broker_id,
+                "broker": str(c.upstream),
+                "client_id": c.client_id,
+                "bytes_from_client": c.bytes_from_client,
+                "bytes_to_client": c.bytes_to_client,
+                "in_flight": c.in_flight,
+                "age_seconds": round(max(0.0, c.age_seconds), 3),
+            }
+            for c in self.node.connections()
+        ]
         rows.sort(key=lambda row: (-float(row["age_seconds"]), row["port"] or 0, row["peer"]))
         return {"answered_by": self._myself(), "connections": rows}
 

@@ -1,25 +1,25 @@
 """
-A small asynchronous Kafka client for the node's own needs (membership,
-the license topic): one connection, requests with correlation ids, replies
-as Deferreds, versions chosen from the broker's ApiVersions.
+The node's own small Kafka client protocol: one connection, requests with
+correlation ids, replies as Deferreds, versions chosen from the broker's
+ApiVersions.  L{kgateway.cluster.link.KafkaLink} opens every such connection
+(the broker directory's, membership's, the topic readers' and writers').
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from kafka.protocol.api_header import ResponseClassRegistry
-from kafka.protocol.metadata import ApiVersionsRequest
 from twisted.internet.defer import Deferred
 from twisted.internet.error import ConnectionLost
-from twisted.internet.interfaces import IReactorTime
+from twisted.internet.interfaces import IAddress
 from twisted.internet.protocol import Factory, Protocol, connectionDone
 from twisted.python.failure import Failure
 
-from kgateway.net import Connector, HostPort
+from kgateway.protocol.codec import response_class
 from kgateway.protocol.framing import FrameReader
 from kgateway.protocol.headers import response_correlation_id
 
+#: The client id on every request the node makes for itself.
 CLIENT_ID = "kgateway"
 
 
@@ -31,19 +31,29 @@ class KafkaRequestError(Exception):
         self.error_code = error_code
 
 
+#: A request waiting for its answer: (response class, version, the asker's
+#: Deferred, or None once the asker gave up and the answer is to be dropped).
+_Waiting = tuple[Any, int, "Deferred[Any] | None"]
+
+
 class KafkaClientProtocol(Protocol):
     """Requests out, responses matched back by correlation id."""
 
     def __init__(self) -> None:
         self.reader = FrameReader()
-        self.pending: dict[int, tuple[Any, int, Deferred[Any]]] = {}
+        self.pending: dict[int, _Waiting] = {}
         self.next_correlation = 1
         self.versions: dict[int, tuple[int, int]] = {}
         # Not "connected": Protocol.makeConnection sets that attribute to 1.
         self.opened: Deferred[KafkaClientProtocol] = Deferred()
         self.closed: Deferred[None] = Deferred()
+        #: Whoever opened it gave up: hang up, even if the connection opens later.
+        self.abandoned = False
 
     def connectionMade(self) -> None:
+        if self.abandoned:
+            self.close()
+            return
         self.opened.callback(self)
 
     def version_for(self, api_key: int, highest_known: int, lowest_known: int = 0) -> int:
@@ -57,13 +67,22 @@ class KafkaClientProtocol(Protocol):
         return version
 
     def request(self, message: Any) -> Deferred[Any]:
-        """Send a versioned request message; the Deferred fires with the decoded response."""
+        """
+        Send a versioned request message; the Deferred fires with the decoded
+        response.  Cancelling it (a timeout, a state machine that moved on)
+        keeps the connection: the answer, when it comes, is read and dropped.
+        """
         correlation = self.next_correlation
         self.next_correlation += 1
         message.with_header(correlation_id=correlation, client_id=CLIENT_ID)
-        response_class = ResponseClassRegistry._response_class_registry[message.API_KEY]
-        answer: Deferred[Any] = Deferred()
-        self.pending[correlation] = (response_class, message.API_VERSION, answer)
+        expected = (response_class(message.API_KEY), message.API_VERSION)
+
+        def give_up(_: Deferred[Any]) -> None:
+            if correlation in self.pending:
+                self.pending[correlation] = (*expected, None)
+
+        answer: Deferred[Any] = Deferred(give_up)
+        self.pending[correlation] = (*expected, answer)
         self.transport.write(bytes(message.encode(header=True, framed=True)))  # type: ignore[union-attr]
         return answer
 
@@ -71,12 +90,13 @@ class KafkaClientProtocol(Protocol):
         try:
             for frame in self.reader.feed(data):
                 correlation = response_correlation_id(frame)
-                response_class, version, answer = self.pending[correlation]
+                cls, version, answer = self.pending[correlation]
+                if answer is None:
+                    del self.pending[correlation]
+                    continue
                 # Still pending while decoding, so a response the codec cannot
                 # read fails its own request along with the others.
-                response = response_class.decode(
-                    memoryview(frame)[4:], version=version, header=True
-                )
+                response = cls.decode(memoryview(frame)[4:], version=version, header=True)
                 del self.pending[correlation]
                 answer.callback(response)
         except Exception as e:  # FrameError, an unknown correlation id, or the codec's own errors
@@ -91,41 +111,27 @@ class KafkaClientProtocol(Protocol):
     def _fail_all(self, failure: Failure) -> None:
         pending, self.pending = self.pending, {}
         for _, _, answer in pending.values():
-            answer.errback(failure)
+            if answer is not None:
+                answer.errback(failure)
 
     def close(self) -> None:
         """Hang up."""
         if self.transport is not None:
             self.transport.loseConnection()
 
+    def abandon(self) -> None:
+        """Hang up now, or as soon as a connection still being made opens."""
+        self.abandoned = True
+        self.close()
 
-class _Factory(Factory):
+
+class OneClientFactory(Factory):
+    """Builds the one L{KafkaClientProtocol} a connection attempt is for."""
+
     noisy = False
 
     def __init__(self) -> None:
-        self.protocol_instance = KafkaClientProtocol()
+        self.client = KafkaClientProtocol()
 
-    def buildProtocol(self, addr: Any) -> KafkaClientProtocol:
-        return self.protocol_instance
-
-
-async def open_client(
-    connect: Connector, endpoint: HostPort, clock: IReactorTime, timeout: float
-) -> KafkaClientProtocol:
-    """Connect to a broker and learn the versions it offers."""
-    factory = _Factory()
-    attempt = connect(endpoint, factory)
-    attempt.addTimeout(timeout, clock)
-    await attempt
-    client = factory.protocol_instance
-    answer = client.request(
-        ApiVersionsRequest[3](client_software_name="kgateway", client_software_version="0")
-    )
-    answer.addTimeout(timeout, clock)
-    try:
-        response = await answer
-    except BaseException:
-        client.close()
-        raise
-    client.versions = {a.api_key: (a.min_version, a.max_version) for a in response.api_keys}
-    return client
+    def buildProtocol(self, addr: IAddress | None) -> KafkaClientProtocol:
+        return self.client

@@ -1,41 +1,16 @@
-"""Who is in the gateway cluster: members and the roster the group leader hands out."""
+"""
+Who is in the gateway cluster, as the group protocol carries it: each
+member's description (a L{Member}, defined with the node's other seams) and
+the roster the group leader hands out.
+"""
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
 
+from kgateway.interfaces import Member
 
-@dataclass(frozen=True, order=True)
-class Member:
-    """One gateway node as the others see it."""
-
-    node_name: str
-    host: str
-    port_start: int
-    port_count: int
-    min_broker_id: int
-    rack: str | None = None
-    joined_at: float = 0.0
-    #: The id the group coordinator gave this member ("" before it joined).
-    member_id: str = ""
-
-    def port_for(self, broker_id: int) -> int | None:
-        """This node's port for a broker, or None when the id is off its plan."""
-        offset = broker_id - self.min_broker_id
-        if 0 <= offset < self.port_count:
-            return self.port_start + offset
-        return None
-
-    def to_json(self) -> dict[str, object]:
-        """The member as JSON-able data."""
-        return asdict(self)
-
-    @classmethod
-    def from_json(cls, data: dict[str, object]) -> Member:
-        """Read a member back; unknown keys (from newer nodes) are ignored."""
-        known = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
-        return cls(**known)  # type: ignore[arg-type]
+__all__ = ["Member", "decode_member", "decode_roster", "encode_member", "encode_roster"]
 
 
 def encode_member(member: Member) -> bytes:

@@ -6,43 +6,42 @@ null value (a tombstone) removes it.
 L{CompactedTopicReader} keeps polling partition 0 from its leader, holds the
 latest value of every key in memory and tells a listener when they change;
 L{TopicWriter} produces one record at a time to a partition's leader with
-C{acks=all}; L{ensure_compacted_topic} creates such a topic when it is missing.
+C{acks=all}; L{ensure_topic} creates a one-partition topic when it is missing.
 Nothing is kept on disk: a restarted node reads the topic from the start.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from kafka.errors import NoError, OffsetOutOfRangeError, TopicAlreadyExistsError
 from kafka.protocol.admin import CreateTopicsRequest
 from kafka.protocol.consumer import FetchRequest
 from kafka.protocol.metadata import MetadataRequest
 from kafka.protocol.producer import ProduceRequest
 from kafka.record import MemoryRecords, MemoryRecordsBuilder
-from twisted.application.service import Service
-from twisted.internet.defer import Deferred, ensureDeferred, succeed
-from twisted.internet.interfaces import IReactorTime
-from twisted.internet.task import LoopingCall
+from twisted.application.service import MultiService
+from twisted.internet.defer import CancelledError, Deferred, succeed
 from twisted.logger import Logger
 
-from kgateway.cluster.kafka_client import KafkaClientProtocol, KafkaRequestError, open_client
-from kgateway.net import Connector, HostPort
+from kgateway.cluster.kafka_client import KafkaClientProtocol, KafkaRequestError
+from kgateway.cluster.link import KafkaLink
+from kgateway.cluster.polling import PollService
+from kgateway.interfaces import IBrokerDirectory, Listener
+from kgateway.net import HostPort
 
 log = Logger()
 
-NONE = 0
-OFFSET_OUT_OF_RANGE = 1
-UNKNOWN_TOPIC_OR_PARTITION = 3
-TOPIC_ALREADY_EXISTS = 36
 
-#: Called with the whole current content of a topic after it changed.
-Listener = Callable[[Mapping[bytes, bytes]], None]
+def replication_for(directory: IBrokerDirectory) -> int:
+    """For the cluster's own topics: 3, or fewer on a smaller Kafka cluster."""
+    return max(1, min(3, len(directory.brokers())))
 
 
-async def ensure_compacted_topic(
+async def ensure_topic(
     client: KafkaClientProtocol,
     topic: str,
     replication_factor: int,
@@ -50,7 +49,7 @@ async def ensure_compacted_topic(
     compacted: bool = True,
 ) -> bool:
     """
-    Create C{topic} (one partition, compacted unless told otherwise) unless it exists.
+    Create C{topic} (one partition; compacted, or with the delete policy) unless it exists.
 
     Returns whether it was created.  C{what} names the topic in the log and
     the error ("license topic").
@@ -72,10 +71,10 @@ async def ensure_compacted_topic(
         request(topics=[creatable], timeout_ms=10000, validate_only=False)
     )
     result = response.topics[0]
-    if result.error_code == NONE:
+    if result.error_code == NoError.errno:
         log.info("Created the {what} {topic}", what=what, topic=topic)
         return True
-    if result.error_code != TOPIC_ALREADY_EXISTS:
+    if result.error_code != TopicAlreadyExistsError.errno:
         raise KafkaRequestError(
             f"cannot create the {what} {topic}: error {result.error_code} "
             f"{result.error_message or ''}".strip(),
@@ -85,7 +84,7 @@ async def ensure_compacted_topic(
 
 
 async def partition_leader(
-    client: KafkaClientProtocol, topic: str, timeout: float, clock: IReactorTime
+    client: KafkaClientProtocol, topic: str, link: KafkaLink
 ) -> HostPort | None:
     """Where partition 0 of C{topic} is led, per the broker C{client} talks to; None if nowhere."""
     version = client.version_for(MetadataRequest.API_KEY, 12, 4)
@@ -96,7 +95,7 @@ async def partition_leader(
             allow_auto_topic_creation=False,
         )
     )
-    answer.addTimeout(timeout, clock)
+    answer.addTimeout(link.timeout_seconds, link.clock)
     metadata = await answer
     brokers = {b.node_id: HostPort(b.host, b.port) for b in metadata.brokers}
     for found in metadata.topics:
@@ -106,35 +105,43 @@ async def partition_leader(
     return None
 
 
+@dataclass(frozen=True)
+class NewTopic:
+    """How a L{LeaderFinder} creates a topic that is missing."""
+
+    #: What the log calls the topic it creates ("interceptors topic").
+    what: str
+    #: Asked at creation time: the cluster may have grown since the node started.
+    replication_factor: Callable[[], int]
+    #: Compacted (the cluster's own topics) or not (an interceptor's audit log).
+    compacted: bool = True
+
+
 @dataclass(eq=False)
 class LeaderFinder:
     """Finds partition 0's leader through any broker, creating the topic first if asked to."""
 
-    brokers: Callable[[], Sequence[HostPort]]
-    connect: Connector
-    clock: IReactorTime
-    timeout_seconds: float = 10.0
-    #: The replication factor to create a missing topic with; None: never create.
-    create_with: Callable[[], int] | None = None
-    #: What the log calls a topic it creates.
-    what: str = "topic"
-    #: Whether a topic it creates is compacted (the cluster's own topics) or not (an audit log).
-    compacted: bool = True
+    link: KafkaLink
+    #: How to create a missing topic; None: never create one.
+    create: NewTopic | None = None
 
     async def leader(self, topic: str) -> HostPort:
         """The leader's address; L{KafkaRequestError} if no broker knows one."""
-        for endpoint in self.brokers():
+        for address in self.link.addresses():
             try:
-                client = await open_client(self.connect, endpoint, self.clock, self.timeout_seconds)
+                client = await self.link.open(address)
+            except CancelledError:
+                raise
             except Exception:
                 continue
             try:
-                found = await partition_leader(client, topic, self.timeout_seconds, self.clock)
-                if found is None and self.create_with is not None:
-                    await ensure_compacted_topic(
-                        client, topic, self.create_with(), self.what, self.compacted
+                found = await partition_leader(client, topic, self.link)
+                if found is None and self.create is not None:
+                    create = self.create
+                    await ensure_topic(
+                        client, topic, create.replication_factor(), create.what, create.compacted
                     )
-                    found = await partition_leader(client, topic, self.timeout_seconds, self.clock)
+                    found = await partition_leader(client, topic, self.link)
             finally:
                 client.close()
             if found is None:
@@ -144,23 +151,20 @@ class LeaderFinder:
 
     async def open_leader(self, topic: str) -> KafkaClientProtocol:
         """A connection to the leader of partition 0 of C{topic}."""
-        leader = await self.leader(topic)
-        return await open_client(self.connect, leader, self.clock, self.timeout_seconds)
+        return await self.link.open(await self.leader(topic))
 
 
 @dataclass(eq=False)
-class CompactedTopicReader(Service):
+class CompactedTopicReader(MultiService):
     """Polls partition 0 of a compacted topic and keeps the latest value of every key."""
 
     topic: str
     finder: LeaderFinder
-    clock: IReactorTime
     #: Between polls.  Each poll is one Fetch with max_wait_ms=0, so a change is
     #: seen at most this long (plus a round trip) after it is written; a short
     #: interval buys propagation within a second or two at the cost of a small
     #: request per interval, which an idle broker answers from memory.
     interval_seconds: float = 5.0
-    timeout_seconds: float = 10.0
     #: Told the whole content after every poll that changed it.
     listener: Listener | None = None
     #: What the log calls the topic ("license topic").
@@ -169,7 +173,6 @@ class CompactedTopicReader(Service):
     offset: int = 0
     polls: int = 0
     _client: KafkaClientProtocol | None = None
-    _loop: LoopingCall | None = None
     _busy: bool = False
     _failing: bool = False
     _waiting: list[tuple[int, Deferred[None]]] = field(default_factory=list)
@@ -177,19 +180,16 @@ class CompactedTopicReader(Service):
     #: The content read again from the log's start after OFFSET_OUT_OF_RANGE.
     _rebuilt: dict[bytes, bytes] | None = None
 
-    def startService(self) -> None:
-        super().startService()
-        self._loop = LoopingCall(self.poll)
-        self._loop.clock = self.clock
-        self._loop.start(self.interval_seconds, now=True)
+    def __post_init__(self) -> None:
+        MultiService.__init__(self)
+        PollService(self.interval_seconds, self.poll, self.finder.link.clock).setServiceParent(self)
 
-    def stopService(self) -> None:
-        super().stopService()
-        if self._loop is not None and self._loop.running:
-            self._loop.stop()
+    def stopService(self) -> Deferred[Any]:
+        stopped: Deferred[Any] = super().stopService()
         if self._client is not None:
             self._client.close()
             self._client = None
+        return stopped
 
     def loaded(self) -> Deferred[None]:
         """Fires once the topic has been read to its end at least once."""
@@ -210,7 +210,7 @@ class CompactedTopicReader(Service):
 
     def poll(self) -> Deferred[None]:
         """Fetch what is new in the topic (one round trip when nothing is)."""
-        return ensureDeferred(self._poll())
+        return Deferred.fromCoroutine(self._poll())
 
     async def _poll(self) -> None:
         if self._busy:
@@ -229,6 +229,8 @@ class CompactedTopicReader(Service):
                     "Reading the {what} {topic} again", what=self.description, topic=self.topic
                 )
                 self._failing = False
+        except CancelledError:
+            raise  # stopped
         except Exception as e:
             if self._client is not None:
                 self._client.close()
@@ -274,12 +276,13 @@ class CompactedTopicReader(Service):
                 rack_id="",
             )
         )
-        answer.addTimeout(self.timeout_seconds, self.clock)
+        link = self.finder.link
+        answer.addTimeout(link.timeout_seconds, link.clock)
         response = await answer
         changed = False
         for topic_response in response.responses:
             for partition in topic_response.partitions:
-                if partition.error_code == OFFSET_OUT_OF_RANGE:
+                if partition.error_code == OffsetOutOfRangeError.errno:
                     # Records before our offset are gone, tombstones with them:
                     # rebuild the content from the log's start, and swap it in
                     # only once caught up, so no listener sees a half-read topic.
@@ -358,15 +361,13 @@ class TopicWriter:
     """Produces single records to partition 0 of a topic, through its leader, with acks=all."""
 
     finder: LeaderFinder
-    clock: IReactorTime
-    timeout_seconds: float = 10.0
     #: The wall clock for record timestamps (a parameter for tests).
     now: Callable[[], float] = time.time
     _leaders: dict[str, KafkaClientProtocol] = field(default_factory=dict)
 
     def produce(self, topic: str, key: bytes | None, value: bytes | None) -> Deferred[int]:
         """Write one record (C{value} None: a tombstone); fires with its offset."""
-        return ensureDeferred(self._produce(topic, key, value))
+        return Deferred.fromCoroutine(self._produce(topic, key, value))
 
     async def _produce(self, topic: str, key: bytes | None, value: bytes | None) -> int:
         client = self._leaders.get(topic)
@@ -384,6 +385,7 @@ class TopicWriter:
     async def _send(
         self, client: KafkaClientProtocol, topic: str, key: bytes | None, value: bytes | None
     ) -> int:
+        link = self.finder.link
         version = client.version_for(ProduceRequest.API_KEY, 12, 3)
         request = ProduceRequest[version]
         data = request.TopicProduceData
@@ -391,7 +393,7 @@ class TopicWriter:
             request(
                 transactional_id=None,
                 acks=-1,
-                timeout_ms=int(self.timeout_seconds * 1000),
+                timeout_ms=int(link.timeout_seconds * 1000),
                 topic_data=[
                     data(
                         name=topic,
@@ -405,7 +407,7 @@ class TopicWriter:
                 ],
             )
         )
-        answer.addTimeout(self.timeout_seconds, self.clock)
+        answer.addTimeout(link.timeout_seconds, link.clock)
         response = await answer
         for topic_response in response.responses:
             for partition in topic_response.partition_responses:

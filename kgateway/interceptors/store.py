@@ -12,47 +12,23 @@ write back, so a GET right after a PUT shows it.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Protocol
 
-from twisted.application.service import Service
+from twisted.application.service import MultiService
 from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from zope.interface import Interface, implementer
 
-from kgateway.cluster.topics import Listener
 from kgateway.interceptors.api import InvalidConfig
 from kgateway.interceptors.registry import InterceptorSet
 from kgateway.interceptors.spec import InterceptorSpec
+from kgateway.interfaces import TopicReader, TopicWriter
 
 log = Logger()
 
 
 class InterceptorNotFound(Exception):
     """No interceptor has that name."""
-
-
-class ITopicReader(Protocol):
-    """What the store needs of a L{kgateway.cluster.topics.CompactedTopicReader}."""
-
-    entries: dict[bytes, bytes]
-    listener: Listener | None
-
-    def startService(self) -> None: ...
-
-    def stopService(self) -> Any: ...
-
-    def poll(self) -> Deferred[None]: ...
-
-    def loaded(self) -> Deferred[None]: ...
-
-    def seen(self, offset: int) -> Deferred[None]: ...
-
-
-class ITopicWriter(Protocol):
-    """What the store needs of a L{kgateway.cluster.topics.TopicWriter}."""
-
-    def produce(self, topic: str, key: bytes | None, value: bytes | None) -> Deferred[int]: ...
 
 
 class IInterceptorAdmin(Interface):
@@ -82,18 +58,23 @@ def _order(spec: InterceptorSpec) -> tuple[int, str]:
 
 
 @implementer(IInterceptorAdmin)
-class InterceptorStore(Service):
-    """Applies the interceptors topic to this node's L{InterceptorSet}; writes to it."""
+class InterceptorStore(MultiService):
+    """
+    Applies the interceptors topic to this node's L{InterceptorSet}; writes to it.
+
+    Its reader is its child service: the store reads the topic while it runs.
+    """
 
     def __init__(
         self,
         topic: str,
-        reader: ITopicReader,
-        writer: ITopicWriter,
+        reader: TopicReader,
+        writer: TopicWriter,
         interceptors: InterceptorSet,
         clock: IReactorTime,
         timeout_seconds: float = 10.0,
     ) -> None:
+        super().__init__()
         self.topic = topic
         self.reader = reader
         self.writer = writer
@@ -106,6 +87,8 @@ class InterceptorStore(Service):
         #: Values that did not decode, so each is logged once.
         self._rejected: set[tuple[bytes, bytes]] = set()
         reader.listener = self.changed
+        reader.loaded().addCallback(self._mark_loaded)
+        reader.setServiceParent(self)
 
     def loaded(self) -> Deferred[None]:
         """Fires once the whole topic has been read and applied (the node may then listen)."""
@@ -113,15 +96,6 @@ class InterceptorStore(Service):
 
     def _mark_loaded(self, _: None) -> None:
         self.is_loaded = True
-
-    def startService(self) -> None:
-        super().startService()
-        self.reader.loaded().addCallback(self._mark_loaded)
-        self.reader.startService()
-
-    def stopService(self) -> Any:
-        super().stopService()
-        return self.reader.stopService()
 
     def changed(self, entries: Mapping[bytes, bytes]) -> None:
         """The topic changed: decode every entry and apply the whole set."""

@@ -12,8 +12,8 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
 from kgateway.logs import event_as_json_line, json_observer, use_json_logs
-from kgateway.service import makeService
-from tests.unit.test_service import make_node
+from kgateway.node.service import makeService
+from tests.unit.node.test_service import make_node
 
 
 class JsonLineTests(SynchronousTestCase):

@@ -7,8 +7,7 @@ resources with StubTreq.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
-from types import SimpleNamespace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from jsonschema import Draft202012Validator
@@ -25,11 +24,12 @@ from kgateway.config import AdminUser, Settings
 from kgateway.interceptors.store import InterceptorStore
 from kgateway.interfaces import BrokerInfo
 from kgateway.net import HostPort
+from kgateway.node.parts import build_parts
+from kgateway.node.service import GatewayNode
 from kgateway.routing.ports import PortPlan
-from kgateway.service import GatewayNode, makeService
 from tests.unit.interceptors.fake_topic import FakeTopic
+from tests.unit.node.test_service import FakeFetch, RecordingReactor, fake_directory
 from tests.unit.proxy.fakes import FakeBrokers
-from tests.unit.test_service import FakeFetch, RecordingReactor
 
 OPS = AdminUser("ops", "s3cret-Pw!", admin=True)
 VIEWER = AdminUser("viewer", "look-only", admin=False)
@@ -54,10 +54,7 @@ class FakeMembership:
     others: list[Member] = field(default_factory=lambda: [OTHER])
     is_member: bool = True
     started: bool = False
-    core: Any = None
-
-    def __post_init__(self) -> None:
-        self.core = SimpleNamespace(myself=self.myself, rebalances=2)
+    rebalances: int = 2
 
     @property
     def roster(self) -> list[Member]:
@@ -139,11 +136,8 @@ def make_api_node(
     settings = Settings(**{**values, **overrides})
     reactor = RecordingReactor()
     registry = CollectorRegistry()
-    node = makeService(settings, reactor, registry)
     fetch = FakeFetch(None)
-    node.directory._fetch = fetch
     upstream = FakeBrokers()
-    node.connect = upstream.connect
 
     def membership(plan: PortPlan) -> FakeMembership:
         me = Member(
@@ -151,12 +145,19 @@ def make_api_node(
         )
         return FakeMembership(me)
 
-    node.membership_factory = membership  # type: ignore[assignment]
-    node.license_factory = Service  # type: ignore[assignment]
     topic = FakeTopic(settings.interceptors_topic)
-    node.interceptor_store_factory = lambda: InterceptorStore(
-        topic.name, topic.reader(), topic, node.interceptors, reactor
+    parts = build_parts(settings, reactor, registry)
+    parts = replace(
+        parts,
+        directory=fake_directory(settings, reactor, fetch),
+        connect=upstream.connect,
+        membership=membership,
+        license=Service(),
+        interceptor_store=InterceptorStore(
+            topic.name, topic.reader(), topic, parts.interceptors, reactor
+        ),
     )
+    node = GatewayNode(settings, parts, reactor)
     node.startService()
     case.addCleanup(node.stopService)
     assert node.admin_api is not None, "no admin API"

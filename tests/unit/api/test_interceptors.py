@@ -63,7 +63,7 @@ class InterceptorApiTests(SynchronousTestCase):
         # Read back before the answer: visible at once, and running on this node.
         got = self.successResultOf(self.api.get("/api/v1/interceptors/ids"))
         self.assertEqual(conforms(self, ITEM, got), STORED_IDS)
-        self.assertEqual([a.name for a in self.api.node.interceptors.active], ["ids"])
+        self.assertEqual([a.name for a in self.api.node.parts.interceptors.active], ["ids"])
 
         replaced = self.put("ids", {**IDS, "scope": {"clientId": "batch-.*"}})
         self.assertEqual(replaced.code, 200)
@@ -109,7 +109,7 @@ class InterceptorApiTests(SynchronousTestCase):
         removed = self.delete("ids")
         self.assertEqual(removed.code, 204)
         self.assertEqual(self.topic.records[-1], (b"ids", None))
-        self.assertEqual(self.api.node.interceptors.active, ())
+        self.assertEqual(self.api.node.parts.interceptors.active, ())
         missing = self.successResultOf(self.api.get("/api/v1/interceptors/ids"))
         self.assertEqual(missing.code, 404)
         again = self.delete("ids")
@@ -131,7 +131,7 @@ class InterceptorApiTests(SynchronousTestCase):
         other = {"name": "elsewhere", "plugin": "only-there", "priority": 5}
         self.topic.produce(self.topic.name, b"elsewhere", json.dumps(other).encode())
         self.api.reactor.advance(1)
-        self.api.node.interceptor_store.reader.poll()  # type: ignore[union-attr]
+        self.api.node.parts.interceptor_store.reader.poll()
         listed = self.listed()
         self.assertEqual([s["name"] for s in listed["interceptors"]], ["elsewhere"])
         self.assertIn("no interceptor plugin named 'only-there'", listed["failed"]["elsewhere"])

@@ -16,6 +16,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from prometheus_client import CollectorRegistry
 from twisted.internet.defer import ensureDeferred
 from twisted.internet.error import CannotListenError
 from twisted.internet.testing import MemoryReactorClock
@@ -24,12 +25,12 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from kgateway.api import cli
 from kgateway.api.auth import BasicAuth, OpenOnLoopback
 from kgateway.api.server import AdminApiService, endpoint_description
-from kgateway.api.status import GatewayNodeStatus
+from kgateway.api.status import NodeStatus
 from kgateway.config import SETTINGS, HttpTls, Settings
 from kgateway.interfaces import BrokerInfo
 from kgateway.net import HostPort
+from tests.unit.node.test_service import make_node
 from tests.unit.proxy.fakes import catch_logs
-from tests.unit.test_service import make_node
 
 from .fakes import AUTH, USERS, make_api_node
 
@@ -147,6 +148,25 @@ class ListeningTests(SynchronousTestCase):
         self.successResultOf(api.node.stopService())
         self.assertTrue(http.stopped)
 
+    def test_listens_once_when_twistd_starts_it_privileged_first(self) -> None:
+        """twistd calls privilegedStartService, then startService: one port, one log line."""
+        logs = catch_logs(self)
+        reactor = MemoryReactorClock()
+        service = AdminApiService(
+            settings(admin_api_users=USERS),
+            NodeStatus(settings(), None),  # type: ignore[arg-type]
+            CollectorRegistry(),
+            reactor,
+        )
+        service.privilegedStartService()
+        service.startService()
+        self.assertEqual([port for port, *_ in reactor.tcpServers], [8888])
+        self.assertIsNotNone(self.successResultOf(service.listening))
+        self.assertEqual(len([line for line in logs() if line.startswith("Admin API on")]), 1)
+        self.successResultOf(service.stopService())
+        self.assertIsNone(service.port)
+        self.assertFalse(service.running)
+
     def test_cannot_listen_stops_the_node(self) -> None:
         class Busy(MemoryReactorClock):
             def listenTCP(self, port: int, *args: Any, **kwargs: Any) -> Any:
@@ -158,9 +178,9 @@ class ListeningTests(SynchronousTestCase):
         reactor.stop = lambda: stopped.append(True)  # type: ignore[method-assign]
         service = AdminApiService(
             settings(admin_api_users=USERS),
-            GatewayNodeStatus(None),
-            None,
-            reactor,  # type: ignore[arg-type]
+            NodeStatus(settings(), None),  # type: ignore[arg-type]
+            None,  # type: ignore[arg-type]
+            reactor,
         )
         service.startService()
         self.assertIsNone(service.port)
@@ -194,7 +214,7 @@ class HttpsTests(TestCase):
         # The same node's API once more, on the real reactor and any free port.
         service = AdminApiService(
             replace(api.node.settings, http_port=0),
-            GatewayNodeStatus(api.node),
+            NodeStatus(api.node.settings, api.node),
             api.registry,
             reactor,
         )

@@ -21,6 +21,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from kafka import errors
 from kafka.protocol.admin import CreateTopicsRequest, CreateTopicsResponse
 from kafka.protocol.consumer import (
     ConsumerProtocolAssignment,
@@ -51,13 +52,13 @@ from kgateway.protocol.codec import encode_response
 from kgateway.protocol.framing import FrameReader
 from kgateway.protocol.headers import request_info
 
-NONE = 0
-UNKNOWN_MEMBER_ID = 25
-ILLEGAL_GENERATION = 22
-INCONSISTENT_GROUP_PROTOCOL = 23
-REBALANCE_IN_PROGRESS = 27
-TOPIC_ALREADY_EXISTS = 36
-MEMBER_ID_REQUIRED = 79
+NONE = errors.NoError.errno
+UNKNOWN_MEMBER_ID = errors.UnknownMemberIdError.errno
+ILLEGAL_GENERATION = errors.IllegalGenerationError.errno
+INCONSISTENT_GROUP_PROTOCOL = errors.InconsistentGroupProtocolError.errno
+REBALANCE_IN_PROGRESS = errors.RebalanceInProgressError.errno
+TOPIC_ALREADY_EXISTS = errors.TopicAlreadyExistsError.errno
+MEMBER_ID_REQUIRED = errors.MemberIdRequiredError.errno
 
 #: The request classes the fake understands, by api key.
 REQUESTS: dict[int, Any] = {

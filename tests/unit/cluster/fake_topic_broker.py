@@ -12,6 +12,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from kafka import errors
 from kafka.protocol.admin import CreateTopicsRequest, CreateTopicsResponse
 from kafka.protocol.consumer import FetchRequest, FetchResponse
 from kafka.protocol.metadata import (
@@ -32,11 +33,11 @@ from kgateway.protocol.codec import encode_response
 from kgateway.protocol.framing import FrameReader
 from kgateway.protocol.headers import request_info
 
-NONE = 0
-OFFSET_OUT_OF_RANGE = 1
-UNKNOWN_TOPIC_OR_PARTITION = 3
-NOT_LEADER_OR_FOLLOWER = 6
-TOPIC_ALREADY_EXISTS = 36
+NONE = errors.NoError.errno
+OFFSET_OUT_OF_RANGE = errors.OffsetOutOfRangeError.errno
+UNKNOWN_TOPIC_OR_PARTITION = errors.UnknownTopicOrPartitionError.errno
+NOT_LEADER_OR_FOLLOWER = errors.NotLeaderForPartitionError.errno
+TOPIC_ALREADY_EXISTS = errors.TopicAlreadyExistsError.errno
 
 REQUESTS: dict[int, Any] = {
     cls.API_KEY: cls

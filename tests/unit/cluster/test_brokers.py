@@ -18,6 +18,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
 from kgateway.cluster.brokers import METADATA_VERSION, BrokerDirectory, fetch_brokers
+from kgateway.cluster.link import KafkaLink
 from kgateway.interfaces import BrokerInfo, IBrokerDirectory
 from kgateway.net import HostPort
 from kgateway.protocol.framing import FrameReader
@@ -40,9 +41,7 @@ class FakeFetch:
         self.asked: list[HostPort] = []
         self.answers: dict[HostPort, list[BrokerInfo] | Exception] = {}
 
-    def __call__(
-        self, connect: Any, endpoint: HostPort, clock: Any, timeout: float
-    ) -> Deferred[list[BrokerInfo]]:
+    def __call__(self, link: KafkaLink, endpoint: HostPort) -> Deferred[list[BrokerInfo]]:
         self.asked.append(endpoint)
         answer = self.answers.get(endpoint, ConnectionRefusedError(str(endpoint)))
         if isinstance(answer, Exception):
@@ -56,11 +55,8 @@ class BrokerDirectoryTests(SynchronousTestCase):
         self.fetch = FakeFetch()
         self.logs = catch_logs(self)
         self.directory = BrokerDirectory(
-            [A, B, C],
-            never_connect,
-            clock=self.clock,
+            KafkaLink((A, B, C), never_connect, self.clock, timeout_seconds=2.0),
             refresh_seconds=5.0,
-            timeout_seconds=2.0,
             fetch=self.fetch,
         )
         self.addCleanup(lambda: self.directory.running and self.directory.stopService())
@@ -161,6 +157,39 @@ class BrokerDirectoryTests(SynchronousTestCase):
         self.clock.advance(50)
         self.assertEqual(len(self.fetch.asked), 3)
 
+    def test_stop_cancels_a_refresh_in_flight(self) -> None:
+        """Stopping does not wait for a broker that does not answer, nor log it as unreachable."""
+        hanging: list[Deferred[list[BrokerInfo]]] = []
+
+        def hang(link: KafkaLink, endpoint: HostPort) -> Deferred[list[BrokerInfo]]:
+            hanging.append(Deferred())
+            return hanging[-1]
+
+        directory = BrokerDirectory(KafkaLink((A, B), never_connect, self.clock), fetch=hang)
+        directory.startService()
+        self.assertEqual(len(hanging), 1)
+        self.successResultOf(directory.stopService())
+        self.assertTrue(hanging[0].called)  # cancelled
+        self.assertEqual(len(hanging), 1)  # B was not asked instead
+        self.assertEqual(self.count("Cannot reach any Kafka broker"), 0)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+        self.assertFalse(directory.running)
+
+    def test_stop_before_start(self) -> None:
+        self.successResultOf(self.directory.stopService())
+
+    def test_known_addresses_are_a_links_failover(self) -> None:
+        """The node's other connections try the brokers the directory knows after the bootstrap."""
+        self.fetch.answers[A] = [BrokerInfo(2, "k2", 9092), BrokerInfo(1, "k1", 9093)]
+        self.directory.startService()
+        self.assertEqual(
+            self.directory.known_addresses(), [HostPort("k2", 9092), HostPort("k1", 9093)]
+        )
+        link = KafkaLink((A,), never_connect, self.clock).also_trying(
+            self.directory.known_addresses
+        )
+        self.assertEqual(link.addresses(), [A, HostPort("k2", 9092), HostPort("k1", 9093)])
+
 
 class MetadataBroker(Protocol):
     """Answers one Metadata v12 request with a fixed broker list, recording the request."""
@@ -189,6 +218,9 @@ class FetchBrokersTests(SynchronousTestCase):
         self.pumps: list[IOPump] = []
         self.connected_to: list[HostPort] = []
 
+    def link(self, connect: Callable[[HostPort, Factory], Deferred[Protocol]]) -> KafkaLink:
+        return KafkaLink((A,), connect, self.clock, timeout_seconds=5)
+
     def connector(self, broker: Protocol) -> Callable[[HostPort, Factory], Deferred[Protocol]]:
         def connect_broker(endpoint: HostPort, factory: Factory) -> Deferred[Protocol]:
             self.connected_to.append(endpoint)
@@ -209,9 +241,7 @@ class FetchBrokersTests(SynchronousTestCase):
 
     def test_reads_the_broker_list(self) -> None:
         broker = MetadataBroker([(1, "k1", 9092), (2, "k2", 9093)])
-        result = Deferred.fromCoroutine(
-            fetch_brokers(self.connector(broker), A, self.clock, timeout=5)
-        )
+        result = fetch_brokers(self.link(self.connector(broker)), A)
         self.assertNoResult(result)
         self.pumps[0].flush()
 
@@ -229,9 +259,7 @@ class FetchBrokersTests(SynchronousTestCase):
 
     def test_times_out_and_hangs_up(self) -> None:
         silent = Protocol()
-        result = Deferred.fromCoroutine(
-            fetch_brokers(self.connector(silent), A, self.clock, timeout=5)
-        )
+        result = fetch_brokers(self.link(self.connector(silent)), A)
         self.pumps[0].flush()
         self.assertNoResult(result)
         self.clock.advance(5)
@@ -242,7 +270,7 @@ class FetchBrokersTests(SynchronousTestCase):
         def refuse(endpoint: HostPort, factory: Factory) -> Deferred[Protocol]:
             return fail(ConnectionRefusedError("nope"))
 
-        result = Deferred.fromCoroutine(fetch_brokers(refuse, A, self.clock, timeout=5))
+        result = fetch_brokers(self.link(refuse), A)
         self.failureResultOf(result, ConnectionRefusedError)
         self.assertEqual(self.clock.getDelayedCalls(), [])
 
@@ -253,14 +281,14 @@ class FetchBrokersTests(SynchronousTestCase):
             attempts.append(Deferred())
             return attempts[-1]
 
-        result = Deferred.fromCoroutine(fetch_brokers(hang, A, self.clock, timeout=5))
+        result = fetch_brokers(self.link(hang), A)
         self.clock.advance(5)
         self.failureResultOf(result, TimeoutError)
         self.assertTrue(attempts[0].called)
 
     def test_directory_with_real_fetch(self) -> None:
         broker = MetadataBroker([(4, "k4", 9092)])
-        directory = BrokerDirectory([A], self.connector(broker), clock=self.clock)
+        directory = BrokerDirectory(self.link(self.connector(broker)))
         directory.startService()
         self.addCleanup(directory.stopService)
         ready = directory.ready()
@@ -296,7 +324,7 @@ class NotKafkaTests(SynchronousTestCase):
             )
             return succeed(client)
 
-        result = Deferred.fromCoroutine(fetch_brokers(connect_http, A, clock, timeout=5))
+        result = fetch_brokers(KafkaLink((A,), connect_http, clock, timeout_seconds=5), A)
         pumps[0].flush()
         failure = self.failureResultOf(result)
         self.assertIn("not a Kafka Metadata response", failure.getErrorMessage())

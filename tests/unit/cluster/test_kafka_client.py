@@ -1,6 +1,7 @@
 """
-The node's own small Kafka client: versions, correlation, connection loss,
-on a StringTransport, and open_client against the fake coordinator.
+The node's own small Kafka client: versions, correlation, cancellation,
+connection loss, on a StringTransport; and KafkaLink.open against the fake
+coordinator.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from typing import Any
 
 from kafka.protocol.consumer import HeartbeatRequest, HeartbeatResponse
 from kafka.protocol.metadata import ApiVersionsRequest, FindCoordinatorRequest
-from twisted.internet.defer import Deferred, TimeoutError
+from twisted.internet.defer import CancelledError, Deferred, TimeoutError
 from twisted.internet.error import ConnectionDone, ConnectionLost
 from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.task import Clock
@@ -18,12 +19,8 @@ from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
-from kgateway.cluster.kafka_client import (
-    CLIENT_ID,
-    KafkaClientProtocol,
-    KafkaRequestError,
-    open_client,
-)
+from kgateway.cluster.kafka_client import CLIENT_ID, KafkaClientProtocol, KafkaRequestError
+from kgateway.cluster.link import KafkaLink
 from kgateway.net import HostPort
 from kgateway.protocol.codec import encode_response
 from kgateway.protocol.framing import FrameReader
@@ -163,17 +160,40 @@ class RequestTests(SynchronousTestCase):
         self.client.close()
         self.assertTrue(self.transport.disconnecting)
 
+    def test_a_cancelled_request_keeps_the_connection_and_drops_its_answer(self) -> None:
+        """A request given up on (a timeout, a machine that moved on) leaves the others be."""
+        abandoned = self.client.request(heartbeat("a"))
+        kept = self.client.request(heartbeat("b"))
+        abandoned.cancel()
+        self.failureResultOf(abandoned, CancelledError)
+        self.client.dataReceived(heartbeat_answer(1, 0) + heartbeat_answer(2, 27))
+        self.assertEqual(self.successResultOf(kept).error_code, 27)
+        self.assertFalse(self.transport.disconnecting)
+        self.assertEqual(self.client.pending, {})
 
-class OpenClientTests(SynchronousTestCase):
+    def test_abandoned_before_it_opens(self) -> None:
+        """A client given up on while connecting hangs up as soon as it connects."""
+        late = KafkaClientProtocol()
+        late.abandon()
+        transport = StringTransport()
+        late.makeConnection(transport)
+        self.assertTrue(transport.disconnecting)
+        self.assertNoResult(late.opened)
+
+
+class OpenTests(SynchronousTestCase):
+    """KafkaLink.open: every connection the node opens for itself."""
+
     def setUp(self) -> None:
         self.clock = Clock()
         self.coordinator = FakeGroupCoordinator()
 
+    def link(self, connect: Any) -> KafkaLink:
+        return KafkaLink((BROKER,), connect, self.clock, timeout_seconds=5)
+
     def test_learns_the_broker_versions(self) -> None:
         self.coordinator.api_versions = {18: (0, 3), 11: (2, 5)}
-        opening = Deferred.fromCoroutine(
-            open_client(self.coordinator.connector("n1"), BROKER, self.clock, timeout=5)
-        )
+        opening = self.link(self.coordinator.connector("n1")).open(BROKER)
         self.coordinator.flush()
         client = self.successResultOf(opening)
         self.assertEqual(client.versions, {18: (0, 3), 11: (2, 5)})
@@ -191,16 +211,14 @@ class OpenClientTests(SynchronousTestCase):
             attempts.append(Deferred())
             return attempts[-1]
 
-        opening = Deferred.fromCoroutine(open_client(hang, BROKER, self.clock, timeout=5))
+        opening = self.link(hang).open(BROKER)
         self.clock.advance(5)
         self.failureResultOf(opening, TimeoutError)
         self.assertTrue(attempts[0].called)  # the attempt was cancelled
 
     def test_api_versions_timeout_hangs_up(self) -> None:
         self.coordinator.holding = {"ApiVersions"}
-        opening = Deferred.fromCoroutine(
-            open_client(self.coordinator.connector("n1"), BROKER, self.clock, timeout=5)
-        )
+        opening = self.link(self.coordinator.connector("n1")).open(BROKER)
         self.coordinator.flush()
         self.assertNoResult(opening)
         self.clock.advance(5)
@@ -210,8 +228,42 @@ class OpenClientTests(SynchronousTestCase):
 
     def test_connection_refused(self) -> None:
         self.coordinator.refusing = {"n1"}
-        opening = Deferred.fromCoroutine(
-            open_client(self.coordinator.connector("n1"), BROKER, self.clock, timeout=5)
-        )
+        opening = self.link(self.coordinator.connector("n1")).open(BROKER)
         failure = self.failureResultOf(opening)
         self.assertIn("refused", failure.getErrorMessage())
+
+    def test_without_versions(self) -> None:
+        """Asked not to learn the versions, it only connects."""
+        opening = self.link(self.coordinator.connector("n1")).open(BROKER, learn_versions=False)
+        self.coordinator.flush()
+        client = self.successResultOf(opening)
+        self.assertEqual(client.versions, {})
+        self.assertEqual(self.coordinator.requests, [])
+
+    def test_cancelled_while_connecting_hangs_up_a_late_connection(self) -> None:
+        """A connector that cannot cancel: the connection that opens later is closed at once."""
+        attempts: list[tuple[Factory, Deferred[Protocol]]] = []
+
+        def slow(endpoint: HostPort, factory: Factory) -> Deferred[Protocol]:
+            attempts.append((factory, Deferred()))
+            return attempts[-1][1]
+
+        opening = self.link(slow).open(BROKER)
+        opening.cancel()
+        self.failureResultOf(opening, CancelledError)
+        [(factory, _)] = attempts
+        late = self.coordinator.connector("n1")(BROKER, factory)
+        self.coordinator.flush()
+        self.successResultOf(late)
+        self.assertTrue(self.coordinator.servers[0].lost)
+        self.assertEqual(self.coordinator.requests, [])
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+
+class AddressTests(SynchronousTestCase):
+    def test_the_bootstrap_servers_then_the_known_brokers_each_once(self) -> None:
+        """Where the node's own connections go: bootstrap first, then what the directory knows."""
+        other = HostPort("k2", 9092)
+        link = KafkaLink((BROKER,), FakeGroupCoordinator().connector("n1"), Clock())
+        self.assertEqual(link.addresses(), [BROKER])
+        self.assertEqual(link.also_trying(lambda: [other, BROKER]).addresses(), [BROKER, other])

@@ -16,6 +16,7 @@ from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
+from kgateway.cluster.link import KafkaLink
 from kgateway.cluster.membership import GatewayMembership, MembershipCore
 from kgateway.cluster.roster import Member
 from kgateway.net import HostPort
@@ -28,6 +29,7 @@ GROUP = "kgateway-test"
 LICENSE = "_kgateway_license"
 HEARTBEAT = 0.25
 RETRY = 1.0
+TIMEOUT = 10.0
 RACKS = {1: "a", 2: "b", 3: "c"}
 
 
@@ -90,9 +92,7 @@ class Node:
             myself=self.myself,
             group_id=GROUP,
             license_topic=LICENSE,
-            bootstrap=lambda: [BOOTSTRAP],
-            connect=connect or coordinator.connector(f"n{n}"),
-            clock=clock,
+            link=KafkaLink((BOOTSTRAP,), connect or coordinator.connector(f"n{n}"), clock, TIMEOUT),
             replication_factor=lambda: 3,
             heartbeat_interval_ms=int(HEARTBEAT * 1000),
             retry_seconds=RETRY,
@@ -279,7 +279,7 @@ class LeaveTests(MembershipTestCase):
         smaller = joined((1, "member-1"), (2, "member-2"))
         self.assertEqual(n1.roster, smaller)
         self.assertEqual(n2.roster, smaller)
-        self.assertEqual(n1.core.rebalances, 1)
+        self.assertEqual(n1.membership.rebalances, 1)
         self.assertEqual(self.coordinator.generation, 2)
         # The stopped node sends nothing more.
         self.advance(HEARTBEAT)
@@ -353,7 +353,7 @@ class FailureTests(MembershipTestCase):
         self.successResultOf(stopping)
         self.advance(HEARTBEAT)
         self.assertEqual(n1.roster, joined((1, "member-1")))
-        self.assertEqual(n1.core.rebalances, 1)
+        self.assertEqual(n1.membership.rebalances, 1)
 
         self.coordinator.drop("n1")
         self.assertEqual(n1.roster, [n1.myself])
@@ -383,7 +383,7 @@ class FailureTests(MembershipTestCase):
         self.coordinator.holding = {"Heartbeat"}
         self.advance(HEARTBEAT)
         self.assertEqual(n1.roster, joined((1, "member-1")))
-        self.advance(n1.core.request_timeout)
+        self.advance(TIMEOUT)
         self.assertEqual(n1.roster, [n1.myself])
         self.assertEqual(len(self.warnings()), 1)
         self.assertEqual(self.open_connections("n1"), 0)
@@ -578,7 +578,7 @@ class StopTests(MembershipTestCase):
             self.coordinator.seen,
             [("n1", "LeaveGroup", "member-1"), ("n2", "SyncGroup", "member-2")],
         )
-        self.assertEqual(n1.core.rebalances, 0)
+        self.assertEqual(n1.membership.rebalances, 0)
         self.assertEqual(n2.roster, joined((2, "member-2")))
         self.assertEqual(n1.rosters, rosters)
         self.assertEqual(self.open_connections("n1"), 0)

@@ -13,7 +13,8 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from kgateway.cluster.kafka_client import KafkaRequestError
 from kgateway.cluster.license import license_topic_reader
-from kgateway.cluster.topics import CompactedTopicReader, LeaderFinder, TopicWriter
+from kgateway.cluster.link import KafkaLink
+from kgateway.cluster.topics import CompactedTopicReader, LeaderFinder, NewTopic, TopicWriter
 
 from .fake_topic_broker import ADDRESS, NOT_LEADER_OR_FOLLOWER, FakeTopicBroker
 
@@ -32,13 +33,12 @@ class TopicTestCase(SynchronousTestCase):
     def logs(self) -> str:
         return "\n".join(formatEvent(e) for e in self.events)
 
+    def link(self) -> KafkaLink:
+        return KafkaLink((ADDRESS,), self.broker.connect, self.clock)
+
     def finder(self, create: bool = False) -> LeaderFinder:
         return LeaderFinder(
-            lambda: [ADDRESS],
-            self.broker.connect,
-            self.clock,
-            create_with=(lambda: 3) if create else None,
-            what="interceptors topic",
+            self.link(), NewTopic("interceptors topic", lambda: 3) if create else None
         )
 
     def listen(self, entries: Mapping[bytes, bytes]) -> None:
@@ -48,7 +48,6 @@ class TopicTestCase(SynchronousTestCase):
         reader = CompactedTopicReader(
             topic=TOPIC,
             finder=self.finder(create),
-            clock=self.clock,
             interval_seconds=0.5,
             listener=self.listen,
             description="interceptors topic",
@@ -159,6 +158,20 @@ class ReaderTests(TopicTestCase):
         # The listener saw the old content, then the rebuilt one; never a half-read topic.
         self.assertEqual(self.changes, [{b"a": b"1"}, {b"b": b"3"}])
 
+    def test_stop_cancels_a_poll_in_flight(self) -> None:
+        """A node stops at once even while a poll waits on its broker, and says nothing of it."""
+        self.broker.topics[TOPIC] = []
+        reader = CompactedTopicReader(topic=TOPIC, finder=self.finder(), interval_seconds=0.5)
+        reader.startService()  # the first poll is out; the broker has not answered yet
+        self.successResultOf(reader.stopService())
+        self.broker.flush()
+        self.clock.advance(5)
+        self.broker.flush()
+        self.assertEqual(reader.polls, 0)
+        self.assertNotIn("Cannot read", self.logs())
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+        self.assertTrue(all(server.wire.disconnected for server in self.broker.servers))
+
     def test_seen_fires_once_the_offset_is_read(self) -> None:
         self.broker.topics[TOPIC] = []
         reader = self.reader()
@@ -172,9 +185,7 @@ class ReaderTests(TopicTestCase):
     def test_the_license_reader_is_this_reader(self) -> None:
         self.broker.topics["_kgateway_prod_license"] = []
         self.broker.append("_kgateway_prod_license", b"license", b"demo-1")
-        reader = license_topic_reader(
-            "_kgateway_prod_license", lambda: [ADDRESS], self.broker.connect, self.clock
-        )
+        reader = license_topic_reader("_kgateway_prod_license", self.link())
         reader.startService()
         self.addCleanup(reader.stopService)
         self.broker.flush()
@@ -185,7 +196,7 @@ class ReaderTests(TopicTestCase):
 
 class WriterTests(TopicTestCase):
     def writer(self) -> TopicWriter:
-        writer = TopicWriter(self.finder(), self.clock, now=lambda: 1700000000.5)
+        writer = TopicWriter(self.finder(), now=lambda: 1700000000.5)
         self.addCleanup(writer.close)
         return writer
 

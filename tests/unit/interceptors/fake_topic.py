@@ -7,10 +7,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from twisted.application.service import Service
 from twisted.internet.defer import Deferred, fail, succeed
 
 from kgateway.cluster.kafka_client import KafkaRequestError
-from kgateway.cluster.topics import Listener
+from kgateway.interfaces import Listener
 
 
 @dataclass
@@ -38,7 +39,7 @@ class FakeTopic:
 
 
 @dataclass(eq=False)
-class FakeReader:
+class FakeReader(Service):
     """Reads the fake topic on C{poll}, as a L{CompactedTopicReader} does."""
 
     topic: FakeTopic

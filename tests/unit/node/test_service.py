@@ -1,27 +1,33 @@
 """
-GatewayNode on a MemoryReactorClock, with a fake directory fetch and a fake
-broker connector; and the BrokerChooser.
+GatewayNode on a MemoryReactorClock, built from its real parts with fakes
+handed in for the directory's fetch, the broker connector, the gateway group,
+the license reader and the interceptor store; and the BrokerChooser.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, fail, succeed
-from twisted.internet.error import ConnectionRefusedError
+from twisted.internet.error import CannotListenError, ConnectionRefusedError
+from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.testing import MemoryReactorClock
 from twisted.trial.unittest import SynchronousTestCase
 
-from kgateway.api.status import GatewayNodeStatus
+from kgateway.api.status import NodeStatus
 from kgateway.cluster.brokers import BrokerDirectory
+from kgateway.cluster.link import KafkaLink
 from kgateway.cluster.roster import Member
 from kgateway.config import Settings
 from kgateway.interfaces import BrokerInfo
 from kgateway.net import HostPort
+from kgateway.node.listening import BrokerChooser
+from kgateway.node.parts import NodeParts, build_parts
+from kgateway.node.service import GatewayNode
 from kgateway.proxy.client_leg import ClientLegFactory
 from kgateway.routing.ports import PortPlan
-from kgateway.service import BrokerChooser, GatewayNode, makeService
 from tests.unit.proxy.fakes import (
     ClientSide,
     FakeBrokers,
@@ -64,32 +70,39 @@ class FakeFetch:
     def __init__(self, brokers: list[BrokerInfo] | None) -> None:
         self.brokers = brokers
 
-    def __call__(self, connect: Any, endpoint: HostPort, clock: Any, timeout: float) -> Any:
+    def __call__(self, link: Any, endpoint: HostPort) -> Any:
         if self.brokers is None:
             return fail(ConnectionRefusedError(str(endpoint)))
         return succeed(list(self.brokers))
 
 
+def never_connect(endpoint: HostPort, factory: Factory) -> Deferred[Protocol]:
+    raise AssertionError("the node's own connections are faked part by part")
+
+
+def fake_directory(settings: Settings, reactor: Any, fetch: FakeFetch) -> BrokerDirectory:
+    """A real directory whose fetch is the test's."""
+    link = KafkaLink(settings.bootstrap_servers, never_connect, reactor)
+    return BrokerDirectory(link, settings.metadata_refresh_seconds, fetch=fetch)
+
+
 def make_node(
-    brokers: list[BrokerInfo] | None, **overrides: Any
+    brokers: list[BrokerInfo] | None, reactor: RecordingReactor | None = None, **overrides: Any
 ) -> tuple[GatewayNode, RecordingReactor, FakeFetch, FakeBrokers]:
-    settings = Settings(
-        bootstrap_servers=BOOTSTRAP,
-        bind_host="127.0.0.2",
-        advertised_host="gw.example",
-        port_start=7000,
-        **overrides,
-    )
-    reactor = RecordingReactor()
-    node = makeService(settings, reactor)
+    values: dict[str, Any] = {"bind_host": "127.0.0.2", "advertised_host": "gw.example"}
+    settings = Settings(bootstrap_servers=BOOTSTRAP, port_start=7000, **{**values, **overrides})
+    reactor = reactor if reactor is not None else RecordingReactor()
     fetch = FakeFetch(brokers)
-    node.directory._fetch = fetch  # the directory's fetch seam
     upstream = FakeBrokers()
-    node.connect = upstream.connect
-    node.membership_factory = lambda plan: FakeMembership(plan, settings)  # type: ignore[assignment,return-value]
-    node.license_factory = Service  # type: ignore[assignment]
-    node.interceptor_store_factory = FakeStore  # type: ignore[assignment]
-    return node, reactor, fetch, upstream
+    parts: NodeParts = replace(
+        build_parts(settings, reactor),
+        directory=fake_directory(settings, reactor, fetch),
+        connect=upstream.connect,
+        membership=lambda plan: FakeMembership(plan, settings),
+        license=Service(),
+        interceptor_store=FakeStore(),
+    )
+    return GatewayNode(settings, parts, reactor), reactor, fetch, upstream
 
 
 class FakeStore(Service):
@@ -116,9 +129,11 @@ class FakeMembership:
     """Stands in for the gateway group: this node alone, started and stopped on request."""
 
     def __init__(self, plan: PortPlan, settings: Settings) -> None:
-        self.roster = [
-            Member("me", settings.advertised_host, plan.start, plan.count, plan.min_broker_id)
-        ]
+        self.myself = Member(
+            "me", settings.advertised_host, plan.start, plan.count, plan.min_broker_id
+        )
+        self.roster = [self.myself]
+        self.rebalances = 0
         self.started = False
         self.stopped = False
         self.is_member = True
@@ -149,7 +164,9 @@ class GatewayNodeTests(SynchronousTestCase):
         factories = [s[1] for s in reactor.tcpServers]
         self.assertTrue(all(isinstance(f, ClientLegFactory) for f in factories))
         self.assertEqual([f.broker_id for f in factories], list(range(0, 7)))
-        self.assertEqual(node.mapper.mapping().address_for(4), HostPort("gw.example", 7004))
+        planner = node.planner()
+        assert planner is not None
+        self.assertEqual(planner.mapping().address_for(4), HostPort("gw.example", 7004))
 
     def test_count_and_min_broker_id(self) -> None:
         node, reactor, _, _ = make_node(
@@ -225,6 +242,52 @@ class GatewayNodeTests(SynchronousTestCase):
         self.assertEqual([side.endpoint for side in upstream.opened], [HostPort("k1", 9093)])
 
 
+class ListeningTests(SynchronousTestCase):
+    """The Kafka ports go through server endpoint strings."""
+
+    def test_a_port_it_cannot_get_stops_the_node(self) -> None:
+        class Busy(RecordingReactor):
+            def listenTCP(self, port: int, *args: Any, **kwargs: Any) -> Any:
+                if port == 7001:
+                    raise CannotListenError("127.0.0.2", port, OSError(98, "in use"))
+                return super().listenTCP(port, *args, **kwargs)
+
+        logs = catch_logs(self)
+        node, _, _, _ = make_node([BrokerInfo(0, "k0", 9092)], reactor=Busy())
+        stopped: list[bool] = []
+        node.reactor.stop = lambda: stopped.append(True)  # type: ignore[method-assign]
+        node.startService()
+        self.addCleanup(node.stopService)
+        node.reactor.advance(0)  # type: ignore[attr-defined]
+        self.assertEqual(stopped, [True])
+        self.assertNoResult(node.listening)
+        self.assertFalse(node.membership.started)  # type: ignore[union-attr]
+        [line] = [line for line in logs() if "Cannot listen" in line]
+        self.assertIn("Cannot listen on 127.0.0.2:7001", line)
+        self.assertIn("check GATEWAY_PORT_START and GATEWAY_PORT_COUNT", line)
+
+    def test_an_ipv6_bind_host(self) -> None:
+        node, reactor, _, _ = make_node([BrokerInfo(0, "k0", 9092)], bind_host="::1")
+        node.startService()
+        self.addCleanup(node.stopService)
+        self.assertEqual(
+            {(port, host) for port, _, _, host in reactor.tcpServers},
+            {(7000, "::1"), (7001, "::1"), (7002, "::1")},
+        )
+
+    def test_stop_while_reading_the_interceptors(self) -> None:
+        """A node stopped before it read its interceptors neither complains nor listens later."""
+        FakeStore.hold = True
+        self.addCleanup(setattr, FakeStore, "hold", False)
+        logs = catch_logs(self)
+        node, reactor, _, _ = make_node([BrokerInfo(0, "k0", 9092)])
+        node.startService()
+        self.successResultOf(node.stopService())
+        reactor.advance(node.interceptors_load_timeout_seconds)
+        self.assertEqual(reactor.tcpServers, [])
+        self.assertFalse(any("Cannot read the interceptors topic" in line for line in logs()))
+
+
 class FakeDirectory:
     """What BrokerChooser reads from a directory."""
 
@@ -260,13 +323,13 @@ class InterceptorLoadingTests(SynchronousTestCase):
         self.assertEqual(reactor.tcpServers, [])
         self.assertIn(
             "has not read the interceptors topic _kgateway_gateway_interceptors yet",
-            GatewayNodeStatus(node).readiness(),
+            NodeStatus(node.settings, node).readiness(),
         )
-        node.interceptor_store.finish_loading()
+        node.parts.interceptor_store.finish_loading()  # type: ignore[attr-defined]
         self.successResultOf(node.listening)
         self.assertNotEqual(reactor.tcpServers, [])
         self.assertFalse(
-            any("interceptors" in reason for reason in GatewayNodeStatus(node).readiness())
+            any("interceptors" in reason for reason in NodeStatus(node.settings, node).readiness())
         )
 
     def test_listens_anyway_when_the_topic_cannot_be_read(self) -> None:
@@ -296,7 +359,7 @@ class BrokerChooserTests(SynchronousTestCase):
 
     def test_with_a_real_directory(self) -> None:
         directory = BrokerDirectory(
-            [HostPort("boot", 1)], FakeBrokers().connect, clock=MemoryReactorClock()
+            KafkaLink((HostPort("boot", 1),), FakeBrokers().connect, MemoryReactorClock())
         )
         choose = BrokerChooser(directory)
         self.assertEqual(choose(5), HostPort("boot", 1))
@@ -315,8 +378,9 @@ class ClusterModeTests(SynchronousTestCase):
         membership.roster = [  # type: ignore[misc]
             Member("other", "gw-b.example", 8000, 3, 1, rack="a"),
         ]
-        assert node.mapper is not None
-        self.assertEqual(node.mapper.mapping().address_for(1), HostPort("gw-b.example", 8000))
+        planner = node.planner()
+        assert planner is not None
+        self.assertEqual(planner.mapping().address_for(1), HostPort("gw-b.example", 8000))
 
     def test_external_load_balancing_hands_out_the_advertised_host(self) -> None:
         node, _, _, _ = make_node(
@@ -324,9 +388,10 @@ class ClusterModeTests(SynchronousTestCase):
         )
         node.startService()
         self.addCleanup(node.stopService)
-        assert node.mapper is not None
-        self.assertEqual(node.mapper.mapping().address_for(1), HostPort("gw.example", 7000))
-        self.assertEqual(node.mapper.mapping().address_for(2), HostPort("gw.example", 7001))
+        planner = node.planner()
+        assert planner is not None
+        self.assertEqual(planner.mapping().address_for(1), HostPort("gw.example", 7000))
+        self.assertEqual(planner.mapping().address_for(2), HostPort("gw.example", 7001))
 
     def test_stop_leaves_the_group_before_it_stops_listening(self) -> None:
         node, reactor, _, _ = make_node([BrokerInfo(0, "k0", 9092)])

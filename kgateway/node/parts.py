@@ -1,0 +1,187 @@
+"""
+What a gateway node is made of, built from its settings by L{build_parts}.
+
+The node (L{kgateway.node.service.GatewayNode}) only orders when each part
+starts and stops; tests build their own L{NodeParts} with fakes in it
+instead of patching a node after it was made.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+
+from prometheus_client import GC_COLLECTOR, PLATFORM_COLLECTOR, PROCESS_COLLECTOR, CollectorRegistry
+from twisted.application.service import IService
+from twisted.internet.defer import Deferred
+
+from kgateway.api.interceptors import StoreSource
+from kgateway.api.server import AdminApiService
+from kgateway.api.status import NodeStatus
+from kgateway.cluster.brokers import BrokerDirectory
+from kgateway.cluster.license import license_topic_reader
+from kgateway.cluster.link import KafkaLink
+from kgateway.cluster.membership import GatewayMembership, MembershipCore, node_name
+from kgateway.cluster.topics import (
+    CompactedTopicReader,
+    LeaderFinder,
+    NewTopic,
+    TopicWriter,
+    replication_for,
+)
+from kgateway.config import Settings
+from kgateway.interceptors.api import InterceptorContext
+from kgateway.interceptors.registry import InterceptorSet, discover_plugins
+from kgateway.interceptors.store import InterceptorStore
+from kgateway.interfaces import IMembership, INodeReactor, INodeView, Member
+from kgateway.metrics import InterceptorCollector, TrafficStats
+from kgateway.net import Connector, tcp_connector
+from kgateway.routing.ports import PortPlan
+
+#: Builds the admin API over the node (its view, and its interceptor store once running).
+AdminApiFactory = Callable[[INodeView, StoreSource], AdminApiService]
+
+
+@dataclass(frozen=True)
+class NodeParts:
+    """Everything a node runs, each part built but not started."""
+
+    #: The Kafka brokers; the node starts with it and listens once it has seen them.
+    directory: BrokerDirectory
+    #: The node's own way to Kafka, which every part below that talks to Kafka uses.
+    kafka: KafkaLink
+    #: The node's place in its gateway cluster, made once its port plan is known.
+    membership: Callable[[PortPlan], IMembership]
+    #: The cluster's interceptors, shared by every client connection.
+    interceptors: InterceptorSet
+    #: The interceptors topic applied to C{interceptors}, read before the node listens.
+    interceptor_store: InterceptorStore
+    #: The license topic's reader, started once the node listens.
+    license: IService
+    #: Closed once the client connections have drained.
+    writers: tuple[TopicWriter, ...]
+    #: Opens the relay's connections to the brokers.
+    connect: Connector
+    #: What the data path counts.
+    stats: TrafficStats
+    #: Where /metrics is read from; the node adds its own collector.
+    registry: CollectorRegistry
+    #: None when the settings refuse the admin API (the node logs why).
+    admin_api: AdminApiFactory | None
+
+
+def build_parts(
+    settings: Settings, reactor: INodeReactor, registry: CollectorRegistry | None = None
+) -> NodeParts:
+    """The parts of a node with these settings, on this reactor (and metrics registry)."""
+    timeout = settings.upstream_connect_timeout_seconds
+    connect = tcp_connector(reactor, timeout)
+    bootstrap = KafkaLink(settings.bootstrap_servers, connect, reactor, timeout)
+    directory = BrokerDirectory(bootstrap, refresh_seconds=settings.metadata_refresh_seconds)
+    kafka = bootstrap.also_trying(directory.known_addresses)
+    replication = partial(replication_for, directory)
+
+    # Interceptors' own records (context.produce): a missing topic is created
+    # with one partition, not compacted (an audit log keeps every record).
+    interceptor_writer = TopicWriter(
+        LeaderFinder(kafka, NewTopic("interceptor topic", replication, compacted=False))
+    )
+    interceptors = _interceptor_set(settings, reactor, interceptor_writer)
+    # The cluster's own topic of interceptor configurations: written by the
+    # admin API, polled every 0.5 s (a Fetch answered at once when nothing
+    # changed) so a change made through any node runs everywhere within 2 s.
+    configurations_writer = TopicWriter(LeaderFinder(kafka))
+    store = InterceptorStore(
+        settings.interceptors_topic,
+        CompactedTopicReader(
+            topic=settings.interceptors_topic,
+            finder=LeaderFinder(kafka, NewTopic("interceptors topic", replication)),
+            interval_seconds=0.5,
+            description="interceptors topic",
+        ),
+        configurations_writer,
+        interceptors,
+        reactor,
+        timeout,
+    )
+    metrics = _registry(registry)
+    metrics.register(InterceptorCollector(interceptors))
+    admin_api: AdminApiFactory | None = None
+    if settings.admin_api_refusal is None:
+
+        def admin_api(view: INodeView, store: StoreSource) -> AdminApiService:
+            status = NodeStatus(settings, view)
+            return AdminApiService(settings, status, metrics, reactor, interceptors=store)
+
+    return NodeParts(
+        directory=directory,
+        kafka=kafka,
+        membership=partial(gateway_membership, settings, kafka, replication),
+        interceptors=interceptors,
+        interceptor_store=store,
+        license=license_topic_reader(settings.license_topic, kafka),
+        writers=(configurations_writer, interceptor_writer),
+        connect=connect,
+        stats=TrafficStats(),
+        registry=metrics,
+        admin_api=admin_api,
+    )
+
+
+def gateway_membership(
+    settings: Settings, kafka: KafkaLink, replication: Callable[[], int], plan: PortPlan
+) -> IMembership:
+    """This node in its gateway group, describing itself with the ports of C{plan}."""
+    myself = Member(
+        node_name=node_name(settings.advertised_host, plan.start),
+        host=settings.advertised_host,
+        port_start=plan.start,
+        port_count=plan.count,
+        min_broker_id=plan.min_broker_id,
+        rack=settings.rack_id,
+        joined_at=time.time(),
+    )
+    core = MembershipCore(
+        myself=myself,
+        group_id=settings.group_id,
+        license_topic=settings.license_topic,
+        link=kafka,
+        replication_factor=replication,
+        session_timeout_ms=settings.group_session_timeout_ms,
+        heartbeat_interval_ms=settings.group_heartbeat_interval_ms,
+    )
+    return GatewayMembership(core)
+
+
+def _interceptor_set(
+    settings: Settings, reactor: INodeReactor, writer: TopicWriter
+) -> InterceptorSet:
+    def produce(topic: str, key: bytes | None, value: bytes) -> Deferred[None]:
+        """Write one record for an interceptor (acks=all), creating a missing topic."""
+        return writer.produce(topic, key, value).addCallback(lambda _: None)
+
+    def context(name: str) -> InterceptorContext:
+        return InterceptorContext(
+            clock=reactor,
+            name=name,
+            cluster_id=settings.cluster_id,
+            audit=interceptors.audit,
+            node=f"{settings.advertised_host}:{settings.port_start}",
+            produce=produce,
+        )
+
+    # The set builds each interceptor with a context that reports to the set.
+    interceptors = InterceptorSet(discover_plugins(), context)
+    return interceptors
+
+
+def _registry(given: CollectorRegistry | None) -> CollectorRegistry:
+    """The registry given, or a fresh one with the process, platform and GC metrics."""
+    if given is not None:
+        return given
+    registry = CollectorRegistry()
+    for standard in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
+        registry.register(standard)
+    return registry

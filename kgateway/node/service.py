@@ -1,0 +1,282 @@
+"""
+One gateway node as a Twisted service: it starts its parts in order (the
+broker directory, the interceptors, then one listening port per broker id
+once the brokers are known) and stops them in the reverse order, letting
+its client connections go broker by broker.
+"""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+from prometheus_client import CollectorRegistry
+from twisted.application.service import MultiService
+from twisted.internet.defer import CancelledError, Deferred, DeferredList
+from twisted.internet.defer import TimeoutError as DeferredTimeout
+from twisted.internet.error import CannotListenError
+from twisted.internet.interfaces import IListeningPort
+from twisted.logger import Logger
+from twisted.python.components import Componentized
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from kgateway.config import Settings
+from kgateway.interceptors.store import IInterceptorAdmin
+from kgateway.interfaces import (
+    BrokerInfo,
+    ConnectionView,
+    IAddressPlanner,
+    IMembership,
+    INodeReactor,
+    INodeView,
+    Member,
+)
+from kgateway.logs import use_json_logs
+from kgateway.metrics import NodeSnapshot, node_registry
+from kgateway.node.listening import (
+    ClientFactories,
+    address_planner,
+    client_factories,
+    connection_views,
+    listen,
+    relayed_connections,
+)
+from kgateway.node.parts import NodeParts, build_parts
+from kgateway.node.shutdown import drain_broker_by_broker
+from kgateway.routing.ports import PortPlan
+
+log = Logger()
+
+
+@implementer(INodeView)
+class GatewayNode(MultiService):
+    """A gateway node: its parts, started, listening and stopped in order."""
+
+    #: How long shutdown waits for draining connections before the reactor cuts them.
+    drain_timeout_seconds = 30.0
+    #: How long a starting node waits to read the interceptors topic before it listens anyway.
+    interceptors_load_timeout_seconds = 15.0
+
+    def __init__(self, settings: Settings, parts: NodeParts, reactor: INodeReactor) -> None:
+        super().__init__()
+        self.settings = settings
+        self.parts = parts
+        self.reactor = reactor
+        self.directory = parts.directory
+        self.directory.setServiceParent(self)
+        self.plan: PortPlan | None = None
+        self.membership: IMembership | None = None
+        self.factories: ClientFactories = {}
+        self.ports: list[IListeningPort] = []
+        #: Fires once the node listens on its Kafka ports.
+        self.listening: Deferred[None] = Deferred()
+        self._planner: IAddressPlanner | None = None
+        self._reading_interceptors = False
+        self._loading: Deferred[None] | None = None
+        self._stopping = False
+        self.registry = node_registry(parts.stats, self._snapshot, parts.registry)
+        self.admin_api = None
+        if parts.admin_api is not None:
+            self.admin_api = parts.admin_api(self, self._interceptor_admin)
+            self.admin_api.setServiceParent(self)
+
+    def setServiceParent(self, parent: Any) -> None:
+        super().setServiceParent(parent)
+        # twistd asks the application for a log observer after makeService.
+        if self.settings.log_format == "json" and isinstance(parent, Componentized):
+            use_json_logs(parent)
+
+    # Starting: the directory, then the interceptors, then the ports.
+
+    def startService(self) -> None:
+        super().startService()
+        log.info(
+            "kgateway node starting: bootstrap {servers}, advertised host {host}",
+            servers=",".join(map(str, self.settings.bootstrap_servers)),
+            host=self.settings.advertised_host,
+        )
+        refusal = self.settings.admin_api_refusal
+        if refusal is not None:
+            log.error("Admin API not started: {reason}", reason=refusal)
+        self.directory.ready().addCallback(lambda _: self._load_interceptors())
+
+    def _load_interceptors(self) -> Deferred[None]:
+        """
+        Read the interceptors topic before taking any client connection.
+
+        A node that listened first would relay its first clients' traffic
+        without the cluster's policies.  If the topic cannot be read in time
+        the node listens anyway (Kafka traffic matters more than a policy
+        that is not readable), says so, and applies them once it can read it.
+        """
+        store = self.parts.interceptor_store
+        store.setServiceParent(self)
+        self._reading_interceptors = True
+        self._loading = loaded = store.loaded()
+        loaded.addTimeout(self.interceptors_load_timeout_seconds, self.reactor)
+        loaded.addErrback(self._too_slow)
+        loaded.addCallback(lambda _: Deferred.fromCoroutine(self._listen()))
+        loaded.addErrback(lambda failure: log.failure("The node cannot listen", failure))
+        return loaded
+
+    def _too_slow(self, failure: Failure) -> None:
+        failure.trap(CancelledError, DeferredTimeout)
+        if self._stopping:
+            return
+        log.error(
+            "Cannot read the interceptors topic {topic} after {seconds}s; listening "
+            "without the cluster's interceptors until it can be read",
+            topic=self.settings.interceptors_topic,
+            seconds=self.interceptors_load_timeout_seconds,
+        )
+
+    async def _listen(self) -> None:
+        if self._stopping:
+            return
+        settings = self.settings
+        brokers = self.directory.brokers()
+        count = settings.port_count
+        if count is None:
+            count = max(brokers) - settings.min_broker_id + 3
+        self.plan = plan = PortPlan(settings.port_start, max(count, 1), settings.min_broker_id)
+        self.membership = membership = self.parts.membership(plan)
+        self._planner = planner = address_planner(settings, plan, membership, self.directory)
+        for node_id in sorted(brokers):
+            if plan.port_for(node_id) is None:
+                log.error(
+                    "Broker {id} is outside the port range {first}-{last}: {fix}",
+                    id=node_id,
+                    first=plan.start,
+                    last=plan.start + plan.count - 1,
+                    fix=plan.out_of_range_fix(node_id),
+                )
+        parts = self.parts
+        self.factories = client_factories(
+            plan, self.directory, planner, parts.connect, settings, parts.stats, parts.interceptors
+        )
+        try:
+            for port, factory in self.factories.items():
+                self.ports.append(await listen(self.reactor, settings.bind_host, port, factory))
+        except CannotListenError as e:
+            log.critical(
+                "Cannot listen on {host}:{port} ({reason}); check GATEWAY_PORT_START and "
+                "GATEWAY_PORT_COUNT, or what else uses the port. Stopping.",
+                host=settings.bind_host,
+                port=e.port,
+                reason=e.socketError,
+            )
+            self.reactor.callLater(0, self.reactor.stop)
+            return
+        log.info(
+            "Listening on {host}:{first}-{last} for broker ids {low}-{high}",
+            host=settings.bind_host,
+            first=plan.start,
+            last=plan.start + plan.count - 1,
+            low=plan.min_broker_id,
+            high=plan.min_broker_id + plan.count - 1,
+        )
+        membership.start()
+        parts.license.setServiceParent(self)
+        self.listening.callback(None)
+
+    # Stopping: leave the group, stop listening, drain, then everything else.
+
+    def stopService(self) -> Deferred[Any]:
+        """Leave the group, stop accepting, then close connections broker by broker."""
+        return Deferred.fromCoroutine(self._shutdown())
+
+    async def _shutdown(self) -> None:
+        self._stopping = True
+        if self._loading is not None:
+            self._loading.cancel()
+        if self.membership is not None:
+            await self.membership.stop()
+        ports, self.ports = self.ports, []
+        await DeferredList([d for d in (p.stopListening() for p in ports) if d is not None])
+        await drain_broker_by_broker(
+            relayed_connections(self.factories),
+            self.reactor,
+            self.settings.shutdown_delay_between_brokers_seconds,
+            self.drain_timeout_seconds,
+        )
+        self.parts.interceptors.stop()
+        for writer in self.parts.writers:
+            writer.close()
+        await super().stopService()
+
+    def _interceptor_admin(self) -> IInterceptorAdmin | None:
+        """The interceptor store for the admin API, once the node reads it."""
+        return self.parts.interceptor_store if self._reading_interceptors else None
+
+    def _snapshot(self) -> NodeSnapshot:
+        connections = self.connections()
+        membership = self.membership
+        return NodeSnapshot(
+            client_connections=len(connections),
+            in_flight=sum(c.in_flight for c in connections),
+            members=len(self.roster()),
+            rebalances=membership.rebalances if membership is not None else 0,
+            brokers=len(self.directory.brokers()),
+        )
+
+    # INodeView
+
+    def stopping(self) -> bool:
+        """Whether the node is shutting down."""
+        return self._stopping
+
+    def accepting_clients(self) -> bool:
+        """Whether it listens on its Kafka ports."""
+        return bool(self.ports)
+
+    def interceptors_pending(self) -> bool:
+        """Whether it has started reading the interceptors topic but not read it to its end."""
+        return self._reading_interceptors and not self.parts.interceptor_store.is_loaded
+
+    def brokers(self) -> dict[int, BrokerInfo]:
+        """The Kafka brokers it knows, by id."""
+        return self.directory.brokers()
+
+    def myself(self) -> Member | None:
+        """This node as its gateway cluster sees it, once it has its port plan."""
+        if self.membership is None:
+            return None
+        myself: Member = self.membership.myself
+        return myself
+
+    def is_member(self) -> bool:
+        """Whether it is a member of its gateway cluster's group."""
+        return self.membership is not None and bool(self.membership.is_member)
+
+    def roster(self) -> list[Member]:
+        """The gateway cluster's members as this node last heard."""
+        if self.membership is None:
+            return []
+        roster: list[Member] = self.membership.roster
+        return list(roster)
+
+    def planner(self) -> IAddressPlanner | None:
+        """What hands out the addresses clients are given, once it listens."""
+        return self._planner
+
+    def connections(self) -> list[ConnectionView]:
+        """Its client connections relayed to a broker now."""
+        return connection_views(self.factories)
+
+
+def makeService(
+    settings: Settings,
+    reactor: INodeReactor | None = None,
+    registry: CollectorRegistry | None = None,
+) -> GatewayNode:
+    """
+    Build the node's service from its settings; the reactor and the metrics
+    registry are parameters so tests can pass their own.
+    """
+    if reactor is None:
+        from twisted.internet import reactor as default_reactor
+
+        # The global reactor provides all of INodeReactor; Twisted types it
+        # as a make-believe interface of its own.
+        reactor = cast(INodeReactor, default_reactor)
+    return GatewayNode(settings, build_parts(settings, reactor, registry), reactor)

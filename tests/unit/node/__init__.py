@@ -1,0 +1,1 @@
+"""Unit tests for kgateway.node: the node built from its parts."""

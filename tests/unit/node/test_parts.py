@@ -1,0 +1,187 @@
+"""
+build_parts: what a node with given settings is made of, and how the parts
+share the node's one link to Kafka, on a MemoryReactorClock.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+from treq.testing import StubTreq
+from twisted.internet.address import IPv4Address
+from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.testing import MemoryReactorClock, StringTransport
+from twisted.trial.unittest import SynchronousTestCase
+from zope.interface import implementer
+
+from kgateway.api.server import AdminApiService
+from kgateway.cluster.topics import CompactedTopicReader
+from kgateway.config import AdminUser, Settings
+from kgateway.interfaces import BrokerInfo, ConnectionView, IAddressPlanner, INodeView, Member
+from kgateway.net import HostPort
+from kgateway.node.parts import build_parts
+from kgateway.routing.ports import PortPlan
+from tests.unit.proxy.fakes import metadata_response
+
+BOOT = (HostPort("10.0.0.1", 9092), HostPort("10.0.0.2", 9092))
+USER = AdminUser("ops", "pw", admin=True)
+
+
+def settings(**overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "bootstrap_servers": BOOT,
+        "advertised_host": "gw.test",
+        "port_start": 7000,
+        "rack_id": "a",
+        "cluster_id": "prod",
+        "upstream_connect_timeout_seconds": 4.0,
+        "metadata_refresh_seconds": 2.0,
+        "admin_api_users": (USER,),
+    }
+    return Settings(**{**values, **overrides})
+
+
+@implementer(INodeView)
+class StoppingNode:
+    """A node view of a node that is shutting down."""
+
+    def stopping(self) -> bool:
+        return True
+
+    def accepting_clients(self) -> bool:
+        return False
+
+    def interceptors_pending(self) -> bool:
+        return False
+
+    def brokers(self) -> dict[int, BrokerInfo]:
+        return {}
+
+    def myself(self) -> Member | None:
+        return None
+
+    def is_member(self) -> bool:
+        return False
+
+    def roster(self) -> list[Member]:
+        return []
+
+    def planner(self) -> IAddressPlanner | None:
+        return None
+
+    def connections(self) -> list[ConnectionView]:
+        return []
+
+
+class BuildPartsTests(SynchronousTestCase):
+    def setUp(self) -> None:
+        self.reactor = MemoryReactorClock()
+        self.registry = CollectorRegistry()
+        self.parts = build_parts(settings(), self.reactor, self.registry)
+
+    def answer_metadata(self, brokers: list[tuple[int, str, int]]) -> None:
+        """The first connection the reactor was asked for answers a Metadata request."""
+        host, port, factory, _, _ = self.reactor.tcpClients[0]
+        broker = factory.buildProtocol(IPv4Address("TCP", host, port))
+        broker.makeConnection(StringTransport())
+        broker.dataReceived(metadata_response(1, brokers))
+
+    def test_one_link_for_every_kafka_connection_of_the_node(self) -> None:
+        """The readers, writers and license share the link: the bootstrap, one timeout."""
+        kafka = self.parts.kafka
+        self.assertEqual(kafka.bootstrap, BOOT)
+        self.assertEqual(kafka.timeout_seconds, 4.0)
+        self.assertIs(kafka.clock, self.reactor)
+        license = self.parts.license
+        assert isinstance(license, CompactedTopicReader)
+        finders = [
+            self.parts.interceptor_store.reader.finder,  # type: ignore[attr-defined]
+            license.finder,
+            *(writer.finder for writer in self.parts.writers),
+        ]
+        self.assertTrue(all(finder.link is kafka for finder in finders))
+        self.assertEqual(self.parts.directory.bootstrap_addresses(), list(BOOT))
+
+    def test_the_directory_asks_the_bootstrap_through_the_reactor(self) -> None:
+        self.parts.directory.startService()
+        self.addCleanup(self.parts.directory.stopService)
+        # (MemoryReactor resolves every name to 127.0.0.1: the port says which.)
+        self.assertEqual(
+            [(port, timeout) for _, port, _, timeout, _ in self.reactor.tcpClients], [(9092, 4.0)]
+        )
+
+    def test_the_link_fails_over_to_the_brokers_the_directory_knows(self) -> None:
+        """After the bootstrap servers, the node's own connections try every known broker."""
+        self.parts.directory.startService()
+        self.addCleanup(self.parts.directory.stopService)
+        self.answer_metadata([(2, "10.0.1.2", 9092), (1, "10.0.1.1", 9093)])
+        self.assertEqual(
+            self.parts.kafka.addresses(),
+            [*BOOT, HostPort("10.0.1.2", 9092), HostPort("10.0.1.1", 9093)],
+        )
+        # Topics it creates have as many replicas as there are brokers, up to 3.
+        create = self.parts.writers[1].finder.create
+        assert create is not None
+        self.assertEqual(create.replication_factor(), 2)
+
+    def test_the_relay_connects_through_the_reactor(self) -> None:
+        self.parts.connect(HostPort("10.0.1.9", 9093), Factory.forProtocol(Protocol))
+        self.assertEqual([client[1] for client in self.reactor.tcpClients], [9093])
+
+    def test_the_topics_it_creates(self) -> None:
+        """The interceptors topic is created compacted; interceptors' own topics are not."""
+        configurations, interceptor_records = self.parts.writers
+        self.assertIsNone(configurations.finder.create)  # the reader creates it
+        reader = self.parts.interceptor_store.reader  # type: ignore[attr-defined]
+        self.assertEqual(reader.topic, "_kgateway_prod_interceptors")
+        self.assertEqual(reader.interval_seconds, 0.5)
+        self.assertEqual(
+            (reader.finder.create.what, reader.finder.create.compacted),
+            ("interceptors topic", True),
+        )
+        create = interceptor_records.finder.create
+        assert create is not None
+        self.assertEqual((create.what, create.compacted), ("interceptor topic", False))
+        self.assertEqual(create.replication_factor(), 1)  # no broker known yet
+
+    def test_the_license_reader(self) -> None:
+        license = self.parts.license
+        assert isinstance(license, CompactedTopicReader)
+        self.assertEqual((license.topic, license.interval_seconds), ("_kgateway_prod_license", 5.0))
+        self.assertIsNone(license.finder.create)  # membership creates it
+
+    def test_membership_describes_this_node_with_its_port_plan(self) -> None:
+        membership = self.parts.membership(PortPlan(7000, 4, 1))
+        me = membership.myself
+        self.assertEqual(
+            (me.host, me.port_start, me.port_count, me.min_broker_id, me.rack),
+            ("gw.test", 7000, 4, 1, "a"),
+        )
+        self.assertTrue(me.node_name.startswith("gw.test:7000#"))
+        self.assertEqual(membership.roster, [me])
+        self.assertFalse(membership.is_member)
+
+    def test_the_admin_api_reads_the_node_it_is_given(self) -> None:
+        factory = self.parts.admin_api
+        assert factory is not None
+        api = factory(StoppingNode(), lambda: None)
+        self.assertIsInstance(api, AdminApiService)
+        http = StubTreq(api.site.resource)
+        ready = self.successResultOf(http.get("http://gw.test:8888/health/ready"))
+        self.assertEqual(ready.code, 503)
+        self.assertIn(b"the node is shutting down", self.successResultOf(ready.content()))
+        metrics = self.successResultOf(
+            http.get("http://gw.test:8888/metrics", auth=(USER.username, USER.password))
+        )
+        self.assertIn(b"kgateway_interceptors ", self.successResultOf(metrics.content()))
+
+    def test_no_admin_api_without_users(self) -> None:
+        self.assertIsNone(build_parts(settings(admin_api_users=()), self.reactor).admin_api)
+
+    def test_a_registry_of_its_own_has_the_process_metrics(self) -> None:
+        registry = build_parts(settings(), self.reactor).registry
+        self.assertIsNot(registry, self.registry)
+        names = {family.name for family in registry.collect()}
+        self.assertIn("python_info", names)
+        self.assertIs(self.parts.registry, self.registry)
