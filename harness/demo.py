@@ -2,7 +2,7 @@
 The demo: three real Kafka brokers (racks a, b, c), a gateway cluster of three
 nodes (racks a, b, c), traffic through it, and a node killed.
 
-Run with C{python -m kgateway.demo}.  It shows what clients are told about the
+Run with C{python -m harness.demo}.  It shows what clients are told about the
 cluster (only gateway addresses, each broker on a node of its own rack, spread
 round-robin), produces and consumes through the gateway with a consumer group,
 configures two interceptors through one node's admin API and shows another
@@ -20,9 +20,9 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 from kafka.errors import KafkaError
 
-from kgateway.testing.gateway_process import GatewayProcess
-from kgateway.testing.kafka_cluster import KafkaCluster, ensure_kafka_libs
-from kgateway.testing.probe import advertised_brokers
+from harness.gateway_process import GatewayProcess
+from harness.kafka import KafkaCluster, ensure_kafka_libs
+from harness.probe import advertised_brokers
 
 RACKS = ("a", "b", "c")
 

@@ -4,7 +4,7 @@ Each node runs in combined mode (``process.roles=broker,controller``) as its own
 loopback ports. The JVMs are tied to this Python process (``PR_SET_PDEATHSIG``, an ``atexit``
 hook and ``stop()`` on every error path) so that no broker outlives the test that started it.
 
-Run ``python -m kgateway.testing.kafka_cluster --size 3`` to keep a cluster in the foreground.
+Run ``python -m harness.kafka --size 3`` to keep a cluster in the foreground.
 """
 
 from __future__ import annotations
@@ -30,8 +30,8 @@ from pathlib import Path
 from types import FrameType, TracebackType
 from typing import IO
 
-from kgateway.testing.children import die_with_parent
-from kgateway.testing.probe import advertised_brokers
+from harness.children import die_with_parent
+from harness.probe import advertised_brokers
 
 KAFKA_VERSION = "4.1.1"
 """The Apache Kafka release whose jars the harness runs."""
@@ -233,7 +233,7 @@ def _free_ports(host: str, count: int) -> list[int]:
     A kernel-chosen port (bind to 0) is ephemeral: between our check and the JVM's bind,
     any outgoing connection on the machine may take it.
     """
-    from kgateway.testing.gateway_process import free_port_range
+    from harness.gateway_process import free_port_range
 
     first = free_port_range(count, host)
     return list(range(first, first + count))
@@ -632,7 +632,7 @@ class KafkaCluster:
 
 def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m kgateway.testing.kafka_cluster",
+        prog="python -m harness.kafka",
         description=f"Run a local Apache Kafka {KAFKA_VERSION} KRaft cluster until Ctrl-C.",
     )
     parser.add_argument("--size", type=int, default=3, help="number of nodes (default 3)")
@@ -708,7 +708,3 @@ def main(argv: Sequence[str] | None = None, out: IO[str] = sys.stdout) -> int:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         cluster.stop()
-
-
-if __name__ == "__main__":
-    sys.exit(main())

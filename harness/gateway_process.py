@@ -24,9 +24,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from kgateway.testing.children import die_with_parent, stop_process
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from harness import REPO_ROOT
+from harness.children import die_with_parent, stop_process
 
 
 class GatewayProcessError(RuntimeError):

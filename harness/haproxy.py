@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 
-from kgateway.testing.children import die_with_parent, stop_process
+from harness.children import die_with_parent, stop_process
 
 HAPROXY = "/usr/sbin/haproxy"
 """The HAProxy binary (Debian package C{haproxy})."""
