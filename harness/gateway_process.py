@@ -7,73 +7,24 @@ process (it is killed if we die), on a port range chosen to be free.
 
 from __future__ import annotations
 
-import atexit
 import base64
-import contextlib
 import json
 import os
 import secrets
-import socket
-import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 from harness import REPO_ROOT
-from harness.children import die_with_parent, stop_process
+from harness.children import ChildError, ChildProcess
+from harness.ports import free_port_range
 
 
-class GatewayProcessError(RuntimeError):
+class GatewayProcessError(ChildError):
     """A gateway node did not start or stop as expected."""
-
-
-#: Ports already handed out by this process, so nodes made before any of them
-#: listens still get ranges of their own.
-_handed_out: set[int] = set()
-
-
-def _ephemeral_low() -> int:
-    """The first port the kernel hands out for outgoing connections."""
-    try:
-        with open("/proc/sys/net/ipv4/ip_local_port_range") as ports:
-            return int(ports.read().split()[0])
-    except (OSError, ValueError, IndexError):
-        return 32768
-
-
-def free_port_range(count: int, host: str = "127.0.0.1", start: int = 12000) -> int:
-    """Find C{count} consecutive free ports, not handed out before, and return the first.
-
-    Only ports below the kernel's ephemeral range are used: a port that is
-    free now but ephemeral can be taken by any outgoing connection (a
-    broker's, a client's) before the gateway binds it.
-    """
-    end = _ephemeral_low()
-    span = max(end - start - count, 1)
-    port = start + (os.getpid() * 37) % span
-    for _ in range(2000):
-        if port + count > end:
-            port = start
-        wanted = set(range(port, port + count))
-        if wanted & _handed_out:
-            port += count
-            continue
-        with contextlib.ExitStack() as stack:
-            try:
-                for offset in range(count):
-                    sock = stack.enter_context(socket.socket())
-                    sock.bind((host, port + offset))
-            except OSError:
-                port += count
-                continue
-        _handed_out.update(wanted)
-        return port
-    raise GatewayProcessError(f"no {count} consecutive free ports found")
 
 
 def twistd_command() -> list[str]:
@@ -81,17 +32,10 @@ def twistd_command() -> list[str]:
     return [sys.executable, "-c", "from twisted.scripts.twistd import run; run()"]
 
 
-_live: set[GatewayProcess] = set()
+class GatewayProcess(ChildProcess):
+    """One C{twistd -n kgateway} node, ready once it logs that it listens."""
 
-
-@atexit.register
-def _stop_all() -> None:
-    for node in list(_live):
-        node.kill()
-
-
-class GatewayProcess:
-    """One C{twistd -n kgateway} node."""
+    error = GatewayProcessError
 
     def __init__(
         self,
@@ -115,30 +59,41 @@ class GatewayProcess:
         self.port_count = port_count
         self.min_broker_id = min_broker_id
         self.advertised_host = advertised_host
-        self.log_path = log_path
-        self.environment = {
-            **os.environ,
-            "KAFKA_BOOTSTRAP_SERVERS": bootstrap_servers,
-            "GATEWAY_ADVERTISED_HOST": advertised_host,
-            "GATEWAY_BIND_HOST": bind_host,
-            "GATEWAY_PORT_START": str(self.port_start),
-            "GATEWAY_PORT_COUNT": str(port_count),
-            "GATEWAY_MIN_BROKERID": str(min_broker_id),
-            "GATEWAY_METADATA_REFRESH_MS": "1000",
-            # The admin API on a free port of its own, with one user.
-            "GATEWAY_HTTP_PORT": str(free_port_range(1)),
-            "GATEWAY_HTTP_BIND_HOST": bind_host,
-            "GATEWAY_ADMIN_API_USERS": json.dumps(
-                [{"username": self.api_auth[0], "password": self.api_auth[1], "admin": True}]
-            ),
-            # The source tree first, so twistd finds this checkout's plugin.
-            "PYTHONPATH": os.pathsep.join(
-                [str(REPO_ROOT), *map(str, extra_pythonpath)]
-                + ([os.environ["PYTHONPATH"]] if "PYTHONPATH" in os.environ else [])
-            ),
-            **(env or {}),
-        }
-        self.process: subprocess.Popen[bytes] | None = None
+        super().__init__(
+            f"gateway node on {advertised_host}:{self.port_start}",
+            log_path,
+            env={
+                **os.environ,
+                "KAFKA_BOOTSTRAP_SERVERS": bootstrap_servers,
+                "GATEWAY_ADVERTISED_HOST": advertised_host,
+                "GATEWAY_BIND_HOST": bind_host,
+                "GATEWAY_PORT_START": str(self.port_start),
+                "GATEWAY_PORT_COUNT": str(port_count),
+                "GATEWAY_MIN_BROKERID": str(min_broker_id),
+                "GATEWAY_METADATA_REFRESH_MS": "1000",
+                # The admin API on a free port of its own, with one user.
+                "GATEWAY_HTTP_PORT": str(free_port_range(1)),
+                "GATEWAY_HTTP_BIND_HOST": bind_host,
+                "GATEWAY_ADMIN_API_USERS": json.dumps(
+                    [{"username": self.api_auth[0], "password": self.api_auth[1], "admin": True}]
+                ),
+                # The source tree first, so twistd finds this checkout's plugin.
+                "PYTHONPATH": os.pathsep.join(
+                    [str(REPO_ROOT), *map(str, extra_pythonpath)]
+                    + ([os.environ["PYTHONPATH"]] if "PYTHONPATH" in os.environ else [])
+                ),
+                **(env or {}),
+            },
+        )
+
+    def command(self) -> list[str]:
+        """C{twistd -n kgateway}: in the foreground, without a pid file."""
+        return [*twistd_command(), "-n", "--pidfile=", "kgateway"]
+
+    def is_ready(self) -> bool:
+        """The node logs C{Listening on} once it has bound its ports; a restarted node's
+        earlier runs in the same log do not count."""
+        return "Listening on" in self.log_since_start()
 
     @property
     def http_port(self) -> int:
@@ -191,75 +146,3 @@ class GatewayProcess:
     def bootstrap(self) -> str:
         """A bootstrap address for clients."""
         return f"{self.advertised_host}:{self.port_start}"
-
-    @property
-    def pid(self) -> int | None:
-        """The process id while running."""
-        return self.process.pid if self.process and self.process.poll() is None else None
-
-    def start(self, timeout: float = 30.0) -> None:
-        """Start the node and wait until it listens on all its ports."""
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        log = open(self.log_path, "ab")
-        # A restarted node appends to its log: only what this run writes counts.
-        started_at = log.tell()
-        self.process = subprocess.Popen(
-            [*twistd_command(), "-n", "--pidfile=", "kgateway"],
-            env=self.environment,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            cwd=str(self.log_path.parent),
-            preexec_fn=die_with_parent(),
-        )
-        log.close()
-        _live.add(self)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise GatewayProcessError(
-                    f"gateway exited with {self.process.returncode}:\n{self.log_tail()}"
-                )
-            with open(self.log_path, "rb") as written:
-                written.seek(started_at)
-                this_run = written.read().decode(errors="replace")
-            if "Listening on" in this_run:
-                return
-            time.sleep(0.1)
-        self.kill()
-        raise GatewayProcessError(f"gateway did not start in {timeout}s:\n{self.log_tail()}")
-
-    def stop(self, timeout: float = 20.0) -> int | None:
-        """SIGTERM, then SIGKILL if it lingers; return the exit code."""
-        if self.process is None:
-            return None
-        stop_process(self.process, timeout)
-        _live.discard(self)
-        return self.process.returncode
-
-    def kill(self) -> None:
-        """SIGKILL, as a crash would."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
-        _live.discard(self)
-
-    def log_tail(self, lines: int = 40) -> str:
-        """The end of the node's log."""
-        try:
-            text = self.log_path.read_text(errors="replace")
-        except OSError as e:
-            return f"(no log: {e})"
-        return "\n".join(text.splitlines()[-lines:])
-
-    def __enter__(self) -> GatewayProcess:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        value: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

@@ -31,6 +31,7 @@ from types import FrameType, TracebackType
 from typing import IO
 
 from harness.children import die_with_parent
+from harness.ports import free_ports
 from harness.probe import advertised_brokers
 
 KAFKA_VERSION = "4.1.1"
@@ -233,10 +234,7 @@ def _free_ports(host: str, count: int) -> list[int]:
     A kernel-chosen port (bind to 0) is ephemeral: between our check and the JVM's bind,
     any outgoing connection on the machine may take it.
     """
-    from harness.gateway_process import free_port_range
-
-    first = free_port_range(count, host)
-    return list(range(first, first + count))
+    return free_ports(count, host)
 
 
 def _random_cluster_id() -> str:

@@ -33,8 +33,9 @@ from typing import Any
 from twisted.trial.unittest import TestCase
 
 from harness.connect_audit import assert_never_connected, audited_command
-from harness.gateway_process import GatewayProcess, free_port_range
+from harness.gateway_process import GatewayProcess
 from harness.haproxy import HAProxy, available
+from harness.ports import free_port_range
 from harness.probe import advertised_brokers
 
 from .environment import CLIENTS, Environment, shared
