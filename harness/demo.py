@@ -2,11 +2,13 @@
 The demo: three real Kafka brokers (racks a, b, c), a gateway cluster of three
 nodes (racks a, b, c), traffic through it, and a node killed.
 
-Run with C{python -m harness.demo}.  It shows what clients are told about the
-cluster (only gateway addresses, each broker on a node of its own rack, spread
-round-robin), produces and consumes through the gateway with a consumer group,
-configures two interceptors through one node's admin API and shows another
-node enforcing them, kills a node and shows the mapping without it.
+Run with C{scripts/demo} (or C{python -m harness.demo} from the repository root:
+it needs the harness, which is not in the kgateway wheel). It shows what clients
+are told about the cluster (only gateway addresses, each broker on a node of its
+own rack, and a broker whose rack has no node spread over the others per client),
+produces and consumes through the gateway with a consumer group, configures two
+interceptors through one node's admin API and shows another node enforcing them,
+kills a node and shows the mapping without it.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
@@ -53,11 +56,11 @@ def show_mapping(
         )
 
 
-def wait_until(condition: object, timeout: float = 30.0) -> float:
+def wait_until(condition: Callable[[], bool], timeout: float = 30.0) -> float:
     """Poll until C{condition()} is true; return the seconds it took."""
     started = time.monotonic()
     while time.monotonic() - started < timeout:
-        if condition():  # type: ignore[operator]
+        if condition():
             return time.monotonic() - started
         time.sleep(0.05)
     raise SystemExit(f"demo failed: gave up after {timeout}s")
