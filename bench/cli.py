@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
-from kgateway.testing.kafka_cluster import KafkaCluster
-from kgateway.testing.probe import advertised_brokers
+from harness.kafka import KafkaCluster
+from harness.probe import advertised_brokers
 
 from . import machine, peers, profiling, report, scale
 from .targets import Direct, KafkaProxy, KGateway, Kroxylicious, Target

@@ -37,8 +37,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kgateway.testing.gateway_process import REPO_ROOT, GatewayProcess
-from kgateway.testing.kafka_cluster import KafkaCluster
+from harness import REPO_ROOT
+from harness.gateway_process import GatewayProcess
+from harness.kafka import KafkaCluster
 
 from . import machine
 from .targets import Direct, KGateway, Target

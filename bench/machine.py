@@ -37,7 +37,7 @@ def load() -> float:
 
 def describe() -> dict[str, str]:
     """Machine facts and software versions, for the results' header."""
-    from kgateway.testing.kafka_cluster import KAFKA_VERSION
+    from harness.kafka import KAFKA_VERSION
 
     mem_kib = _first("/proc/meminfo", "MemTotal").split()[0]
     facts = {

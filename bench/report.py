@@ -334,7 +334,7 @@ def proof_section(report: Report) -> list[str]:
     lines = ["## Proof that each run went through the target", ""]
     lines.append(
         "Every client ran under `strace -f --seccomp-bpf -e trace=connect` "
-        "(`kgateway.testing.connect_audit`). A run through a proxy counts only if its client "
+        "(`harness.connect_audit`). A run through a proxy counts only if its client "
         "never called connect() on a broker or controller port, did reach the proxy's ports, "
         "and the proxy itself counted at least the records' bytes in the run's direction "
         "(kgateway: the per-connection byte counts each node logs; kafka-proxy: its Prometheus "

@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from kgateway.testing.connect_audit import assert_never_connected, connected_addresses
+from harness.connect_audit import assert_never_connected, connected_addresses
 
 from .targets import Target
 from .workloads import _strace

@@ -16,8 +16,9 @@ import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
-from kgateway.testing.gateway_process import GatewayProcess, free_port_range
-from kgateway.testing.probe import advertised_brokers
+from harness.gateway_process import GatewayProcess
+from harness.ports import free_port_range
+from harness.probe import advertised_brokers
 
 _BYTES_LOGGED = re.compile(rb"; (\d+) bytes up, (\d+) bytes down")
 

@@ -22,12 +22,12 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from kgateway.testing.connect_audit import (
+from harness.connect_audit import (
     assert_never_connected,
     audited_command,
     connected_addresses,
 )
-from kgateway.testing.kafka_cluster import CONSUMER_PERF, PRODUCER_PERF, java_tool_command
+from harness.kafka import CONSUMER_PERF, PRODUCER_PERF, java_tool_command
 
 from .machine import load
 from .targets import Target

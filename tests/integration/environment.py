@@ -21,13 +21,13 @@ from pathlib import Path
 
 from twisted.trial.unittest import SkipTest
 
-from kgateway.testing.connect_audit import (
+from harness.connect_audit import (
     assert_never_connected,
     audited_command,
     connected_addresses,
 )
-from kgateway.testing.gateway_process import GatewayProcess
-from kgateway.testing.kafka_cluster import KafkaCluster, ensure_kafka_libs, java_tool_command
+from harness.gateway_process import GatewayProcess
+from harness.kafka import KafkaCluster, ensure_kafka_libs, java_tool_command
 
 CLIENTS = Path(__file__).parent / "clients"
 _counter = itertools.count()

@@ -15,8 +15,8 @@ from typing import Generic, TypeVar
 
 from twisted.trial.unittest import TestCase
 
-from kgateway.testing.gateway_process import GatewayProcess
-from kgateway.testing.probe import advertised_brokers
+from harness.gateway_process import GatewayProcess
+from harness.probe import advertised_brokers
 
 from .environment import Environment
 

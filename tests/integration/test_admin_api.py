@@ -22,8 +22,9 @@ from kafka.protocol.metadata import MetadataRequest
 from prometheus_client.parser import text_string_to_metric_families
 from twisted.trial.unittest import TestCase
 
-from kgateway.testing.gateway_process import REPO_ROOT, GatewayProcess
-from kgateway.testing.probe import recv_exactly
+from harness import REPO_ROOT
+from harness.gateway_process import GatewayProcess
+from harness.probe import recv_exactly
 
 from .environment import shared
 from .gateway_cluster import GatewayCluster, SharedByTests

@@ -14,12 +14,12 @@ import time
 
 from twisted.trial.unittest import TestCase
 
-from kgateway.testing.connect_audit import (
+from harness.connect_audit import (
     assert_never_connected,
     audited_command,
     connected_addresses,
 )
-from kgateway.testing.kafka_cluster import PRODUCER_PERF, java_tool_command
+from harness.kafka import PRODUCER_PERF, java_tool_command
 from tests.integration.environment import shared
 from tests.integration.test_java_clients import (
     create_topic,

@@ -23,9 +23,9 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from prometheus_client.parser import text_string_to_metric_families
 from twisted.trial.unittest import TestCase
 
-from kgateway.testing.gateway_process import GatewayProcess
-from kgateway.testing.kafka_cluster import PRODUCER_PERF
-from kgateway.testing.plugin_package import EXAMPLE_PLUGIN, build_wheel, install_wheel
+from harness.gateway_process import GatewayProcess
+from harness.kafka import PRODUCER_PERF
+from harness.plugin_package import EXAMPLE_PLUGIN, build_wheel, install_wheel
 
 from .environment import Environment, shared
 from .gateway_cluster import SharedByTests

@@ -32,10 +32,11 @@ from typing import Any
 
 from twisted.trial.unittest import TestCase
 
-from kgateway.testing.connect_audit import assert_never_connected, audited_command
-from kgateway.testing.gateway_process import GatewayProcess, free_port_range
-from kgateway.testing.haproxy import HAProxy, available
-from kgateway.testing.probe import advertised_brokers
+from harness.connect_audit import assert_never_connected, audited_command
+from harness.gateway_process import GatewayProcess
+from harness.haproxy import HAProxy, available
+from harness.ports import free_port_range
+from harness.probe import advertised_brokers
 
 from .environment import CLIENTS, Environment, shared
 

@@ -31,14 +31,14 @@ from typing import Any
 
 from twisted.trial.unittest import TestCase
 
-from kgateway.testing.connect_audit import (
+from harness.connect_audit import (
     assert_never_connected,
     audited_command,
     connected_addresses,
 )
-from kgateway.testing.gateway_process import GatewayProcess
-from kgateway.testing.kafka_cluster import java_tool_command
-from kgateway.testing.probe import advertised_brokers
+from harness.gateway_process import GatewayProcess
+from harness.kafka import java_tool_command
+from harness.probe import advertised_brokers
 
 from .environment import CLIENTS, Environment, shared
 from .gateway_cluster import GatewayCluster

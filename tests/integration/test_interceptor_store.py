@@ -18,7 +18,7 @@ from typing import Any
 
 from twisted.trial.unittest import TestCase
 
-from kgateway.testing.gateway_process import GatewayProcess
+from harness.gateway_process import GatewayProcess
 
 from .environment import Environment, shared
 from .gateway_cluster import GatewayCluster, SharedByTests

@@ -18,7 +18,7 @@ from typing import TypeVar
 
 from twisted.trial.unittest import TestCase
 
-from kgateway.testing.kafka_cluster import (
+from harness.kafka import (
     CONFIGS_COMMAND,
     CONSOLE_CONSUMER,
     CONSOLE_PRODUCER,
@@ -30,7 +30,7 @@ from kgateway.testing.kafka_cluster import (
 )
 from tests.integration.environment import Environment, shared
 
-# Main classes of the 4.1.1 tools jar not (yet) named in kafka_cluster.py.
+# Main classes of the 4.1.1 tools jar not (yet) named in harness/kafka/tools.py.
 CONSUMER_GROUP_COMMAND = "org.apache.kafka.tools.consumer.group.ConsumerGroupCommand"
 BROKER_API_VERSIONS = "org.apache.kafka.tools.BrokerApiVersionsCommand"
 CLUSTER_TOOL = "org.apache.kafka.tools.ClusterTool"

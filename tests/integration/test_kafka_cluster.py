@@ -1,4 +1,4 @@
-"""Tests for L{kgateway.testing.kafka_cluster} against real Apache Kafka JVMs.
+"""Tests for L{harness.kafka} against real Apache Kafka JVMs.
 
 Set C{KGATEWAY_SKIP_INTEGRATION=1} to skip them.
 """
@@ -20,8 +20,8 @@ from typing import TypeVar
 
 from twisted.trial.unittest import SkipTest, TestCase
 
-import kgateway
-from kgateway.testing.kafka_cluster import (
+from harness import REPO_ROOT
+from harness.kafka import (
     TOPIC_COMMAND,
     KafkaCluster,
     ensure_kafka_libs,
@@ -29,7 +29,6 @@ from kgateway.testing.kafka_cluster import (
     java_tool_command,
 )
 
-REPO_ROOT = Path(kgateway.__file__).resolve().parent.parent
 T = TypeVar("T")
 
 
@@ -214,7 +213,7 @@ class KafkaClusterTests(TestCase):
 
 
 class ForegroundProcessTests(TestCase):
-    """C{python -m kgateway.testing.kafka_cluster} never leaves a JVM behind."""
+    """C{python -m harness.kafka} never leaves a JVM behind."""
 
     timeout = 300
 
@@ -226,7 +225,7 @@ class ForegroundProcessTests(TestCase):
         """Start a 1-node cluster in a child Python; return it and its JVM pids."""
         env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
         process = subprocess.Popen(
-            [sys.executable, "-m", "kgateway.testing.kafka_cluster", "--size", "1",
+            [sys.executable, "-m", "harness.kafka", "--size", "1",
              "--base-dir", self.mktemp()],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, bufsize=0,
         )  # fmt: skip

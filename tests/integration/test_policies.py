@@ -17,7 +17,7 @@ from typing import Any
 
 from twisted.trial.unittest import TestCase
 
-from kgateway.testing.kafka_cluster import CONSOLE_PRODUCER, TOPIC_COMMAND
+from harness.kafka import CONSOLE_PRODUCER, TOPIC_COMMAND
 from tests.integration.environment import Environment, shared
 
 CLIENT_TIMEOUT = 60.0

@@ -11,7 +11,7 @@ import time
 
 from twisted.trial.unittest import TestCase
 
-from kgateway.testing.probe import advertised_brokers
+from harness.probe import advertised_brokers
 
 from .environment import shared
 

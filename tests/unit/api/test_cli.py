@@ -19,8 +19,8 @@ from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.resource import Resource
 from twisted.web.static import Data
 
+from harness import REPO_ROOT
 from kgateway.api import cli
-from kgateway.testing.gateway_process import REPO_ROOT
 from tests.unit.proxy.fakes import ClientSide, metadata_request
 
 from .fakes import AUTH, BASE, ApiNode, make_api_node

@@ -9,8 +9,8 @@ import json
 import subprocess
 import sys
 
+from harness import REPO_ROOT
 from kgateway.api import cli
-from kgateway.testing.gateway_process import REPO_ROOT
 
 from .fakes import VIEWER, ApiNode
 from .test_cli import ENV, CliTestCase

@@ -25,6 +25,9 @@ from kafka.protocol.producer import ProduceRequest
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
+from harness import REPO_ROOT
+from harness.plugin_package import EXAMPLE_PLUGIN as EXAMPLE
+from harness.plugin_package import build_wheel, install_wheel
 from kgateway.interceptors.api import (
     AuditEvent,
     ClientInfo,
@@ -36,9 +39,6 @@ from kgateway.interceptors.api import (
     ResponseCall,
 )
 from kgateway.protocol.codec import decode_response, encode_response
-from kgateway.testing.gateway_process import REPO_ROOT
-from kgateway.testing.plugin_package import EXAMPLE_PLUGIN as EXAMPLE
-from kgateway.testing.plugin_package import build_wheel, install_wheel
 
 MODULE = EXAMPLE / "kgateway" / "plugins" / "kgateway_example.py"
 CLIENT = ClientInfo("10.0.0.7:50000", broker_id=1, client_id="app")

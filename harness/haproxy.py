@@ -16,18 +16,15 @@ closed connection naming C{backend/server}) and its own messages in one file.
 
 from __future__ import annotations
 
-import atexit
 import re
 import shutil
 import subprocess
 import tempfile
-import time
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
-from types import TracebackType
 
-from kgateway.testing.children import die_with_parent, stop_process
+from harness.children import ChildError, ChildProcess
 
 HAPROXY = "/usr/sbin/haproxy"
 """The HAProxy binary (Debian package C{haproxy})."""
@@ -39,7 +36,7 @@ _TCPLOG = re.compile(
 )
 
 
-class HAProxyError(RuntimeError):
+class HAProxyError(ChildError):
     """HAProxy did not start or stop as expected."""
 
 
@@ -61,17 +58,14 @@ def _listening(host: str, port: int) -> bool:
     return False
 
 
-_live: set[HAProxy] = set()
+class HAProxy(ChildProcess):
+    """One C{haproxy -db} process balancing every port over the same port of every node.
 
+    Ready once every frontend port listens.
+    """
 
-@atexit.register
-def _stop_all() -> None:
-    for proxy in list(_live):
-        proxy.kill()
-
-
-class HAProxy:
-    """One C{haproxy -db} process balancing every port over the same port of every node."""
+    error = HAProxyError
+    poll_interval = 0.05
 
     def __init__(
         self,
@@ -103,8 +97,7 @@ class HAProxy:
         self._own_workdir = workdir is None
         self.workdir = workdir if workdir is not None else Path(tempfile.mkdtemp(prefix="haproxy-"))
         self.config_path = self.workdir / "haproxy.cfg"
-        self.log_path = self.workdir / "haproxy.log"
-        self.process: subprocess.Popen[bytes] | None = None
+        super().__init__(f"haproxy on {listen_host}", self.workdir / "haproxy.log")
 
     def server_name(self, host: str) -> str:
         """The name HAProxy knows the node at C{host} by."""
@@ -150,13 +143,12 @@ class HAProxy:
                 lines.append(server)
         return "\n".join(lines) + "\n"
 
-    @property
-    def pid(self) -> int | None:
-        """The process id while running."""
-        return self.process.pid if self.process and self.process.poll() is None else None
+    def command(self) -> list[str]:
+        """HAProxy in the foreground (C{-db}) with the written config."""
+        return [self.binary, "-f", str(self.config_path), "-db"]
 
-    def start(self, timeout: float = 10.0) -> None:
-        """Write the config, check it, start HAProxy and wait until every port listens."""
+    def prepare(self) -> None:
+        """Write the config and have HAProxy check it, so a mistake names the config."""
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.config_path.write_text(self.config())
         checked = subprocess.run(
@@ -169,56 +161,24 @@ class HAProxy:
             raise HAProxyError(
                 f"haproxy rejected {self.config_path}:\n{checked.stdout}{checked.stderr}"
             )
-        log = open(self.log_path, "ab")
-        self.process = subprocess.Popen(
-            [self.binary, "-f", str(self.config_path), "-db"],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            cwd=str(self.workdir),
-            preexec_fn=die_with_parent(),
-        )
-        log.close()
-        _live.add(self)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise HAProxyError(
-                    f"haproxy exited with {self.process.returncode}:\n{self.log_tail()}"
-                )
-            if all(_listening(self.listen_host, port) for port in self.ports):
-                return
-            time.sleep(0.05)
-        self.kill()
-        raise HAProxyError(f"haproxy did not listen within {timeout}s:\n{self.log_tail()}")
+
+    def is_ready(self) -> bool:
+        """Every frontend port listens."""
+        return all(_listening(self.listen_host, port) for port in self.ports)
+
+    def start(self, timeout: float = 10.0) -> None:
+        """Write the config, check it, start HAProxy and wait until every port listens."""
+        super().start(timeout)
 
     def stop(self, timeout: float = 5.0) -> int | None:
-        """SIGTERM (HAProxy's hard stop), then SIGKILL if it lingers; return the exit code."""
-        if self.process is None:
-            return None
-        stop_process(self.process, timeout)
-        _live.discard(self)
-        if self._own_workdir:
+        """SIGTERM (HAProxy's hard stop), then SIGKILL if it lingers; the exit code.
+
+        A working folder this object made is removed.
+        """
+        code = super().stop(timeout)
+        if code is not None and self._own_workdir:
             shutil.rmtree(self.workdir, ignore_errors=True)
-        return self.process.returncode
-
-    def kill(self) -> None:
-        """SIGKILL."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
-        _live.discard(self)
-
-    def log_text(self) -> str:
-        """Everything HAProxy logged so far."""
-        try:
-            return self.log_path.read_text(errors="replace")
-        except OSError:
-            return ""
-
-    def log_tail(self, lines: int = 40) -> str:
-        """The end of HAProxy's log."""
-        return "\n".join(self.log_text().splitlines()[-lines:]) or "(empty log)"
+        return code
 
     def connections(self, since: int = 0) -> Counter[str]:
         """Closed client connections per server name, from the tcplog lines after offset C{since}.
@@ -243,15 +203,3 @@ class HAProxy:
         ):
             state = match["state"]
         return state == "DOWN"
-
-    def __enter__(self) -> HAProxy:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        value: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

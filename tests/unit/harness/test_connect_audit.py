@@ -1,5 +1,5 @@
 # ruff: noqa: E501  (the strace lines below are verbatim captures; wrapping them would change them)
-"""Tests for L{kgateway.testing.connect_audit}.
+"""Tests for L{harness.connect_audit}.
 
 The strace lines below were captured from real runs of
 C{strace -f -qq -e trace=connect -o FILE} (strace 6.1) on this project's machine: CPython
@@ -17,7 +17,7 @@ from pathlib import Path
 
 from twisted.trial.unittest import SkipTest, TestCase
 
-from kgateway.testing.connect_audit import (
+from harness.connect_audit import (
     STRACE,
     ConnectCall,
     assert_never_connected,

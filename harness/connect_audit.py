@@ -1,12 +1,12 @@
-"""Proof, from ``strace``, that a client never opened a connection to a broker.
+"""Proof, from C{strace}, that a client never opened a connection to a broker.
 
 A gateway that forgets to rewrite one address still "works": the client quietly connects to the
-real broker. Running the client under ``strace -f -e trace=connect`` records every
-``connect(2)`` of every process and thread it starts, whether or not the connection succeeded,
+real broker. Running the client under C{strace -f -e trace=connect} records every
+C{connect(2)} of every process and thread it starts, whether or not the connection succeeded,
 so a test can check the broker ports never appear.
 
-The audit is deliberately conservative: failed and non-blocking (``EINPROGRESS``) attempts
-count, and so does a UDP ``connect`` (glibc's ``getaddrinfo`` makes one, sending nothing, to
+The audit is deliberately conservative: failed and non-blocking (C{EINPROGRESS}) attempts
+count, and so does a UDP C{connect} (glibc's C{getaddrinfo} makes one, sending nothing, to
 sort several results), since strace's default output does not tell TCP from UDP.
 """
 
@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 STRACE = "/usr/bin/strace"
-"""The strace binary used by :func:`audited_command`."""
+"""The strace binary used by L{audited_command}."""
 
 # With -f and -o every line starts with the pid; without -f there is no prefix.
 _PID_PREFIX = re.compile(r"^(?:\[pid\s+)?(?P<pid>\d+)\]?\s+(?P<rest>.*)$")
@@ -35,17 +35,17 @@ _INET6_ADDR = re.compile(r'sin6_port=htons\((?P<port>\d+)\).*?inet_pton\(AF_INET
 
 @dataclass(frozen=True)
 class ConnectCall:
-    """One ``connect(2)`` to an IPv4 or IPv6 address, as strace recorded it."""
+    """One C{connect(2)} to an IPv4 or IPv6 address, as strace recorded it."""
 
     pid: int
     ip: str
     port: int
     result: str
-    """strace's return text, e.g. ``0`` or ``-1 EINPROGRESS (...)``; ``?`` if never finished."""
+    """strace's return text, e.g. C{0} or C{-1 EINPROGRESS (...)}; C{?} if never finished."""
 
 
 def audited_command(cmd: list[str], trace_file: Path) -> list[str]:
-    """Wrap ``cmd`` so that every ``connect(2)`` it and its children make goes to ``trace_file``."""
+    """Wrap C{cmd} so that every C{connect(2)} it and its children make goes to C{trace_file}."""
     # signal=none keeps SIGCHLD noise out of the file; -qq drops attach/exit chatter.
     return [
         STRACE,
@@ -63,7 +63,7 @@ def audited_command(cmd: list[str], trace_file: Path) -> list[str]:
 
 
 def _normalise_ip(ip: str) -> str:
-    """Return ``ip`` in canonical form; IPv4-mapped IPv6 (how Java connects) becomes IPv4."""
+    """Return C{ip} in canonical form; IPv4-mapped IPv6 (how Java connects) becomes IPv4."""
     try:
         address = ipaddress.ip_address(ip)
     except ValueError:
@@ -82,10 +82,10 @@ def _parse_address(family: str, text: str) -> tuple[str, int] | None:
 
 
 def parse_connect_calls(lines: Iterable[str]) -> list[ConnectCall]:
-    """Parse strace output into the IPv4/IPv6 ``connect`` calls, in the order they began.
+    """Parse strace output into the IPv4/IPv6 C{connect} calls, in the order they began.
 
-    A call split by another thread into ``<unfinished ...>`` and ``<... connect resumed>``
-    lines is joined by pid; one that never resumed keeps the result ``?``.
+    A call split by another thread into C{<unfinished ...>} and C{<... connect resumed>}
+    lines is joined by pid; one that never resumed keeps the result C{?}.
     """
     calls: list[ConnectCall] = []
     pending: dict[int, int] = {}  # pid -> index in calls of its unfinished connect
@@ -116,22 +116,22 @@ def parse_connect_calls(lines: Iterable[str]) -> list[ConnectCall]:
 
 
 def connect_calls(trace_file: Path) -> list[ConnectCall]:
-    """Read ``trace_file`` (written by :func:`audited_command`) into its IPv4/IPv6 connects."""
+    """Read C{trace_file} (written by L{audited_command}) into its IPv4/IPv6 connects."""
     with open(trace_file, encoding="utf-8", errors="replace") as trace:
         return parse_connect_calls(trace)
 
 
 def connected_addresses(trace_file: Path) -> list[tuple[str, int]]:
-    """Every ``(ip, port)`` the traced processes tried to connect to, failed attempts included."""
+    """Every C{(ip, port)} the traced processes tried to connect to, failed attempts included."""
     return [(call.ip, call.port) for call in connect_calls(trace_file)]
 
 
 def assert_never_connected(
     trace_file: Path, forbidden_ports: set[int], host: str | None = "127.0.0.1"
 ) -> list[ConnectCall]:
-    """Fail unless the trace shows connects, none of them to ``host`` on a forbidden port.
+    """Fail unless the trace shows connects, none of them to C{host} on a forbidden port.
 
-    ``host=None`` forbids those ports on every address. A missing trace, or one without a
+    C{host=None} forbids those ports on every address. A missing trace, or one without a
     single IPv4/IPv6 connect, fails too: a trace that saw nothing proves nothing. Returns the
     connects that were checked so callers can assert where the client did go.
     """

@@ -14,7 +14,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from harness import REPO_ROOT
+
 #: The example interceptor plugin, a distribution of its own.
 EXAMPLE_PLUGIN = REPO_ROOT / "tests" / "example_plugin"
 

@@ -1,1 +1,0 @@
-"""Test harnesses: a real Apache Kafka cluster and proof that clients never reached a broker."""
