@@ -11,6 +11,7 @@ import os
 import re
 import socket
 import sys
+from pathlib import Path
 
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -344,8 +345,43 @@ class AdminApiSettingsTests(SynchronousTestCase):
         self.assertIn("not a PEM certificate and its matching private key", message)
 
 
+README = Path(__file__).parents[2] / "README.md"
+
+
+def readme_table(text: str) -> str:
+    """The settings table of the README's "Running a node" section, as its lines."""
+    section = text.split("\n## Running a node\n", 1)[1].split("\n## ", 1)[0]
+    lines = section.splitlines()
+    start = lines.index("| environment variable | option | default | meaning |")
+    end = start
+    while end < len(lines) and lines[end].startswith("|"):
+        end += 1
+    return "\n".join(lines[start:end]) + "\n"
+
+
 class RowTests(SynchronousTestCase):
     """Each setting is one row: the dataclass, --help and the README are made from it."""
+
+    def test_readme_table_is_the_rows(self) -> None:
+        """The README's table lists the rows' variables, options, defaults and help, in order."""
+        expected = settings_table(SETTINGS, FAMILIES)
+        found = readme_table(README.read_text())
+        if found != expected:
+            self.fail(
+                'README.md\'s settings table (section "Running a node") is not what the rows '
+                "in kgateway/config.py say; replace it with the output of "
+                "`python -m kgateway.config --markdown`:\n" + expected
+            )
+
+    def test_readme_check_notices_a_change(self) -> None:
+        """A README whose table lost a row, or changed a default, fails the comparison."""
+        text = README.read_text()
+        table = readme_table(text)
+        for changed in (
+            text.replace("| `6969` |", "| `7000` |"),
+            text.replace(table.splitlines()[3] + "\n", ""),
+        ):
+            self.assertNotEqual(readme_table(changed), table)
 
     def test_markdown_command(self) -> None:
         """python -m kgateway.config --markdown prints the table; anything else is usage."""
