@@ -131,7 +131,7 @@ def rewrite_api_versions(frame: bytes, version: int, mapping: IAddressMap) -> by
     """ApiVersions: only what both the broker and the gateway's review allow."""
     message = decode_response(ApiVersionsResponse, frame, version)
     # An error answer (unsupported version) is always encoded as v0.
-    wire_version = 0 if message.error_code else version
+    wire_version = 0 if message.error_code != ErrorCode.NONE else version
     kept = []
     for api in message.api_keys:
         offered = offered_range(api.api_key, api.min_version, api.max_version)

@@ -194,12 +194,12 @@ class Chaos:
 
     def _elect_fetch_leaders(self, call: ResponseCall) -> None:
         response = call.message
-        if getattr(response, "error_code", 0):
+        if getattr(response, "error_code", ErrorCode.NONE) != ErrorCode.NONE:
             return
         hit = 0
         for topic in response.responses:
             for partition in topic.partitions:
-                if partition.error_code == 0 and self._chance(self.leader_rate):
+                if partition.error_code == ErrorCode.NONE and self._chance(self.leader_rate):
                     partition.error_code = LEADER_ERRORS[
                         int(self.context.random() * len(LEADER_ERRORS))
                     ]
