@@ -1,1 +1,1 @@
-__version__ = "0.1.0"
+"""kgateway: a Kafka protocol gateway on Twisted (its version: importlib.metadata)."""

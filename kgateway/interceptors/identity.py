@@ -14,10 +14,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from kgateway.protocol.codec import decode_request, decode_response, response_class
+from kafka.protocol.api_key import ApiKey
 
-SASL_HANDSHAKE = 17
-SASL_AUTHENTICATE = 36
+from kgateway.protocol.codec import decode_request, decode_response, response_class
+from kgateway.protocol.error_codes import ErrorCode
+
+# Aliases for kgateway/proxy/client_leg.py, which imports them; to delete at the re-cut merge.
+SASL_HANDSHAKE = ApiKey.SaslHandshake
+SASL_AUTHENTICATE = ApiKey.SaslAuthenticate
 
 
 @dataclass
@@ -30,17 +34,17 @@ class SaslObserver:
 
     def request(self, api_key: int, api_version: int, frame: bytes) -> None:
         """A client request; only SASL ones are read."""
-        if api_key == SASL_HANDSHAKE:
+        if api_key == ApiKey.SaslHandshake:
             self.mechanism = str(decode_request(api_key, frame, api_version).mechanism).upper()
-        elif api_key == SASL_AUTHENTICATE and self.mechanism == "PLAIN":
+        elif api_key == ApiKey.SaslAuthenticate and self.mechanism == "PLAIN":
             auth = bytes(decode_request(api_key, frame, api_version).auth_bytes or b"")
             parts = auth.split(b"\0")
             self.offered = parts[1].decode(errors="replace") if len(parts) == 3 else None
 
     def response(self, api_key: int, api_version: int, frame: bytes) -> str | None:
         """The broker's answer; the username if it just accepted a PLAIN login."""
-        if api_key != SASL_AUTHENTICATE or self.offered is None:
+        if api_key != ApiKey.SaslAuthenticate or self.offered is None:
             return None
         offered, self.offered = self.offered, None
         answer = decode_response(response_class(api_key), frame, api_version)
-        return offered if answer.error_code == 0 else None
+        return offered if answer.error_code == ErrorCode.NONE else None

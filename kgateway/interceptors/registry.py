@@ -158,25 +158,26 @@ class InterceptorSet:
 
     def for_request(self, api_key: int, client: ClientInfo) -> tuple[ActiveInterceptor, ...]:
         """The interceptors that want this request, in order (empty: relay it untouched)."""
-        if not self._ordered:
-            return ()
-        wanting = self._requests.get(api_key)
-        if wanting is None:
-            wanting = self._requests[api_key] = tuple(
-                a for a in self._ordered if api_key in a.interceptor.requests
-            )
-        if not wanting:
-            return ()
-        return tuple(a for a in wanting if a.spec.scope.applies_to(client))
+        return self._wanting(self._requests, "requests", api_key, client)
 
     def for_response(self, api_key: int, client: ClientInfo) -> tuple[ActiveInterceptor, ...]:
         """The interceptors that want this response, in order."""
+        return self._wanting(self._responses, "responses", api_key, client)
+
+    def _wanting(
+        self,
+        cache: dict[int, tuple[ActiveInterceptor, ...]],
+        hook: str,
+        api_key: int,
+        client: ClientInfo,
+    ) -> tuple[ActiveInterceptor, ...]:
+        # hook: "requests" or "responses", the interceptor attribute naming the keys it wants.
         if not self._ordered:
             return ()
-        wanting = self._responses.get(api_key)
+        wanting = cache.get(api_key)
         if wanting is None:
-            wanting = self._responses[api_key] = tuple(
-                a for a in self._ordered if api_key in a.interceptor.responses
+            wanting = cache[api_key] = tuple(
+                a for a in self._ordered if api_key in getattr(a.interceptor, hook)
             )
         if not wanting:
             return ()

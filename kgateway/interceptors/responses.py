@@ -8,6 +8,8 @@ most APIs.  L{ENTRY_SHAPES} says, per API whose request lists entries
 with an error; L{error_response} answers them all, and the per-topic
 policies (L{kgateway.interceptors.builtin.partial}) answer some.  Any other
 API gets its top-level C{error_code} where its response has one.
+
+The codes are L{ErrorCode}'s, or any other C{kafka.errors} class's C{errno}.
 """
 
 from __future__ import annotations
@@ -16,25 +18,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from kgateway.interceptors.api import RequestCall
+from kafka.protocol.api_key import ApiKey
 
-#: Kafka error codes the built-in interceptors use.
-LEADER_NOT_AVAILABLE = 5
-NOT_LEADER_OR_FOLLOWER = 6
-REQUEST_TIMED_OUT = 7
-NETWORK_EXCEPTION = 13
-NOT_ENOUGH_REPLICAS = 19
-TOPIC_AUTHORIZATION_FAILED = 29
-INVALID_PARTITIONS = 37
-INVALID_REPLICATION_FACTOR = 38
-INVALID_REQUIRED_ACKS = 21
-INVALID_TOPIC_EXCEPTION = 17
-POLICY_VIOLATION = 44
-UNSUPPORTED_COMPRESSION_TYPE = 76
-INVALID_RECORD = 87
-UNKNOWN_TOPIC_ID = 100
-REPLICA_NOT_AVAILABLE = 9
-KAFKA_STORAGE_ERROR = 56
+from kgateway.interceptors.api import RequestCall
+from kgateway.protocol.codec import has_field
+from kgateway.protocol.error_codes import ErrorCode
 
 
 class NoErrorResponse(Exception):
@@ -78,11 +66,6 @@ def error_response(call: RequestCall, error_code: int, message: str | None = Non
     return shape.response(
         cls, [shape.refused(cls, e, error_code, message) for e in shape.request_entries(call)]
     )
-
-
-def _has(cls: Any, name: str, version: int) -> bool:
-    field = cls._struct.fields.get(name)
-    return field is not None and bool(field.for_version_q(version))
 
 
 def _produce_topic(cls: Any, topic: Any, code: int, message: str | None) -> Any:
@@ -173,26 +156,33 @@ def _altered_configs(cls: Any, resource: Any, code: int, message: str | None) ->
 
 
 def _top_level(call: RequestCall, cls: Any, code: int, message: str | None) -> Any:
-    if not _has(cls, "error_code", call.api_version):
+    if not has_field(cls, "error_code", call.api_version):
         raise NoErrorResponse(f"{cls.name} v{call.api_version} has no top-level error code")
     fields: dict[str, Any] = {"error_code": code}
-    if message is not None and _has(cls, "error_message", call.api_version):
+    if message is not None and has_field(cls, "error_message", call.api_version):
         fields["error_message"] = message
     return cls(**fields)
 
 
 #: By API key: the APIs whose requests list topics or resources.
 ENTRY_SHAPES: dict[int, EntryShape] = {
-    0: EntryShape(lambda v: "topic_data", "responses", _produce_topic),
+    ApiKey.Produce: EntryShape(lambda v: "topic_data", "responses", _produce_topic),
     # session_id 0: the client starts a new fetch session with its next request.
-    1: EntryShape(
-        lambda v: "topics", "responses", _fetch_topic, {"error_code": 0, "session_id": 0}
+    ApiKey.Fetch: EntryShape(
+        lambda v: "topics",
+        "responses",
+        _fetch_topic,
+        {"error_code": ErrorCode.NONE, "session_id": 0},
     ),
-    19: EntryShape(lambda v: "topics", "topics", _created_topic),
-    20: EntryShape(lambda v: "topics" if v >= 6 else "topic_names", "responses", _deleted_topic),
-    21: EntryShape(lambda v: "topics", "topics", _deleted_records),
-    # AlterConfigs (33) and IncrementalAlterConfigs (44) answer one result per resource.
-    33: EntryShape(lambda v: "resources", "responses", _altered_configs),
-    37: EntryShape(lambda v: "topics", "results", _created_partitions),
-    44: EntryShape(lambda v: "resources", "responses", _altered_configs),
+    ApiKey.CreateTopics: EntryShape(lambda v: "topics", "topics", _created_topic),
+    ApiKey.DeleteTopics: EntryShape(
+        lambda v: "topics" if v >= 6 else "topic_names", "responses", _deleted_topic
+    ),
+    ApiKey.DeleteRecords: EntryShape(lambda v: "topics", "topics", _deleted_records),
+    # The two AlterConfigs answer one result per resource.
+    ApiKey.AlterConfigs: EntryShape(lambda v: "resources", "responses", _altered_configs),
+    ApiKey.CreatePartitions: EntryShape(lambda v: "topics", "results", _created_partitions),
+    ApiKey.IncrementalAlterConfigs: EntryShape(
+        lambda v: "resources", "responses", _altered_configs
+    ),
 }

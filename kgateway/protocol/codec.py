@@ -1,12 +1,17 @@
 """
 kafka-python's message classes, used as the gateway's codec.
 
-Two things are added here and nothing else.  Unknown tagged fields: the
-codec decodes them into C{unknown_tags} but drops them on encode, and a
-gateway that rewrites a response from a newer broker must hand them on, so
-the structs of the messages we re-encode get a tagged-field encoder that
-writes them back.  And framing helpers that decode and encode a whole
-response frame (length prefix and header included).
+This is the one module that reads kafka-python's private attributes (its
+registries and message schemas); everything else asks the functions here,
+so a kafka-python release that moves them is mended in one place.
+
+Three things are added to the codec.  Unknown tagged fields: the codec
+decodes them into C{unknown_tags} but drops them on encode, and a gateway
+that rewrites a response from a newer broker must hand them on, so the
+structs of the messages we re-encode get a tagged-field encoder that writes
+them back.  Framing helpers that decode and encode a whole frame (length
+prefix and header included).  And questions about a message's schema: which
+fields it has at a version (L{has_field}, L{fields_at}).
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from __future__ import annotations
 import importlib
 import io
 import pkgutil
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 import kafka.protocol
@@ -142,20 +147,72 @@ def _message_classes() -> Iterator[type[ApiMessage]]:
 _REQUESTS: dict[int, type[ApiMessage]] = {}
 
 
-def request_class(api_key: int) -> type[ApiMessage]:
-    """The codec's request class for an API key (KeyError if it has none)."""
+def _requests() -> dict[int, type[ApiMessage]]:
+    # Filled on first use: walking the codec imports every message module,
+    # which also registers every response class.
     if not _REQUESTS:
         for cls in _message_classes():
             if cls.type == "request":
                 _REQUESTS[cls.API_KEY] = cls
-    return _REQUESTS[api_key]
+    return _REQUESTS
+
+
+def request_class(api_key: int) -> type[ApiMessage]:
+    """The codec's request class for an API key (KeyError if it has none)."""
+    return _requests()[api_key]
+
+
+def response_classes() -> Mapping[int, type[ApiMessage]]:
+    """Every response class the codec describes, by API key."""
+    _requests()
+    registry: Mapping[int, type[ApiMessage]] = ResponseClassRegistry._response_class_registry
+    return registry
 
 
 def response_class(api_key: int) -> type[ApiMessage]:
     """The codec's response class for an API key (KeyError if it has none)."""
-    request_class(api_key)  # makes sure every message module is imported
-    cls: type[ApiMessage] = ResponseClassRegistry._response_class_registry[api_key]
-    return cls
+    return response_classes()[api_key]
+
+
+def schema(message: Any) -> Any:
+    """
+    The codec's schema of a message class, message, or struct inside one.
+
+    It is what L{kgateway.protocol.skim} walks: kafka-python's field objects,
+    whose public methods (C{untagged_fields}, C{is_struct}, ...) say the layout.
+    """
+    return message._struct
+
+
+def fields_at(message: Any, version: int) -> list[Any]:
+    """The fields a message class, message or nested struct has at C{version}, in order."""
+    return [field for field in schema(message)._fields if field.for_version_q(version)]
+
+
+def field_paths(message: Any, version: int) -> Iterator[str]:
+    """
+    Every field a message class or message has at C{version}, nested ones
+    too, as dotted paths in schema order (C{brokers}, C{brokers.node_id} ...).
+    """
+
+    def walk(struct: Any, prefix: str) -> Iterator[str]:
+        for field in struct._fields:
+            if not field.for_version_q(version):
+                continue
+            path = prefix + field.name
+            yield path
+            if field.is_struct():
+                yield from walk(field, path + ".")
+            elif field.is_struct_array():
+                yield from walk(field.array_of, path + ".")
+
+    return walk(schema(message), "")
+
+
+def has_field(message: Any, name: str, version: int) -> bool:
+    """Whether a message (class, or struct inside one) has the field C{name} at C{version}."""
+    field = schema(message).fields.get(name)
+    return field is not None and bool(field.for_version_q(version))
 
 
 def decode_request(api_key: int, frame: bytes, version: int) -> ApiMessage:

@@ -15,6 +15,7 @@ from struct import Struct
 from struct import error as StructError
 
 from kafka.protocol.api_header import RequestHeader
+from kafka.protocol.api_key import ApiKey
 from kafka.protocol.producer import ProduceRequest
 
 from kgateway.protocol.framing import FrameError
@@ -23,7 +24,8 @@ from kgateway.protocol.skim import skip_tags, uvarint
 _REQUEST_PREFIX = Struct(">ihhi")
 _CORRELATION = Struct(">i")
 
-PRODUCE = 0
+# Alias for kgateway/proxy/client_leg.py, which imports it; to delete at the re-cut merge.
+PRODUCE = ApiKey.Produce
 
 
 @dataclass(frozen=True, slots=True)

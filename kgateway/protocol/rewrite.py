@@ -13,27 +13,21 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from kafka.protocol.admin import DescribeClusterResponse
+from kafka.protocol.api_key import ApiKey
 from kafka.protocol.consumer import FetchResponse
 from kafka.protocol.metadata import ApiVersionsResponse, FindCoordinatorResponse, MetadataResponse
 from kafka.protocol.producer import ProduceResponse
 
 from kgateway.interfaces import IAddressMap
-from kgateway.protocol.codec import decode_response, encode_response, preserve_unknown_tags
+from kgateway.protocol.codec import (
+    decode_response,
+    encode_response,
+    preserve_unknown_tags,
+    response_class,
+)
+from kgateway.protocol.error_codes import ErrorCode
 from kgateway.protocol.skim import has_top_level_tags
 from kgateway.protocol.versions import offered_range
-
-COORDINATOR_NOT_AVAILABLE = 15
-
-preserve_unknown_tags(
-    [
-        MetadataResponse,
-        FindCoordinatorResponse,
-        DescribeClusterResponse,
-        ProduceResponse,
-        FetchResponse,
-        ApiVersionsResponse,
-    ]
-)
 
 Rewriter = Callable[[bytes, int, IAddressMap], bytes]
 
@@ -64,7 +58,7 @@ def _coordinator_at_gateway(item: Any, mapping: IAddressMap) -> None:
         return
     endpoint = mapping.address_for(item.node_id)
     if endpoint is None:
-        item.error_code = COORDINATOR_NOT_AVAILABLE
+        item.error_code = ErrorCode.COORDINATOR_NOT_AVAILABLE
         item.node_id, item.host, item.port = -1, "", -1
     else:
         item.host, item.port = endpoint.host, endpoint.port
@@ -88,6 +82,10 @@ def rewrite_describe_cluster(frame: bytes, version: int, mapping: IAddressMap) -
     return _reencode(message, version)
 
 
+# The rewriters that only look for KIP-951 leader hints: (response class, first version).
+_HINTS_ONLY: dict[Rewriter, tuple[Any, int]] = {}
+
+
 def _node_endpoints_rewriter(cls: Any, first_version: int) -> Rewriter:
     def rewrite(frame: bytes, version: int, mapping: IAddressMap) -> bytes:
         # Leader hints are rare (a leader moved): skim for them before
@@ -102,16 +100,12 @@ def _node_endpoints_rewriter(cls: Any, first_version: int) -> Rewriter:
 
     rewrite.__name__ = f"rewrite_{cls.name}"
     rewrite.__doc__ = f"{cls.name} v{first_version}+: the KIP-951 node_endpoints leader hints."
+    _HINTS_ONLY[rewrite] = (cls, first_version)
     return rewrite
 
 
 rewrite_produce = _node_endpoints_rewriter(ProduceResponse, 10)
 rewrite_fetch = _node_endpoints_rewriter(FetchResponse, 16)
-
-_HINTS_ONLY: dict[Rewriter, tuple[Any, int]] = {
-    rewrite_produce: (ProduceResponse, 10),
-    rewrite_fetch: (FetchResponse, 16),
-}
 
 
 def passes_unchanged(rewriter: Rewriter, pieces: Sequence[bytes], version: int) -> bool:
@@ -137,7 +131,7 @@ def rewrite_api_versions(frame: bytes, version: int, mapping: IAddressMap) -> by
     """ApiVersions: only what both the broker and the gateway's review allow."""
     message = decode_response(ApiVersionsResponse, frame, version)
     # An error answer (unsupported version) is always encoded as v0.
-    wire_version = 0 if message.error_code else version
+    wire_version = 0 if message.error_code != ErrorCode.NONE else version
     kept = []
     for api in message.api_keys:
         offered = offered_range(api.api_key, api.min_version, api.max_version)
@@ -148,12 +142,21 @@ def rewrite_api_versions(frame: bytes, version: int, mapping: IAddressMap) -> by
     return encode_response(message, message.header.correlation_id, wire_version)
 
 
-#: The rewriter for each API key whose responses carry broker addresses.
+#: The rewriter for each API key whose responses carry broker addresses, and
+#: ApiVersions': the one list of what the gateway decodes and rewrites.  Keyed
+#: by plain ints, since the data path looks up every request's key here.
 REWRITERS: dict[int, Rewriter] = {
-    0: rewrite_produce,
-    1: rewrite_fetch,
-    3: rewrite_metadata,
-    10: rewrite_find_coordinator,
-    18: rewrite_api_versions,
-    60: rewrite_describe_cluster,
+    int(api): rewriter
+    for api, rewriter in (
+        (ApiKey.Produce, rewrite_produce),
+        (ApiKey.Fetch, rewrite_fetch),
+        (ApiKey.Metadata, rewrite_metadata),
+        (ApiKey.FindCoordinator, rewrite_find_coordinator),
+        (ApiKey.ApiVersions, rewrite_api_versions),
+        (ApiKey.DescribeCluster, rewrite_describe_cluster),
+    )
 }
+
+# Before anything encodes them: the codec captures the tagged-field encoder
+# when it compiles one.
+preserve_unknown_tags([response_class(key) for key in REWRITERS])

@@ -20,6 +20,8 @@ from collections.abc import Sequence
 from struct import Struct
 from typing import Any, Protocol, overload
 
+from kgateway.protocol.codec import schema
+
 _INT16 = Struct(">h")
 _INT32 = Struct(">i")
 
@@ -243,7 +245,7 @@ def _top_level_plan(cls: Any, version: int) -> Plan:
     plan = _PLANS.get(key)
     if plan is None:
         # The top level's own tags are what the caller looks for: not skipped.
-        plan = _PLANS[key] = _struct_plan(cls._struct, version, True, False)
+        plan = _PLANS[key] = _struct_plan(schema(cls), version, True, False)
     return plan
 
 

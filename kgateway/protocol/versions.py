@@ -3,121 +3,125 @@ Which API versions the gateway offers clients, and why.
 
 The gateway must never pass on a response that carries a broker address it
 did not rewrite.  So it offers an API version only when someone has reviewed
-that version: C{REVIEWED} lists, per API key, the highest version reviewed and
-whether its responses carry broker addresses (those the gateway rewrites).
-Everything else is removed from ApiVersions.  A test compares this table with
-the installed kafka-python, so a codec that learns a new version is a visible
-decision rather than a silent change of what clients may send.
+that version: C{REVIEWED} lists, per API, the highest version reviewed and
+what the review found.  Everything else is removed from ApiVersions.  A test
+compares this table with the installed kafka-python, so a codec that learns a
+new version is a visible decision rather than a silent change of what
+clients may send.
+
+Which APIs are rewritten is said once, by L{kgateway.protocol.rewrite.REWRITERS}:
+that module imports this one (its ApiVersions rewriter offers what this table
+allows), so the table cannot name the rewriters itself.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
 
-
-class Handling(Enum):
-    """What the gateway does with responses of an API."""
-
-    FORWARD = "forwarded as the bytes that arrived"
-    REWRITE = "decoded and rewritten: carries broker addresses"
+from kafka.protocol.api_key import ApiKey
 
 
 @dataclass(frozen=True, slots=True)
 class Review:
     """The outcome of reviewing one API key."""
 
-    name: str
+    api: ApiKey
     max_version: int
-    handling: Handling = Handling.FORWARD
     # Whether kafka-python describes the API, so that the gateway can build an
     # error response for it.  APIs it does not describe are still relayed.
     in_codec: bool = True
     note: str = ""
 
+    @property
+    def name(self) -> str:
+        """The API's name, as Kafka spells it (C{Metadata})."""
+        return str(self.api.name)
 
-F, R = Handling.FORWARD, Handling.REWRITE
 
-REVIEWED: dict[int, Review] = {
-    0: Review("Produce", 13, R, note="v10+ node_endpoints (KIP-951)"),
-    1: Review("Fetch", 18, R, note="v16+ node_endpoints (KIP-951)"),
-    2: Review("ListOffsets", 11),
-    3: Review("Metadata", 13, R, note="brokers[].host/port"),
-    8: Review("OffsetCommit", 10),
-    9: Review("OffsetFetch", 10),
-    10: Review("FindCoordinator", 6, R, note="host/port; v4+ coordinators[]"),
-    11: Review("JoinGroup", 9),
-    12: Review("Heartbeat", 4),
-    13: Review("LeaveGroup", 5),
-    14: Review("SyncGroup", 5),
-    15: Review("DescribeGroups", 6),
-    16: Review("ListGroups", 5),
-    17: Review("SaslHandshake", 1),
-    18: Review("ApiVersions", 4, R, note="intersected with this table"),
-    19: Review("CreateTopics", 7),
-    20: Review("DeleteTopics", 6),
-    21: Review("DeleteRecords", 2),
-    22: Review("InitProducerId", 6),
-    23: Review("OffsetForLeaderEpoch", 4),
-    24: Review("AddPartitionsToTxn", 5),
-    25: Review("AddOffsetsToTxn", 4),
-    26: Review("EndTxn", 5),
-    27: Review("WriteTxnMarkers", 2),
-    28: Review("TxnOffsetCommit", 5),
-    29: Review("DescribeAcls", 3),
-    30: Review("CreateAcls", 3),
-    31: Review("DeleteAcls", 3),
-    32: Review("DescribeConfigs", 4),
-    33: Review("AlterConfigs", 2),
-    34: Review("AlterReplicaLogDirs", 2),
-    35: Review("DescribeLogDirs", 5),
-    36: Review("SaslAuthenticate", 2),
-    37: Review("CreatePartitions", 3),
-    38: Review("CreateDelegationToken", 3, in_codec=False),
-    39: Review("RenewDelegationToken", 2, in_codec=False),
-    40: Review("ExpireDelegationToken", 2, in_codec=False),
-    41: Review("DescribeDelegationToken", 3, in_codec=False),
-    42: Review("DeleteGroups", 2),
-    43: Review("ElectLeaders", 2),
-    44: Review("IncrementalAlterConfigs", 1),
-    45: Review("AlterPartitionReassignments", 1),
-    46: Review("ListPartitionReassignments", 0),
-    47: Review("OffsetDelete", 0),
-    48: Review("DescribeClientQuotas", 1),
-    49: Review("AlterClientQuotas", 1),
-    50: Review("DescribeUserScramCredentials", 0),
-    51: Review("AlterUserScramCredentials", 0),
+#: One row per reviewed API.
+REVIEWS: tuple[Review, ...] = (
+    Review(ApiKey.Produce, 13, note="addresses: v10+ node_endpoints (KIP-951)"),
+    Review(ApiKey.Fetch, 18, note="addresses: v16+ node_endpoints (KIP-951)"),
+    Review(ApiKey.ListOffsets, 11),
+    Review(ApiKey.Metadata, 13, note="addresses: brokers[].host/port"),
+    Review(ApiKey.OffsetCommit, 10),
+    Review(ApiKey.OffsetFetch, 10),
+    Review(ApiKey.FindCoordinator, 6, note="addresses: host/port; v4+ coordinators[]"),
+    Review(ApiKey.JoinGroup, 9),
+    Review(ApiKey.Heartbeat, 4),
+    Review(ApiKey.LeaveGroup, 5),
+    Review(ApiKey.SyncGroup, 5),
+    Review(ApiKey.DescribeGroups, 6),
+    Review(ApiKey.ListGroups, 5),
+    Review(ApiKey.SaslHandshake, 1),
+    Review(ApiKey.ApiVersions, 4, note="intersected with this table"),
+    Review(ApiKey.CreateTopics, 7),
+    Review(ApiKey.DeleteTopics, 6),
+    Review(ApiKey.DeleteRecords, 2),
+    Review(ApiKey.InitProducerId, 6),
+    Review(ApiKey.OffsetForLeaderEpoch, 4),
+    Review(ApiKey.AddPartitionsToTxn, 5),
+    Review(ApiKey.AddOffsetsToTxn, 4),
+    Review(ApiKey.EndTxn, 5),
+    Review(ApiKey.WriteTxnMarkers, 2),
+    Review(ApiKey.TxnOffsetCommit, 5),
+    Review(ApiKey.DescribeAcls, 3),
+    Review(ApiKey.CreateAcls, 3),
+    Review(ApiKey.DeleteAcls, 3),
+    Review(ApiKey.DescribeConfigs, 4),
+    Review(ApiKey.AlterConfigs, 2),
+    Review(ApiKey.AlterReplicaLogDirs, 2),
+    Review(ApiKey.DescribeLogDirs, 5),
+    Review(ApiKey.SaslAuthenticate, 2),
+    Review(ApiKey.CreatePartitions, 3),
+    Review(ApiKey.CreateDelegationToken, 3, in_codec=False),
+    Review(ApiKey.RenewDelegationToken, 2, in_codec=False),
+    Review(ApiKey.ExpireDelegationToken, 2, in_codec=False),
+    Review(ApiKey.DescribeDelegationToken, 3, in_codec=False),
+    Review(ApiKey.DeleteGroups, 2),
+    Review(ApiKey.ElectLeaders, 2),
+    Review(ApiKey.IncrementalAlterConfigs, 1),
+    Review(ApiKey.AlterPartitionReassignments, 1),
+    Review(ApiKey.ListPartitionReassignments, 0),
+    Review(ApiKey.OffsetDelete, 0),
+    Review(ApiKey.DescribeClientQuotas, 1),
+    Review(ApiKey.AlterClientQuotas, 1),
+    Review(ApiKey.DescribeUserScramCredentials, 0),
+    Review(ApiKey.AlterUserScramCredentials, 0),
     # v2 adds nodes[].listeners (controller addresses), which the gateway
     # does not rewrite: capped below it.
-    55: Review("DescribeQuorum", 1, note="capped: v2 carries controller listeners"),
-    57: Review("UpdateFeatures", 2),
-    60: Review("DescribeCluster", 2, R, note="brokers[].host/port"),
-    61: Review("DescribeProducers", 0),
-    65: Review("DescribeTransactions", 0),
-    66: Review("ListTransactions", 2),
-    68: Review("ConsumerGroupHeartbeat", 1, in_codec=False, note="KIP-848; no addresses"),
-    69: Review("ConsumerGroupDescribe", 1, in_codec=False, note="KIP-848; no addresses"),
-    71: Review("GetTelemetrySubscriptions", 0, in_codec=False),
-    72: Review("PushTelemetry", 0, in_codec=False),
-    74: Review("ListConfigResources", 1),
-    75: Review("DescribeTopicPartitions", 0),
-}
+    Review(ApiKey.DescribeQuorum, 1, note="capped: v2 carries controller listeners"),
+    Review(ApiKey.UpdateFeatures, 2),
+    Review(ApiKey.DescribeCluster, 2, note="addresses: brokers[].host/port"),
+    Review(ApiKey.DescribeProducers, 0),
+    Review(ApiKey.DescribeTransactions, 0),
+    Review(ApiKey.ListTransactions, 2),
+    Review(ApiKey.ConsumerGroupHeartbeat, 1, in_codec=False, note="KIP-848; no addresses"),
+    Review(ApiKey.ConsumerGroupDescribe, 1, in_codec=False, note="KIP-848; no addresses"),
+    Review(ApiKey.GetTelemetrySubscriptions, 0, in_codec=False),
+    Review(ApiKey.PushTelemetry, 0, in_codec=False),
+    Review(ApiKey.ListConfigResources, 1),
+    Review(ApiKey.DescribeTopicPartitions, 0),
+)
+
+#: The reviewed APIs by API key, a plain int: the data path looks up every request here.
+REVIEWED: dict[int, Review] = {int(review.api): review for review in REVIEWS}
 
 # Reviewed and refused: they carry addresses the gateway does not rewrite, or
 # they only make sense with one that does.  Listed so that the review test
 # sees them as decided.
 REFUSED: dict[int, str] = {
-    76: "ShareGroupHeartbeat: share groups need ShareFetch",
-    77: "ShareGroupDescribe: share groups need ShareFetch",
-    78: "ShareFetch: node_endpoints not rewritten",
-    79: "ShareAcknowledge: node_endpoints not rewritten",
+    ApiKey.ShareGroupHeartbeat: "share groups need ShareFetch",
+    ApiKey.ShareGroupDescribe: "share groups need ShareFetch",
+    ApiKey.ShareFetch: "node_endpoints not rewritten",
+    ApiKey.ShareAcknowledge: "node_endpoints not rewritten",
 }
 
 #: The version the codec knew for each key when the table was last reviewed.
 CODEC_VERSIONS_REVIEWED: dict[int, int] = {
     key: review.max_version for key, review in REVIEWED.items() if review.in_codec
 }
-CODEC_VERSIONS_REVIEWED[55] = 2
+CODEC_VERSIONS_REVIEWED[ApiKey.DescribeQuorum] = 2
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,17 +5,28 @@ for every bad value; and the twistd plugin's exit on a bad setting.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import os
+import re
 import socket
 import sys
+from pathlib import Path
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from kgateway import tap
-from kgateway.config import SETTINGS, AdminUser, ConfigError, Settings, kafka_client_settings
+from kgateway import config, tap
+from kgateway.config import (
+    FAMILIES,
+    SETTINGS,
+    AdminUser,
+    ConfigError,
+    Settings,
+    kafka_client_settings,
+)
 from kgateway.net import HostPort
 from kgateway.protocol.framing import DEFAULT_MAX_FRAME_BYTES
+from kgateway.setting import Setting, path, positive_int, settings_table
 
 BOOTSTRAP = {"KAFKA_BOOTSTRAP_SERVERS": "k1:9092,k2:9093"}
 NO_OPTIONS: dict[str, str | None] = {s.option: None for s in SETTINGS}
@@ -332,3 +343,148 @@ class AdminApiSettingsTests(SynchronousTestCase):
             f.write("not pem\n")
         message = self.error(GATEWAY_HTTP_TLS_KEY=garbage, GATEWAY_HTTP_TLS_CERT=garbage)
         self.assertIn("not a PEM certificate and its matching private key", message)
+
+
+README = Path(__file__).parents[2] / "README.md"
+
+
+def readme_table(text: str) -> str:
+    """The settings table of the README's "Running a node" section, as its lines."""
+    section = text.split("\n## Running a node\n", 1)[1].split("\n## ", 1)[0]
+    lines = section.splitlines()
+    start = lines.index("| environment variable | option | default | meaning |")
+    end = start
+    while end < len(lines) and lines[end].startswith("|"):
+        end += 1
+    return "\n".join(lines[start:end]) + "\n"
+
+
+class RowTests(SynchronousTestCase):
+    """Each setting is one row: the dataclass, --help and the README are made from it."""
+
+    def test_readme_table_is_the_rows(self) -> None:
+        """The README's table lists the rows' variables, options, defaults and help, in order."""
+        expected = settings_table(SETTINGS, FAMILIES)
+        found = readme_table(README.read_text())
+        if found != expected:
+            self.fail(
+                'README.md\'s settings table (section "Running a node") is not what the rows '
+                "in kgateway/config.py say; replace it with the output of "
+                "`python -m kgateway.config --markdown`:\n" + expected
+            )
+
+    def test_readme_check_notices_a_change(self) -> None:
+        """A README whose table lost a row, or changed a default, fails the comparison."""
+        text = README.read_text()
+        table = readme_table(text)
+        for changed in (
+            text.replace("| `6969` |", "| `7000` |"),
+            text.replace(table.splitlines()[3] + "\n", ""),
+        ):
+            self.assertNotEqual(readme_table(changed), table)
+
+    def test_markdown_command(self) -> None:
+        """python -m kgateway.config --markdown prints the table; anything else is usage."""
+        out, err = io.StringIO(), io.StringIO()
+        self.patch(sys, "stdout", out)
+        self.patch(sys, "stderr", err)
+        self.assertEqual(config.main(["--markdown"]), 0)
+        self.assertEqual(out.getvalue(), settings_table(SETTINGS, FAMILIES))
+        self.assertEqual(config.main([]), 2)
+        self.assertIn("usage", err.getvalue())
+
+    def test_table_cells_escaped(self) -> None:
+        """A pipe or angle brackets in a row do not break the Markdown table."""
+        row = Setting("X_Y", "x-y", None, positive_int, None, "a | b", unset="k_<id>")
+        line = settings_table([row], []).splitlines()[2]
+        self.assertEqual(line, "| `X_Y` | `--x-y` | k_&lt;id&gt; | a \\| b |")
+
+    def test_dataclass_defaults_are_the_rows(self) -> None:
+        """Every row with a default is its field's default, parsed."""
+        defaults = {f.name: f.default for f in dataclasses.fields(Settings)}
+        for row in SETTINGS:
+            if row.field is not None and row.default is not None:
+                self.assertEqual(defaults[row.field], row.initial(), row.env)
+
+    def test_every_field_has_a_row(self) -> None:
+        """Each Settings field is filled by a row, a family, or the TLS pair; nothing else."""
+        filled = {row.field for row in SETTINGS if row.field} | {f.field for f in FAMILIES}
+        self.assertEqual(
+            {f.name for f in dataclasses.fields(Settings)}, filled | {"http_tls"}, "fields"
+        )
+        self.assertEqual(len(filled), len([row for row in SETTINGS if row.field]) + len(FAMILIES))
+
+    def test_names_unique(self) -> None:
+        """No two rows share a variable or an option."""
+        self.assertEqual(len({row.env for row in SETTINGS}), len(SETTINGS))
+        self.assertEqual(len({row.option for row in SETTINGS}), len(SETTINGS))
+
+    def test_variables_named_in_help_exist(self) -> None:
+        """A setting named in another's help is a real setting (not a renamed one)."""
+        known = {row.env for row in SETTINGS}
+        for row in SETTINGS:
+            for name in re.findall(r"\b(?:GATEWAY|KAFKA)_[A-Z_]+\b", row.about):
+                self.assertIn(name, known, row.env)
+
+    def test_help_shows_variable_and_default(self) -> None:
+        """twistd kgateway --help gives each option's variable, and its default when it has one."""
+        helps = {name: text for name, _, _, text in tap.Options.optParameters}
+        self.assertEqual(list(helps), [row.option for row in SETTINGS])
+        for row in SETTINGS:
+            self.assertIn(f"[env {row.env}", helps[row.option])
+            if row.default is not None:
+                self.assertIn(f"default {row.default}]", helps[row.option])
+        self.assertIn("(default: this machine's host name)", helps["advertised-host"])
+        self.assertIn("(required)", helps["bootstrap-servers"])
+
+    def test_every_bad_value_is_one_line(self) -> None:
+        """Every setting refuses a bad value in one line naming the setting and the value."""
+        bad = "no good\n"
+        for row in SETTINGS:
+            if row.parse is path:
+                continue  # the TLS files: checked as a pair, below
+            with self.assertRaises(ConfigError) as caught:
+                Settings.load({**BOOTSTRAP, row.env: bad}, {})
+            message = str(caught.exception)
+            self.assertNotIn("\n", message, row.env)
+            self.assertIn(row.env, message)
+            if not row.secret:
+                self.assertIn(repr(bad), message, row.env)
+        with self.assertRaises(ConfigError) as caught:
+            Settings.load(
+                {**BOOTSTRAP, "GATEWAY_HTTP_TLS_KEY": bad, "GATEWAY_HTTP_TLS_CERT": bad}, {}
+            )
+        self.assertIn(f"GATEWAY_HTTP_TLS_KEY={bad!r}", str(caught.exception))
+
+    def test_secrets_never_echoed(self) -> None:
+        """A secret's bad value is refused without repeating it."""
+        secrets = [row for row in SETTINGS if row.secret]
+        self.assertEqual([row.env for row in secrets], ["GATEWAY_ADMIN_API_USERS"])
+        for row in secrets:
+            for value in ("[hunter2", '"hunter2"', '[{"password": "hunter2"}]', '{"hunter2": 1}'):
+                with self.assertRaises(ConfigError) as caught:
+                    Settings.load({**BOOTSTRAP, row.env: value}, {})
+                self.assertIn(row.env, str(caught.exception))
+                self.assertNotIn("hunter2", str(caught.exception))
+
+
+class GroupIdTests(SynchronousTestCase):
+    """The group id defaults to one made of the cluster id, however Settings is made."""
+
+    def test_constructed(self) -> None:
+        """Settings(cluster_id=...) without a group id gets kgateway_<cluster id>."""
+        bootstrap = (HostPort("k", 9092),)
+        self.assertEqual(Settings(bootstrap).group_id, "kgateway_gateway")
+        self.assertEqual(Settings(bootstrap, cluster_id="prod").group_id, "kgateway_prod")
+        self.assertEqual(Settings(bootstrap, cluster_id="prod", group_id="g").group_id, "g")
+
+    def test_loaded(self) -> None:
+        """GATEWAY_CLUSTER_ID alone names the group; GATEWAY_GROUP_ID wins; blank is unset."""
+        self.assertEqual(
+            Settings.load({**BOOTSTRAP, "GATEWAY_CLUSTER_ID": "prod"}, {}).group_id,
+            "kgateway_prod",
+        )
+        both = {**BOOTSTRAP, "GATEWAY_CLUSTER_ID": "prod", "GATEWAY_GROUP_ID": "mine"}
+        self.assertEqual(Settings.load(both, {}).group_id, "mine")
+        blank = {**BOOTSTRAP, "GATEWAY_GROUP_ID": " "}
+        self.assertEqual(Settings.load(blank, {}).group_id, "kgateway_gateway")

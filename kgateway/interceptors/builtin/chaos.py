@@ -36,6 +36,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from kafka.protocol.api_key import ApiKey
 from twisted.internet.task import deferLater
 from zope.interface import implementer
 
@@ -51,26 +52,17 @@ from kgateway.interceptors.api import (
     ResponseCall,
 )
 from kgateway.interceptors.options import Options
-from kgateway.interceptors.responses import (
-    KAFKA_STORAGE_ERROR,
-    LEADER_NOT_AVAILABLE,
-    NOT_ENOUGH_REPLICAS,
-    NOT_LEADER_OR_FOLLOWER,
-    REPLICA_NOT_AVAILABLE,
-    REQUEST_TIMED_OUT,
-    error_response,
-)
+from kgateway.interceptors.responses import error_response
+from kgateway.protocol.error_codes import ErrorCode
 from kgateway.protocol.headers import produce_acks
 
-PRODUCE = 0
-FETCH = 1
 #: A broken broker's answers, per API, that clients retry (Java's fetcher rejects
 #: error codes a Fetch cannot carry, so the two lists differ).
 DEFAULT_ERROR_CODES = {
-    PRODUCE: [REQUEST_TIMED_OUT, NOT_ENOUGH_REPLICAS],
-    FETCH: [KAFKA_STORAGE_ERROR, REPLICA_NOT_AVAILABLE],
+    ApiKey.Produce: [ErrorCode.REQUEST_TIMED_OUT, ErrorCode.NOT_ENOUGH_REPLICAS],
+    ApiKey.Fetch: [ErrorCode.KAFKA_STORAGE_ERROR, ErrorCode.REPLICA_NOT_AVAILABLE],
 }
-LEADER_ERRORS = (NOT_LEADER_OR_FOLLOWER, LEADER_NOT_AVAILABLE)
+LEADER_ERRORS = (ErrorCode.NOT_LEADER_OR_FOLLOWER, ErrorCode.LEADER_NOT_AVAILABLE)
 #: Pending Produce partitions to fail in the answer, bounded should answers never come.
 PENDING_KEPT = 100_000
 
@@ -95,7 +87,7 @@ class Chaos:
     broken_rate: float = 0.0
     error_codes: dict[int, list[int]] = field(default_factory=lambda: dict(DEFAULT_ERROR_CODES))
     leader_rate: float = 0.0
-    requests: frozenset[int] = frozenset({PRODUCE, FETCH})
+    requests: frozenset[int] = frozenset({ApiKey.Produce, ApiKey.Fetch})
     responses: frozenset[int] = frozenset()
     counters: ChaosCounters = field(default_factory=ChaosCounters)
     #: Produce partitions taken out of a request, by (connection, correlation id).
@@ -111,17 +103,21 @@ class Chaos:
         broken = options.number("brokenBrokerRate", 0.0, minimum=0, maximum=1)
         codes = options.integers("errorCodes", None, 1, 32767)
         leader = options.number("leaderElectionRate", 0.0, minimum=0, maximum=1)
-        api_keys = options.integers("apiKeys", [PRODUCE, FETCH], 0, 32767)
+        api_keys = options.integers("apiKeys", [ApiKey.Produce, ApiKey.Fetch], 0, 32767)
         options.done()
         if codes is not None and not codes:
             raise InvalidConfig("config.errorCodes must name at least one error code")
-        by_api = {PRODUCE: list(codes), FETCH: list(codes)} if codes else dict(DEFAULT_ERROR_CODES)
+        by_api = (
+            {ApiKey.Produce: list(codes), ApiKey.Fetch: list(codes)}
+            if codes
+            else dict(DEFAULT_ERROR_CODES)
+        )
         chaos = cls(context, latency, jitter, broken, by_api, leader)
         chaos.requests = frozenset(api_keys)
-        if leader and FETCH in chaos.requests:
-            chaos.responses = frozenset({PRODUCE, FETCH})
+        if leader and ApiKey.Fetch in chaos.requests:
+            chaos.responses = frozenset({ApiKey.Produce, ApiKey.Fetch})
         elif leader:
-            chaos.responses = frozenset({PRODUCE})
+            chaos.responses = frozenset({ApiKey.Produce})
         return chaos
 
     def _chance(self, rate: float) -> bool:
@@ -130,14 +126,14 @@ class Chaos:
     def on_request(self, call: RequestCall) -> HookResult:
         """Decide the request's fate now, then apply the delay (if any) before it goes on."""
         outcome: Outcome = None
-        if call.api_key in (PRODUCE, FETCH):
+        if call.api_key in (ApiKey.Produce, ApiKey.Fetch):
             if self._chance(self.broken_rate):
                 codes = self.error_codes[call.api_key]
                 code = codes[int(self.context.random() * len(codes))]
                 self.counters.broken += 1
                 self._audit(call, "failed", f"broken broker: error {code}", {"errorCode": code})
                 outcome = Respond(error_response(call, code, "chaos: broken broker"))
-            elif call.api_key == PRODUCE and self.leader_rate:
+            elif call.api_key == ApiKey.Produce and self.leader_rate:
                 outcome = self._elect_produce_leaders(call)
         delay = self.latency_ms
         if self.jitter_ms:
@@ -169,7 +165,9 @@ class Chaos:
         self._audit(call, "failed", f"leader election on {len(failed)} partition(s)", {})
         if not kept_topics:
             # Nothing left for the broker (the request is still as it came): answer it here.
-            answer = error_response(call, NOT_LEADER_OR_FOLLOWER, "chaos: leader election")
+            answer = error_response(
+                call, ErrorCode.NOT_LEADER_OR_FOLLOWER, "chaos: leader election"
+            )
             codes = iter(code for _, _, code in failed)
             for topic_response in answer.responses:
                 for partition_response in topic_response.partition_responses:
@@ -185,23 +183,23 @@ class Chaos:
 
     def on_response(self, call: ResponseCall) -> HookResult:
         """Add the Produce partitions taken out; fail the chosen Fetch partitions."""
-        if call.api_key == PRODUCE:
+        if call.api_key == ApiKey.Produce:
             failed = self._failed.pop(_key(call), None)
             if failed:
                 _add_produce_errors(call, failed)
             return None
-        if call.api_key == FETCH and self.leader_rate:
+        if call.api_key == ApiKey.Fetch and self.leader_rate:
             self._elect_fetch_leaders(call)
         return None
 
     def _elect_fetch_leaders(self, call: ResponseCall) -> None:
         response = call.message
-        if getattr(response, "error_code", 0):
+        if getattr(response, "error_code", ErrorCode.NONE) != ErrorCode.NONE:
             return
         hit = 0
         for topic in response.responses:
             for partition in topic.partitions:
-                if partition.error_code == 0 and self._chance(self.leader_rate):
+                if partition.error_code == ErrorCode.NONE and self._chance(self.leader_rate):
                     partition.error_code = LEADER_ERRORS[
                         int(self.context.random() * len(LEADER_ERRORS))
                     ]

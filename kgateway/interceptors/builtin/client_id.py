@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from kafka.protocol.api_key import ApiKey
 from zope.interface import implementer
 
 from kgateway.interceptors.api import (
@@ -20,11 +21,8 @@ from kgateway.interceptors.api import (
     ResponseCall,
 )
 from kgateway.interceptors.options import Options
-from kgateway.interceptors.responses import POLICY_VIOLATION, NoErrorResponse, error_response
-
-#: ApiVersions comes first and goes before any policy: a client must learn
-#: what it can send before it can be told no.
-API_VERSIONS = 18
+from kgateway.interceptors.responses import NoErrorResponse, error_response
+from kgateway.protocol.error_codes import ErrorCode
 
 
 @implementer(IInterceptor)
@@ -47,7 +45,9 @@ class ClientIdRequired:
         return cls(context, pattern)
 
     def on_request(self, call: RequestCall) -> HookResult:
-        if call.api_key == API_VERSIONS:
+        # ApiVersions comes first and goes before any policy: a client must
+        # learn what it can send before it can be told no.
+        if call.api_key == ApiKey.ApiVersions:
             return None
         client_id = call.client.client_id
         if client_id and (self.pattern is None or self.pattern.fullmatch(client_id)):
@@ -62,7 +62,7 @@ class ClientIdRequired:
             )
         )
         try:
-            return Respond(error_response(call, POLICY_VIOLATION, reason))
+            return Respond(error_response(call, ErrorCode.POLICY_VIOLATION, reason))
         except NoErrorResponse:
             return Close(reason)
 

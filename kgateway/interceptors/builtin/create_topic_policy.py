@@ -30,6 +30,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from kafka.protocol.api_key import ApiKey
 from zope.interface import implementer
 
 from kgateway.interceptors.api import (
@@ -43,11 +44,9 @@ from kgateway.interceptors.api import (
 )
 from kgateway.interceptors.builtin.partial import Refusal, merge, refuse
 from kgateway.interceptors.options import Options
-from kgateway.interceptors.responses import POLICY_VIOLATION
+from kgateway.protocol.error_codes import ErrorCode
 
 PLUGIN = "create-topic-policy"
-CREATE_TOPICS = 19
-CREATE_PARTITIONS = 37
 
 
 @dataclass(frozen=True)
@@ -106,8 +105,8 @@ class TopicLimits:
 class CreateTopicPolicy:
     """Refuses the topics of CreateTopics (and the growth of CreatePartitions) that break limits."""
 
-    requests = frozenset({CREATE_TOPICS, CREATE_PARTITIONS})
-    responses = frozenset({CREATE_TOPICS, CREATE_PARTITIONS})
+    requests = frozenset({ApiKey.CreateTopics, ApiKey.CreatePartitions})
+    responses = frozenset({ApiKey.CreateTopics, ApiKey.CreatePartitions})
 
     def __init__(self, context: InterceptorContext, limits: TopicLimits) -> None:
         self.context = context
@@ -140,14 +139,14 @@ class CreateTopicPolicy:
 
     def on_request(self, call: RequestCall) -> HookResult:
         """Judge every topic; refuse the bad ones and send the rest on."""
-        if call.api_key == CREATE_TOPICS:
+        if call.api_key == ApiKey.CreateTopics:
             judged = [(t.name, self._create(t), _created(t)) for t in call.message.topics]
         else:
             judged = [(t.name, self._grow(t), {"count": t.count}) for t in call.message.topics]
         refusals: dict[int, Refusal] = {}
         for index, (topic, reason, details) in enumerate(judged):
             if reason is not None:
-                refusals[index] = (POLICY_VIOLATION, reason)
+                refusals[index] = (ErrorCode.POLICY_VIOLATION, reason)
             self._audit(call, topic, reason, details)
         return refuse(call, refusals)
 

@@ -29,6 +29,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from kafka.protocol.api_key import ApiKey
 from twisted.logger import Logger
 from zope.interface import implementer
 
@@ -48,8 +49,6 @@ from kgateway.interceptors.options import Options
 
 log = Logger()
 
-PRODUCE = 0
-METADATA = 3
 PLACEHOLDERS = ("clientId", "clientHost", "username", "brokerId", "clusterId")
 #: How many topic ids to remember for the C{topics} filter on Produce v13.
 TOPIC_IDS_KEPT = 100_000
@@ -77,7 +76,7 @@ class HeaderInjection:
     templates: dict[str, str]
     topics: Any = None
     responses: frozenset[int] = frozenset()
-    requests: frozenset[int] = frozenset({PRODUCE})
+    requests: frozenset[int] = frozenset({ApiKey.Produce})
     #: Topic id (bytes of the UUID's string form) to name, learnt from Metadata responses.
     topic_names: OrderedDict[str, str] = field(default_factory=OrderedDict)
     #: Batches rewritten, and record batches left alone because they were v0/v1.
@@ -101,7 +100,7 @@ class HeaderInjection:
         # Name order: the stored configuration is JSON whose key order is not kept.
         injection = cls(context, dict(sorted(templates.items())), topics)
         if topics is not None:
-            injection.responses = frozenset({METADATA})
+            injection.responses = frozenset({ApiKey.Metadata})
         return injection
 
     def headers_for(self, client: ClientInfo) -> list[tuple[str, bytes]]:
@@ -169,7 +168,7 @@ class HeaderInjection:
 
     def on_response(self, call: ResponseCall) -> HookResult:
         """Learn topic ids from Metadata, for the C{topics} filter of Produce v13."""
-        if call.api_key != METADATA:
+        if call.api_key != ApiKey.Metadata:
             return None
         names = self.topic_names
         for topic in call.message.topics:

@@ -20,6 +20,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from kafka.protocol.api_key import ApiKey
+
 from kgateway.interceptors.api import (
     ClientInfo,
     Outcome,
@@ -28,7 +30,7 @@ from kgateway.interceptors.api import (
     ResponseCall,
 )
 from kgateway.interceptors.responses import ENTRY_SHAPES
-from kgateway.protocol.headers import PRODUCE, produce_acks
+from kgateway.protocol.headers import produce_acks
 
 #: An entry's refusal: (Kafka error code, message for the client).
 Refusal = tuple[int, str]
@@ -85,7 +87,7 @@ def refuse(call: RequestCall, refusals: Mapping[int, Refusal]) -> Outcome:
         return Respond(shape.response(cls, results))
     setattr(request, attribute, [e for i, e in enumerate(every) if i not in refusals])
     call.message = request  # marks the call changed: the reduced request is re-encoded
-    if call.api_key == PRODUCE and produce_acks(call.frame, call.api_version) == 0:
+    if call.api_key == ApiKey.Produce and produce_acks(call.frame, call.api_version) == 0:
         return None  # no response will come to merge into
     while len(held) >= MAX_HELD:
         del held[next(iter(held))]  # the oldest: its answer is long overdue

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from struct import Struct
 from typing import Any
 
+from kafka.protocol.api_key import ApiKey
 from zope.interface import implementer
 
 from kgateway.interceptors.api import (
@@ -44,10 +45,10 @@ from kgateway.interceptors.api import (
     ResponseCall,
 )
 from kgateway.interceptors.options import Options
-from kgateway.interceptors.responses import POLICY_VIOLATION, error_response
+from kgateway.interceptors.responses import error_response
+from kgateway.protocol.error_codes import ErrorCode
 
 PLUGIN = "produce-policy"
-PRODUCE = 0
 
 #: Compression codecs by the value of attribute bits 0-2 of a v2 record batch.
 COMPRESSION = ("none", "gzip", "snappy", "lz4", "zstd")
@@ -150,7 +151,7 @@ def _acks_name(acks: int) -> str:
 class ProducePolicy:
     """Refuses Produce requests whose acks, compression or producer kind break the rules."""
 
-    requests = frozenset({PRODUCE})
+    requests = frozenset({ApiKey.Produce})
     responses: frozenset[int] = frozenset()
 
     def __init__(self, context: InterceptorContext, rules: ProduceRules) -> None:
@@ -191,7 +192,7 @@ class ProducePolicy:
             AuditEvent(self.context.name, PLUGIN, call.client, call.api_key, "denied", reason, seen)
         )
         # For acks=0 the data path drops this answer: the client expects none.
-        return Respond(error_response(call, POLICY_VIOLATION, reason))
+        return Respond(error_response(call, ErrorCode.POLICY_VIOLATION, reason))
 
     def on_response(self, call: ResponseCall) -> HookResult:
         """Not used: the policy wants no responses."""

@@ -27,6 +27,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from kafka.protocol.api_key import ApiKey
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IDelayedCall
 from zope.interface import implementer
@@ -43,8 +44,6 @@ from kgateway.interceptors.api import (
 )
 from kgateway.interceptors.options import Options
 
-PRODUCE = 0
-FETCH = 1
 #: Client ids remembered at most, should many come and go faster than they idle out.
 BUCKETS_KEPT = 100_000
 
@@ -133,8 +132,8 @@ class RateLimit:
             Buckets(produce, produce * burst, idle) if produce else None,
             Buckets(consume, consume * burst, idle) if consume else None,
         )
-        limit.requests = frozenset({PRODUCE}) if produce else frozenset()
-        limit.responses = frozenset({FETCH}) if consume else frozenset()
+        limit.requests = frozenset({ApiKey.Produce}) if produce else frozenset()
+        limit.responses = frozenset({ApiKey.Fetch}) if consume else frozenset()
         return limit
 
     def _delay(self, buckets: Buckets, call: RequestCall | ResponseCall, what: str) -> HookResult:
@@ -166,13 +165,13 @@ class RateLimit:
 
     def on_request(self, call: RequestCall) -> HookResult:
         """Hold a Produce request until the client's produce bucket allows it."""
-        if call.api_key == PRODUCE and self.produce is not None:
+        if call.api_key == ApiKey.Produce and self.produce is not None:
             return self._delay(self.produce, call, "produce")
         return None
 
     def on_response(self, call: ResponseCall) -> HookResult:
         """Hold a Fetch response until the client's consume bucket allows it."""
-        if call.api_key == FETCH and self.consume is not None:
+        if call.api_key == ApiKey.Fetch and self.consume is not None:
             return self._delay(self.consume, call, "consume")
         return None
 

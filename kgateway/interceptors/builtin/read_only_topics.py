@@ -27,6 +27,7 @@ from collections.abc import Mapping
 from typing import Any
 from uuid import UUID
 
+from kafka.protocol.api_key import ApiKey
 from zope.interface import implementer
 
 from kgateway.interceptors.api import (
@@ -40,12 +41,20 @@ from kgateway.interceptors.api import (
 )
 from kgateway.interceptors.builtin.partial import Refusal, entries, merge, refuse
 from kgateway.interceptors.options import Options
-from kgateway.interceptors.responses import POLICY_VIOLATION, UNKNOWN_TOPIC_ID
+from kgateway.protocol.error_codes import ErrorCode
 
 PLUGIN = "read-only-topics"
-METADATA = 3
 #: The writes the policy refuses, by API key.
-WRITES = frozenset({0, 20, 21, 33, 37, 44})
+WRITES = frozenset(
+    {
+        ApiKey.Produce,
+        ApiKey.DeleteTopics,
+        ApiKey.DeleteRecords,
+        ApiKey.AlterConfigs,
+        ApiKey.CreatePartitions,
+        ApiKey.IncrementalAlterConfigs,
+    }
+)
 #: ConfigResource type of a topic in AlterConfigs / IncrementalAlterConfigs.
 TOPIC_RESOURCE = 2
 _ZERO = UUID(int=0)
@@ -56,7 +65,7 @@ class ReadOnlyTopics:
     """Refuses writes and admin changes to topics whose names match a pattern."""
 
     requests = WRITES
-    responses = WRITES | {METADATA}
+    responses = WRITES | {ApiKey.Metadata}
 
     def __init__(self, context: InterceptorContext, patterns: list[re.Pattern[str]]) -> None:
         self.context = context
@@ -111,7 +120,7 @@ class ReadOnlyTopics:
 
     def on_response(self, call: ResponseCall) -> HookResult:
         """Learn topic ids from Metadata; merge refusals into the answers to writes."""
-        if call.api_key == METADATA:
+        if call.api_key == ApiKey.Metadata:
             for topic in call.message.topics:
                 topic_id = getattr(topic, "topic_id", None)
                 if topic.name and topic_id is not None and topic_id != _ZERO:
@@ -127,7 +136,7 @@ class ReadOnlyTopics:
 
     def _judge(self, api_key: int, entry: Any) -> tuple[Refusal | None, dict[str, Any]]:
         """The refusal of one entry (None: it may go on), and what the audit record says of it."""
-        if api_key in (33, 44):
+        if api_key in (ApiKey.AlterConfigs, ApiKey.IncrementalAlterConfigs):
             if entry.resource_type != TOPIC_RESOURCE:
                 return None, {}
             name: str | None = entry.resource_name
@@ -142,7 +151,7 @@ class ReadOnlyTopics:
                 details = {"topic": name, "topicId": str(topic_id)}
                 if name is None:
                     return (
-                        UNKNOWN_TOPIC_ID,
+                        ErrorCode.UNKNOWN_TOPIC_ID,
                         f"topic id {topic_id} is not known to the gateway yet; "
                         f"refresh metadata and retry",
                     ), details
@@ -151,7 +160,7 @@ class ReadOnlyTopics:
         if pattern is None:
             return None, details
         reason = f"topic {name!r} is read-only (matches {pattern.pattern!r})"
-        return (POLICY_VIOLATION, reason), details
+        return (ErrorCode.POLICY_VIOLATION, reason), details
 
 
 def _name(entry: Any) -> str | None:

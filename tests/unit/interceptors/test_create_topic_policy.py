@@ -21,6 +21,7 @@ from kgateway.protocol.codec import (
     encode_request,
     encode_response,
 )
+from kgateway.protocol.error_codes import ErrorCode
 from tests.unit.interceptors.messages import (
     call,
     client,
@@ -224,7 +225,7 @@ class CreatePartitionsTests(SynchronousTestCase):
         assert isinstance(outcome, Respond)
         response = response_call(request, outcome.message)
         decoded = decode_response(type(outcome.message), response.frame, 0)
-        self.assertEqual(decoded.results[0].error_code, 44)
+        self.assertEqual(decoded.results[0].error_code, ErrorCode.POLICY_VIOLATION)
 
 
 class TwoPoliciesTests(SynchronousTestCase):

@@ -176,6 +176,9 @@ class DataPathTests(SynchronousTestCase):
         client = ClientSide(factory(brokers, interceptor_set(Clock(), ("c", 1, recorder, None))))
         client.send(produce_request(1, acks=1))
         self.assertFalse(client.open)
+        (broker,) = brokers.opened
+        self.assertFalse(broker.transport.connected)
+        self.assertEqual(broker.requests(), [])
 
     def test_failing_interceptor_closes(self) -> None:
         """An interceptor that raises closes the connection rather than letting the request by."""

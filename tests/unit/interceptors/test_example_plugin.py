@@ -20,6 +20,7 @@ from types import ModuleType
 from typing import Any
 
 from kafka.protocol.admin import CreateTopicsRequest
+from kafka.protocol.api_key import ApiKey
 from kafka.protocol.metadata import ApiVersionsResponse
 from kafka.protocol.producer import ProduceRequest
 from twisted.internet.task import Clock
@@ -71,7 +72,7 @@ def produce(*topics: str, version: int = 9) -> RequestCall:
         for topic in topics
     ]
     message = cls(transactional_id=None, acks=-1, timeout_ms=1000, topic_data=data)
-    return RequestCall(CLIENT, 0, version, 7, framed(message))
+    return RequestCall(CLIENT, ApiKey.Produce, version, 7, framed(message))
 
 
 def create_topics(*topics: str, version: int = 7) -> RequestCall:
@@ -83,7 +84,7 @@ def create_topics(*topics: str, version: int = 7) -> RequestCall:
         for topic in topics
     ]
     message = cls(topics=wanted, timeout_ms=1000, validate_only=False)
-    return RequestCall(CLIENT, 19, version, 8, framed(message))
+    return RequestCall(CLIENT, ApiKey.CreateTopics, version, 8, framed(message))
 
 
 class GuardTests(SynchronousTestCase):
@@ -157,12 +158,12 @@ class GuardTests(SynchronousTestCase):
             throttle_time_ms=0,
         )
         frame = encode_response(offered, 3, 3)
-        call = ResponseCall(CLIENT, 18, 3, 3, frame)
+        call = ResponseCall(CLIENT, ApiKey.ApiVersions, 3, 3, frame)
         self.assertIsNone(self.guard().on_response(call))
         self.assertTrue(call.changed)
         again = decode_response(ApiVersionsResponse, encode_response(call.message, 3, 3), 3)
         self.assertEqual([(a.api_key, a.max_version) for a in again.api_keys], [(0, 12), (1, 17)])
-        capped = ResponseCall(CLIENT, 18, 3, 4, encode_response(again, 4, 3))
+        capped = ResponseCall(CLIENT, ApiKey.ApiVersions, 3, 4, encode_response(again, 4, 3))
         self.guard().on_response(capped)
         self.assertFalse(capped.changed)
 

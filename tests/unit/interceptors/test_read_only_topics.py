@@ -16,6 +16,7 @@ from kgateway.interceptors.spec import InterceptorSpec
 from kgateway.net import HostPort
 from kgateway.plugins.kgateway_builtins import read_only_topics
 from kgateway.protocol.codec import decode_request, decode_response, encode_response
+from kgateway.protocol.error_codes import ErrorCode
 from kgateway.proxy.client_leg import ClientLegFactory
 from kgateway.routing.mapping import FixedHostMapper
 from kgateway.routing.ports import PortPlan
@@ -85,10 +86,12 @@ class AdminWritesTests(SynchronousTestCase):
         interceptor, _ = policy()
         outcome = interceptor.on_request(call(delete_records({"_schemas": 5})))
         assert isinstance(outcome, Respond)
-        self.assertEqual(outcome.message.topics[0].partitions[0].error_code, 44)
+        self.assertEqual(
+            outcome.message.topics[0].partitions[0].error_code, ErrorCode.POLICY_VIOLATION
+        )
         outcome = interceptor.on_request(call(create_partitions({"_schemas": 5})))
         assert isinstance(outcome, Respond)
-        self.assertEqual(outcome.message.results[0].error_code, 44)
+        self.assertEqual(outcome.message.results[0].error_code, ErrorCode.POLICY_VIOLATION)
         for incremental in (False, True):
             outcome = interceptor.on_request(
                 call(alter_configs([(2, "audit.logins")], incremental))
@@ -212,7 +215,7 @@ class ProduceDataPathTests(SynchronousTestCase):
         self.assertEqual(broker.requests(), [])
         (answer,) = client.responses()
         refused = decode_response(ProduceResponse, answer, 13).responses[0]
-        self.assertEqual(refused.partition_responses[0].error_code, 100)  # UNKNOWN_TOPIC_ID
+        self.assertEqual(refused.partition_responses[0].error_code, ErrorCode.UNKNOWN_TOPIC_ID)
         # The client refreshes its metadata through the gateway, which learns orders' id.
         client.send(metadata_request(2))
         broker.answer(metadata_response(2, [(1, "b1.kafka", 9092)]))

@@ -19,6 +19,7 @@ from kgateway.interceptors.api import (
 from kgateway.interceptors.plugin import InterceptorPlugin
 from kgateway.interceptors.registry import InterceptorSet, discover_plugins
 from kgateway.interceptors.spec import InterceptorSpec
+from kgateway.plugins import kgateway_builtins
 
 
 @implementer(IInterceptor, IAuditSink)
@@ -63,8 +64,16 @@ class RegistryTests(SynchronousTestCase):
         )
 
     def test_builtins_discovered(self) -> None:
-        """The built-in plugins are found through twisted.plugin like any other."""
-        self.assertIn("client-id-required", discover_plugins())
+        """Every built-in plugin is found through twisted.plugin like any other."""
+        builtins = {
+            plugin.name: plugin
+            for plugin in vars(kgateway_builtins).values()
+            if isinstance(plugin, InterceptorPlugin)
+        }
+        self.assertEqual(len(builtins), 8)
+        found = discover_plugins()
+        for name, plugin in builtins.items():
+            self.assertIs(found.get(name), plugin, name)
 
     def test_priority_order_and_api_keys(self) -> None:
         self.set.apply(

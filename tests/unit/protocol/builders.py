@@ -21,7 +21,7 @@ from kafka.protocol.producer import ProduceResponse
 
 # Installs the encoder that keeps unknown tagged fields, as the gateway does.
 import kgateway.protocol.rewrite  # noqa: F401
-from kgateway.protocol.codec import decode_response, encode_response
+from kgateway.protocol.codec import decode_response, encode_response, fields_at, has_field
 from kgateway.routing.mapping import FixedHostMapper
 from kgateway.routing.ports import PortPlan
 
@@ -78,13 +78,10 @@ def addresses(message: Any) -> list[tuple[int, str, int]]:
     found: list[tuple[int, str, int]] = []
 
     def walk(item: Any) -> None:
-        fields = item._struct.fields
-        if "host" in fields and fields["host"].for_version_q(item.version):
-            node = item.broker_id if "broker_id" in fields else item.node_id
+        if has_field(item, "host", item.version):
+            node = item.broker_id if has_field(item, "broker_id", item.version) else item.node_id
             found.append((node, item.host, item.port))
-        for field in item._struct._fields:
-            if not field.for_version_q(item.version):
-                continue
+        for field in fields_at(item, item.version):
             value = getattr(item, field.name)
             if value is None:
                 continue

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from kafka.protocol.api_key import ApiKey
 from kafka.protocol.metadata import ApiVersionsResponse, MetadataResponse
 from kafka.protocol.producer import ProduceResponse
 from twisted.trial.unittest import SynchronousTestCase
@@ -10,7 +11,14 @@ from kgateway.protocol.codec import (
     PreservingTaggedFields,
     decode_response,
     encode_response,
+    field_paths,
+    fields_at,
+    has_field,
     preserve_unknown_tags,
+    request_class,
+    response_class,
+    response_classes,
+    schema,
 )
 
 from .builders import CORRELATION_ID, decode_frame, framed, metadata_response
@@ -43,12 +51,49 @@ class FrameHelperTests(SynchronousTestCase):
         self.assertEqual(out[8:10], b"\x00\x00")  # error_code straight after the id
 
 
+class SchemaTests(SynchronousTestCase):
+    """What the codec answers about its messages, so no other module reads its internals."""
+
+    def test_classes_by_key(self) -> None:
+        """Every response class by API key; the request and response classes agree."""
+        classes = response_classes()
+        self.assertEqual(classes[ApiKey.Metadata].name, MetadataResponse.name)
+        self.assertEqual(response_class(ApiKey.Produce).name, ProduceResponse.name)
+        self.assertEqual(request_class(ApiKey.Metadata).API_KEY, ApiKey.Metadata)
+        for key, cls in classes.items():
+            self.assertEqual(cls.API_KEY, key)
+        self.assertRaises(KeyError, response_class, 9999)
+
+    def test_has_field(self) -> None:
+        """A field counts only at the versions that have it."""
+        self.assertFalse(has_field(MetadataResponse, "error_code", 12))
+        self.assertTrue(has_field(MetadataResponse, "error_code", 13))
+        self.assertTrue(has_field(MetadataResponse[13], "error_code", 13))
+        self.assertFalse(has_field(MetadataResponse, "no_such_field", 13))
+
+    def test_fields_at(self) -> None:
+        """A message's or nested struct's fields at a version, in schema order."""
+        names = [f.name for f in fields_at(MetadataResponse, 0)]
+        self.assertEqual(names, ["brokers", "topics"])
+        message = decode_response(MetadataResponse, metadata_response(12), 12)
+        self.assertEqual(
+            [f.name for f in fields_at(message.brokers[0], 12)], ["node_id", "host", "port", "rack"]
+        )
+
+    def test_field_paths(self) -> None:
+        """Nested fields as dotted paths, tagged ones included, only at their versions."""
+        self.assertIn("brokers.host", list(field_paths(MetadataResponse, 0)))
+        self.assertNotIn("brokers.rack", list(field_paths(MetadataResponse, 0)))
+        self.assertIn("node_endpoints.port", list(field_paths(ProduceResponse, 10)))
+        self.assertNotIn("node_endpoints", list(field_paths(ProduceResponse, 9)))
+
+
 class UnknownTagTests(SynchronousTestCase):
     """Re-encoded messages keep tags the codec did not know, in tag order."""
 
     def test_installed(self) -> None:
         """The rewritten messages' structs, nested ones too, use the preserving encoder."""
-        struct = ProduceResponse._struct
+        struct = schema(ProduceResponse)
         self.assertIsInstance(struct.tagged_fields(10), PreservingTaggedFields)
         endpoints = struct.fields["node_endpoints"].array_of
         self.assertIsInstance(endpoints.tagged_fields(10), PreservingTaggedFields)

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from kafka.protocol.admin import DescribeClusterResponse, ListGroupsResponse
-from kafka.protocol.api_header import ResponseClassRegistry
+from kafka.protocol.api_key import ApiKey
 from kafka.protocol.consumer import FetchResponse, JoinGroupResponse, SyncGroupResponse
 from kafka.protocol.metadata import ApiVersionsResponse, FindCoordinatorResponse, MetadataResponse
 from twisted.trial.unittest import SynchronousTestCase
 
-from kgateway.protocol.errors import UNSUPPORTED_VERSION, CannotAnswer, unsupported_version
+from kgateway.protocol.codec import response_class
+from kgateway.protocol.error_codes import ErrorCode
+from kgateway.protocol.errors import CannotAnswer, unsupported_version
 from kgateway.protocol.versions import REVIEWED
 
 from .builders import decode_frame
@@ -20,28 +24,29 @@ class ApiVersionsErrorTests(SynchronousTestCase):
     def test_v0_error_body(self) -> None:
         """A v0 body with error 35 listing ApiVersions' own range, header v0."""
         for asked in (5, 9, 127):
-            out = unsupported_version(18, asked, correlation_id=41)
+            out = unsupported_version(ApiKey.ApiVersions, asked, correlation_id=41)
             self.assertEqual(out[4:8], (41).to_bytes(4, "big"))
             # A v0 body however the client reads it (the codec switches on the error).
             for version in (0, 3, 4):
                 message = decode_frame(ApiVersionsResponse, out, version)
                 self.assertEqual(message.version, 0)
-                self.assertEqual(message.error_code, UNSUPPORTED_VERSION)
+                self.assertEqual(message.error_code, ErrorCode.UNSUPPORTED_VERSION)
                 self.assertEqual(message.header.correlation_id, 41)
                 self.assertEqual(
                     [(a.api_key, a.min_version, a.max_version) for a in message.api_keys],
-                    [(18, 0, REVIEWED[18].max_version)],
+                    [(18, 0, REVIEWED[ApiKey.ApiVersions].max_version)],
                 )
-        self.assertEqual(UNSUPPORTED_VERSION, 35)
+        self.assertEqual(ErrorCode.UNSUPPORTED_VERSION, 35)
 
 
 class TopLevelErrorCodeTests(SynchronousTestCase):
     """APIs with a top-level error code get their own response, with error 35."""
 
-    def assertAnswered(self, cls: object, api_key: int, version: int) -> None:
+    def assertAnswered(self, cls: Any, version: int) -> None:
+        api_key = cls.API_KEY
         out = unsupported_version(api_key, version, correlation_id=-5)
         message = decode_frame(cls, out, version)
-        self.assertEqual(message.error_code, UNSUPPORTED_VERSION, f"{api_key} v{version}")
+        self.assertEqual(message.error_code, ErrorCode.UNSUPPORTED_VERSION, f"{api_key} v{version}")
         self.assertEqual(message.header.correlation_id, -5)
         self.assertEqual(message.version, version)
 
@@ -49,26 +54,26 @@ class TopLevelErrorCodeTests(SynchronousTestCase):
         """JoinGroup, SyncGroup and ListGroups, every version the codec knows."""
         for cls in (JoinGroupResponse, SyncGroupResponse, ListGroupsResponse):
             for version in range(cls.max_version + 1):
-                self.assertAnswered(cls, cls.API_KEY, version)
+                self.assertAnswered(cls, version)
 
     def test_describe_cluster(self) -> None:
         """DescribeCluster, every version."""
         for version in range(DescribeClusterResponse.max_version + 1):
-            self.assertAnswered(DescribeClusterResponse, 60, version)
+            self.assertAnswered(DescribeClusterResponse, version)
 
     def test_versions_with_the_field(self) -> None:
         """Where the field came or went, the versions that have it are answered."""
-        self.assertAnswered(MetadataResponse, 3, 13)
+        self.assertAnswered(MetadataResponse, 13)
         for version in range(4):
-            self.assertAnswered(FindCoordinatorResponse, 10, version)
+            self.assertAnswered(FindCoordinatorResponse, version)
         for version in range(7, FetchResponse.max_version + 1):
-            self.assertAnswered(FetchResponse, 1, version)
+            self.assertAnswered(FetchResponse, version)
 
     def test_describe_quorum_above_the_cap(self) -> None:
         """DescribeQuorum v2, known to the codec but not offered, is answered."""
-        cls = ResponseClassRegistry._response_class_registry[55]
-        self.assertFalse(REVIEWED[55].max_version >= 2)
-        self.assertAnswered(cls, 55, 2)
+        cls = response_class(ApiKey.DescribeQuorum)
+        self.assertFalse(REVIEWED[ApiKey.DescribeQuorum].max_version >= 2)
+        self.assertAnswered(cls, 2)
 
 
 class CannotAnswerTests(SynchronousTestCase):
@@ -77,7 +82,7 @@ class CannotAnswerTests(SynchronousTestCase):
     def test_no_top_level_error_code(self) -> None:
         """Produce has no top-level error code in any version."""
         for version in range(14):
-            error = self.assertRaises(CannotAnswer, unsupported_version, 0, version, 1)
+            error = self.assertRaises(CannotAnswer, unsupported_version, ApiKey.Produce, version, 1)
             self.assertIn("ProduceResponse", str(error))
 
     def test_error_code_not_in_this_version(self) -> None:
@@ -88,11 +93,11 @@ class CannotAnswerTests(SynchronousTestCase):
         to v3, Fetch from v7: a response built without it would read as success.
         """
         for version in range(13):
-            self.assertRaises(CannotAnswer, unsupported_version, 3, version, 1)
+            self.assertRaises(CannotAnswer, unsupported_version, ApiKey.Metadata, version, 1)
         for version in range(4, FindCoordinatorResponse.max_version + 1):
-            self.assertRaises(CannotAnswer, unsupported_version, 10, version, 1)
+            self.assertRaises(CannotAnswer, unsupported_version, ApiKey.FindCoordinator, version, 1)
         for version in range(7):
-            self.assertRaises(CannotAnswer, unsupported_version, 1, version, 1)
+            self.assertRaises(CannotAnswer, unsupported_version, ApiKey.Fetch, version, 1)
 
     def test_unknown_to_the_codec(self) -> None:
         """An API kafka-python does not describe cannot be answered."""

@@ -6,6 +6,7 @@ import io
 from struct import pack
 from typing import Any
 
+from kafka.protocol.api_key import ApiKey
 from kafka.protocol.metadata import ApiVersionsRequest, MetadataRequest, MetadataResponse
 from kafka.protocol.producer import ProduceRequest
 from kafka.protocol.schemas.fields.codecs import Int16, String
@@ -13,7 +14,6 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from kgateway.protocol.framing import FrameError
 from kgateway.protocol.headers import (
-    PRODUCE,
     RequestInfo,
     produce_acks,
     request_client_id,
@@ -78,9 +78,9 @@ class RequestInfoTests(SynchronousTestCase):
         self.assertEqual((info.api_key, info.api_version, info.correlation_id), (18, 3, 1))
 
     def test_produce(self) -> None:
-        """The key of a Produce request is L{PRODUCE}."""
+        """The key of a Produce request is C{ApiKey.Produce}."""
         info = request_info(produce_request(9, None, 1))
-        self.assertEqual((info.api_key, info.api_version), (PRODUCE, 9))
+        self.assertEqual((info.api_key, info.api_version), (ApiKey.Produce, 9))
 
     def test_too_short(self) -> None:
         """A frame shorter than length, key, version and correlation id is refused."""

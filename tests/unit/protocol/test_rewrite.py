@@ -13,14 +13,15 @@ from collections.abc import Callable
 from typing import Any
 
 from kafka.protocol.admin import DescribeClusterResponse
+from kafka.protocol.api_key import ApiKey
 from kafka.protocol.consumer import FetchResponse
 from kafka.protocol.metadata import ApiVersionsResponse, FindCoordinatorResponse, MetadataResponse
 from kafka.protocol.producer import ProduceResponse
 from twisted.logger import globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
+from kgateway.protocol.error_codes import ErrorCode
 from kgateway.protocol.rewrite import (
-    COORDINATOR_NOT_AVAILABLE,
     rewrite_api_versions,
     rewrite_describe_cluster,
     rewrite_fetch,
@@ -179,7 +180,7 @@ class FindCoordinatorTests(RewriteTestCase):
             got = self.rewritten(rewrite_find_coordinator, FindCoordinatorResponse, frame, version)
             self.assertEqual(
                 (got.error_code, got.node_id, got.host, got.port),
-                (COORDINATOR_NOT_AVAILABLE, -1, "", -1),
+                (ErrorCode.COORDINATOR_NOT_AVAILABLE, -1, "", -1),
                 f"v{version}",
             )
             if version >= 1:
@@ -188,7 +189,9 @@ class FindCoordinatorTests(RewriteTestCase):
     def test_single_coordinator_none(self) -> None:
         """v0-3: node id -1 (no coordinator yet) is passed on as the broker said."""
         for version in range(4):
-            frame = find_coordinator_response(version, node_id=-1, error_code=15)
+            frame = find_coordinator_response(
+                version, node_id=-1, error_code=ErrorCode.COORDINATOR_NOT_AVAILABLE
+            )
             expected = self.expected(FindCoordinatorResponse, frame, version)
             got = self.rewritten(rewrite_find_coordinator, FindCoordinatorResponse, frame, version)
             self.assertEqual(got, expected, f"v{version}")
@@ -196,13 +199,18 @@ class FindCoordinatorTests(RewriteTestCase):
 
     def test_batched_coordinators(self) -> None:
         """v4+: each coordinator is rewritten; -1 is left alone; off the plan is error 15."""
-        self.assertEqual(COORDINATOR_NOT_AVAILABLE, 15)
+        self.assertEqual(ErrorCode.COORDINATOR_NOT_AVAILABLE, 15)
         for version in range(4, FindCoordinatorResponse.max_version + 1):
             frame = find_coordinator_response(version)
             expected = self.expected(FindCoordinatorResponse, frame, version)
             a, b, c, d = expected.coordinators
             a.host, a.port = GATEWAY_HOST, gateway_port(1)
-            b.error_code, b.node_id, b.host, b.port = COORDINATOR_NOT_AVAILABLE, -1, "", -1
+            b.error_code, b.node_id, b.host, b.port = (
+                ErrorCode.COORDINATOR_NOT_AVAILABLE,
+                -1,
+                "",
+                -1,
+            )
             d.host, d.port = GATEWAY_HOST, gateway_port(3)
             got = self.rewritten(rewrite_find_coordinator, FindCoordinatorResponse, frame, version)
             self.assertEqual(got, expected, f"v{version}")
@@ -463,7 +471,9 @@ class ApiVersionsTests(RewriteTestCase):
 
     def test_error_answer_stays_v0(self) -> None:
         """A broker's UNSUPPORTED_VERSION answer is a v0 body, whatever was asked."""
-        frame = api_versions_response(0, [(18, 0, 5), (78, 0, 1)], error_code=35)
+        frame = api_versions_response(
+            0, [(18, 0, 5), (78, 0, 1)], error_code=ErrorCode.UNSUPPORTED_VERSION
+        )
         for asked in range(ApiVersionsResponse.max_version + 1):
             out = rewrite_api_versions(frame, asked, mapper().mapping())
             got = decode_frame(ApiVersionsResponse, out, asked)
@@ -472,7 +482,7 @@ class ApiVersionsTests(RewriteTestCase):
             self.assertEqual(got.header.correlation_id, CORRELATION_ID)
             self.assertEqual(
                 [(a.api_key, a.min_version, a.max_version) for a in got.api_keys],
-                [(18, 0, REVIEWED[18].max_version)],
+                [(18, 0, REVIEWED[ApiKey.ApiVersions].max_version)],
             )
             self.assertEqual(len(out), 4 + 4 + 2 + 4 + 6)
 

@@ -12,34 +12,21 @@ from collections.abc import Mapping
 from typing import Any
 
 import kafka
-import kafka.protocol.admin
-import kafka.protocol.consumer
-import kafka.protocol.metadata
-import kafka.protocol.producer  # noqa: F401  (importing registers the response classes)
-from kafka.protocol.api_header import ResponseClassRegistry
+from kafka.protocol.api_key import ApiKey
 from twisted.trial.unittest import SynchronousTestCase
 
+from kgateway.protocol.codec import field_paths, response_class, response_classes
 from kgateway.protocol.rewrite import REWRITERS
 from kgateway.protocol.versions import (
     CODEC_VERSIONS_REVIEWED,
     REFUSED,
     REVIEWED,
-    Handling,
+    REVIEWS,
     Review,
     VersionRange,
     is_offered,
     offered_range,
 )
-
-#: Every API whose responses carry a broker address the gateway rewrites.
-ADDRESS_CARRYING = {
-    0: "Produce",
-    1: "Fetch",
-    3: "Metadata",
-    10: "FindCoordinator",
-    18: "ApiVersions",
-    60: "DescribeCluster",
-}
 
 WHERE = "kgateway/protocol/versions.py"
 
@@ -90,7 +77,7 @@ class ReviewGateTests(SynchronousTestCase):
 
         When this fails after upgrading kafka-python, the message names what to review.
         """
-        registry = ResponseClassRegistry._response_class_registry
+        registry = response_classes()
         self.assertGreater(len(registry), 40, "the kafka.protocol packages were not imported")
         problems = unreviewed(registry, REVIEWED, REFUSED, CODEC_VERSIONS_REVIEWED)
         if problems:
@@ -156,7 +143,7 @@ class ReviewGateTests(SynchronousTestCase):
 
     def test_codec_versions_cover_the_codec(self) -> None:
         """A key said to be in the codec is in it, and no other reviewed key is."""
-        registry = ResponseClassRegistry._response_class_registry
+        registry = response_classes()
         for key, review in REVIEWED.items():
             self.assertEqual(key in registry, review.in_codec, f"{review.name} (key {key})")
             self.assertEqual(key in CODEC_VERSIONS_REVIEWED, review.in_codec, review.name)
@@ -164,29 +151,70 @@ class ReviewGateTests(SynchronousTestCase):
                 self.assertEqual(registry[key].name, review.name + "Response")
                 self.assertLessEqual(review.max_version, registry[key].max_version, review.name)
 
+    def test_one_row_per_api(self) -> None:
+        """No API is reviewed twice (a second row would silently win)."""
+        self.assertEqual(len(REVIEWED), len(REVIEWS))
+
     def test_reviewed_and_refused_are_apart(self) -> None:
         """No key is both offered and refused."""
         self.assertEqual(set(REVIEWED) & set(REFUSED), set())
 
 
+def address_versions(cls: Any, versions: range) -> list[int]:
+    """
+    The versions of response class C{cls} that carry a broker address.
+
+    A broker address is a C{port} field anywhere in the response (a host
+    alone, as in the ACL APIs, is a client's address, not a broker's).
+    """
+    return [
+        version
+        for version in versions
+        if any(path.rsplit(".", 1)[-1] == "port" for path in field_paths(cls, version))
+    ]
+
+
 class AddressCarryingTests(SynchronousTestCase):
     """APIs whose responses carry broker addresses are rewritten or not offered."""
 
-    def test_rewritten(self) -> None:
-        """Each one is REWRITE and has a rewriter."""
-        for key, name in ADDRESS_CARRYING.items():
-            self.assertEqual(REVIEWED[key].name, name)
-            self.assertIs(REVIEWED[key].handling, Handling.REWRITE, name)
-            self.assertIn(key, REWRITERS, name)
+    def test_address_versions(self) -> None:
+        """The schema walk finds the addresses where they are, and only there."""
+        metadata = response_class(ApiKey.Metadata)
+        self.assertEqual(address_versions(metadata, range(14)), list(range(14)))
+        self.assertEqual(
+            address_versions(response_class(ApiKey.Produce), range(14)), [10, 11, 12, 13]
+        )
+        self.assertEqual(address_versions(response_class(ApiKey.DescribeQuorum), range(3)), [2])
+        self.assertEqual(address_versions(response_class(ApiKey.DescribeAcls), range(4)), [])
 
-    def test_only_those_rewritten(self) -> None:
-        """The REWRITE keys are exactly those with a rewriter."""
-        rewrite = {key for key, review in REVIEWED.items() if review.handling is Handling.REWRITE}
-        self.assertEqual(rewrite, set(ADDRESS_CARRYING))
-        self.assertEqual(set(REWRITERS), set(ADDRESS_CARRYING))
+    def test_offered_addresses_are_rewritten(self) -> None:
+        """Every API offered at a version whose responses carry a broker address has a rewriter."""
+        for key, review in REVIEWED.items():
+            if not review.in_codec:
+                continue
+            offered = range(review.max_version + 1)
+            if address_versions(response_class(key), offered):
+                self.assertIn(key, REWRITERS, f"{review.name} carries broker addresses")
+
+    def test_rewriters_have_a_reason(self) -> None:
+        """Each rewriter is for an offered API with broker addresses, or ApiVersions."""
+        for key in REWRITERS:
+            review = REVIEWED[key]
+            if key == ApiKey.ApiVersions:
+                continue  # rewritten to offer only this table
+            offered = range(review.max_version + 1)
+            self.assertNotEqual(
+                address_versions(response_class(key), offered), [], f"{review.name} has none"
+            )
+
+    def test_rewriters_keyed_by_the_wire_ints(self) -> None:
+        """The data path looks a frame's plain int key up: the tables are keyed by plain ints."""
+        for table in (REVIEWED, REWRITERS):
+            self.assertEqual({type(key) for key in table}, {int})
 
     def test_describe_quorum_capped(self) -> None:
         """DescribeQuorum v2 carries controller listeners: it is not offered."""
+        self.assertEqual(ApiKey.DescribeQuorum, 55)
         self.assertLess(REVIEWED[55].max_version, 2)
         self.assertEqual(CODEC_VERSIONS_REVIEWED[55], 2)
         self.assertTrue(is_offered(55, 1))

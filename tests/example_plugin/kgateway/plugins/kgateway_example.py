@@ -23,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from kafka.protocol.api_key import ApiKey
 from zope.interface import implementer
 
 from kgateway.interceptors.api import (
@@ -37,15 +38,9 @@ from kgateway.interceptors.api import (
 )
 from kgateway.interceptors.options import Options
 from kgateway.interceptors.plugin import InterceptorPlugin
-from kgateway.interceptors.responses import (
-    POLICY_VIOLATION,
-    TOPIC_AUTHORIZATION_FAILED,
-    error_response,
-)
+from kgateway.interceptors.responses import error_response
+from kgateway.protocol.error_codes import ErrorCode
 
-PRODUCE = 0
-API_VERSIONS = 18
-CREATE_TOPICS = 19
 #: The last Produce version that names its topics; v13 carries only topic ids.
 PRODUCE_BY_NAME = 12
 
@@ -62,8 +57,10 @@ class TopicPrefixGuard:
         self.context = context
         self.prefixes = prefixes
         #: Only these requests are decoded; every other request is relayed untouched.
-        self.requests = frozenset({PRODUCE, CREATE_TOPICS} if refuse_create else {PRODUCE})
-        self.responses = frozenset({API_VERSIONS})
+        self.requests = frozenset(
+            {ApiKey.Produce, ApiKey.CreateTopics} if refuse_create else {ApiKey.Produce}
+        )
+        self.responses = frozenset({ApiKey.ApiVersions})
         #: Requests refused so far (for tests and curious operators).
         self.refused = 0
 
@@ -86,12 +83,12 @@ class TopicPrefixGuard:
 
     def on_request(self, call: RequestCall) -> HookResult:
         """Refuse a Produce or CreateTopics naming a topic outside the prefixes."""
-        if call.api_key == PRODUCE:
+        if call.api_key == ApiKey.Produce:
             names = [topic.name for topic in call.message.topic_data]
-            code = TOPIC_AUTHORIZATION_FAILED
+            code = ErrorCode.TOPIC_AUTHORIZATION_FAILED
         else:
             names = [topic.name for topic in call.message.topics]
-            code = POLICY_VIOLATION
+            code = ErrorCode.POLICY_VIOLATION
         outside = sorted({name or "(a topic id)" for name in names if not self._allowed(name)})
         if not outside:
             return None
@@ -118,7 +115,7 @@ class TopicPrefixGuard:
     def on_response(self, call: ResponseCall) -> HookResult:
         """Offer Produce only up to the last version that names topics."""
         for api in call.message.api_keys:
-            if api.api_key == PRODUCE and api.max_version > PRODUCE_BY_NAME:
+            if api.api_key == ApiKey.Produce and api.max_version > PRODUCE_BY_NAME:
                 api.max_version = PRODUCE_BY_NAME
                 call.changed = True
         return None

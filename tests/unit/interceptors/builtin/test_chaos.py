@@ -16,16 +16,8 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from kgateway.interceptors.api import InterceptorContext, InvalidConfig, Respond
 from kgateway.interceptors.builtin.chaos import Chaos
-from kgateway.interceptors.responses import (
-    KAFKA_STORAGE_ERROR,
-    LEADER_NOT_AVAILABLE,
-    NETWORK_EXCEPTION,
-    NOT_ENOUGH_REPLICAS,
-    NOT_LEADER_OR_FOLLOWER,
-    REPLICA_NOT_AVAILABLE,
-    REQUEST_TIMED_OUT,
-)
 from kgateway.protocol.codec import decode_response, encode_request, encode_response
+from kgateway.protocol.error_codes import ErrorCode
 from tests.unit.interceptors.builtin.messages import (
     batch,
     fetch,
@@ -107,9 +99,9 @@ class BrokenBrokerTests(SynchronousTestCase):
         self.assertEqual(
             codes(outcome.message),
             {
-                ("a", 0): NOT_ENOUGH_REPLICAS,
-                ("a", 1): NOT_ENOUGH_REPLICAS,
-                ("b", 0): NOT_ENOUGH_REPLICAS,
+                ("a", 0): ErrorCode.NOT_ENOUGH_REPLICAS,
+                ("a", 1): ErrorCode.NOT_ENOUGH_REPLICAS,
+                ("b", 0): ErrorCode.NOT_ENOUGH_REPLICAS,
             },
         )
         self.assertEqual(interceptor.counters.broken, 1)
@@ -117,10 +109,10 @@ class BrokenBrokerTests(SynchronousTestCase):
     def test_default_codes_are_retriable_broker_failures(self) -> None:
         """Produce: timed out, not enough replicas; Fetch: storage error, replica not available."""
         cases = [
-            (0, 0.0, REQUEST_TIMED_OUT),
-            (0, 0.9, NOT_ENOUGH_REPLICAS),
-            (1, 0.0, KAFKA_STORAGE_ERROR),
-            (1, 0.9, REPLICA_NOT_AVAILABLE),
+            (0, 0.0, ErrorCode.REQUEST_TIMED_OUT),
+            (0, 0.9, ErrorCode.NOT_ENOUGH_REPLICAS),
+            (1, 0.0, ErrorCode.KAFKA_STORAGE_ERROR),
+            (1, 0.9, ErrorCode.REPLICA_NOT_AVAILABLE),
         ]
         for api_key, chance, code in cases:
             interceptor = chaos({"brokenBrokerRate": 1}, 0.0, chance)
@@ -137,7 +129,7 @@ class BrokenBrokerTests(SynchronousTestCase):
         interceptor = chaos({"brokenBrokerRate": 1, "errorCodes": [13]}, 0.0, 0.7)
         outcome = interceptor.on_request(request_call(fetch({"t": [0]}), 1, 12))
         assert isinstance(outcome, Respond)
-        self.assertEqual(codes(outcome.message), {("t", 0): NETWORK_EXCEPTION})
+        self.assertEqual(codes(outcome.message), {("t", 0): ErrorCode.NETWORK_EXCEPTION})
 
     def test_above_the_rate_passes(self) -> None:
         """A chance at or above the rate sends the request on untouched."""
@@ -158,7 +150,7 @@ class BrokenBrokerTests(SynchronousTestCase):
         result.addCallback(fired.append)
         clock.advance(0.1)
         (outcome,) = fired
-        self.assertEqual(codes(outcome.message), {("t", 0): NOT_ENOUGH_REPLICAS})
+        self.assertEqual(codes(outcome.message), {("t", 0): ErrorCode.NOT_ENOUGH_REPLICAS})
 
 
 class LeaderElectionTests(SynchronousTestCase):
@@ -183,7 +175,11 @@ class LeaderElectionTests(SynchronousTestCase):
         )
         self.assertEqual(
             codes(delivered),
-            {("a", 1): 0, ("a", 0): NOT_LEADER_OR_FOLLOWER, ("b", 0): LEADER_NOT_AVAILABLE},
+            {
+                ("a", 1): 0,
+                ("a", 0): ErrorCode.NOT_LEADER_OR_FOLLOWER,
+                ("b", 0): ErrorCode.LEADER_NOT_AVAILABLE,
+            },
         )
         self.assertEqual(interceptor.counters.leader_errors, 2)
 
@@ -196,7 +192,7 @@ class LeaderElectionTests(SynchronousTestCase):
         assert isinstance(outcome, Respond)
         self.assertEqual(
             codes(outcome.message),
-            {("a", 0): NOT_LEADER_OR_FOLLOWER, ("a", 1): LEADER_NOT_AVAILABLE},
+            {("a", 0): ErrorCode.NOT_LEADER_OR_FOLLOWER, ("a", 1): ErrorCode.LEADER_NOT_AVAILABLE},
         )
 
     def test_produce_acks_zero_keeps_nothing(self) -> None:
@@ -216,7 +212,9 @@ class LeaderElectionTests(SynchronousTestCase):
         delivered = decode_response(
             FetchResponse, encode_response(answer.message, answer.correlation_id, 12), 12
         )
-        self.assertEqual(codes(delivered), {("t", 0): 0, ("t", 1): NOT_LEADER_OR_FOLLOWER})
+        self.assertEqual(
+            codes(delivered), {("t", 0): 0, ("t", 1): ErrorCode.NOT_LEADER_OR_FOLLOWER}
+        )
         p0, p1 = delivered.responses[0].partitions
         self.assertEqual(p0.records, records)
         self.assertEqual(p1.records, b"")
