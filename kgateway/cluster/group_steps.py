@@ -15,13 +15,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from kafka.errors import (
-    IllegalGenerationError,
-    MemberIdRequiredError,
-    NoError,
-    RebalanceInProgressError,
-    UnknownMemberIdError,
-)
 from kafka.protocol.consumer import (
     ConsumerProtocolAssignment,
     ConsumerProtocolSubscription,
@@ -39,6 +32,7 @@ from kgateway.cluster.roster import decode_member, decode_roster, encode_member,
 from kgateway.cluster.topics import ensure_topic
 from kgateway.interfaces import Member
 from kgateway.net import HostPort
+from kgateway.protocol.error_codes import ErrorCode
 
 PROTOCOL_TYPE = "consumer"
 PROTOCOL_NAME = "kgateway-roster"
@@ -47,7 +41,11 @@ PROTOCOL_NAME = "kgateway-roster"
 GROUP_KEY = 0
 
 #: SyncGroup and Heartbeat answers that mean: join again.
-_REJOIN = (RebalanceInProgressError.errno, IllegalGenerationError.errno, UnknownMemberIdError.errno)
+_REJOIN = (
+    ErrorCode.REBALANCE_IN_PROGRESS,
+    ErrorCode.ILLEGAL_GENERATION,
+    ErrorCode.UNKNOWN_MEMBER_ID,
+)
 
 
 class Rebalance(Exception):
@@ -120,7 +118,7 @@ async def find_coordinator(link: KafkaLink, session: GroupSession) -> KafkaClien
             )
         finally:
             client.close()
-        if response.error_code != NoError.errno:
+        if response.error_code != ErrorCode.NONE:
             raise KafkaRequestError(
                 f"FindCoordinator: error {response.error_code}", response.error_code
             )
@@ -162,13 +160,13 @@ async def join(client: KafkaClientProtocol, session: GroupSession, link: KafkaLi
         # rebalance timeout); past that and a margin, it is not answering.
         answer.addTimeout(session.join_wait(link), link.clock)
         response = await answer
-        if response.error_code == MemberIdRequiredError.errno:
+        if response.error_code == ErrorCode.MEMBER_ID_REQUIRED:
             session.member_id = response.member_id
             continue
-        if response.error_code == UnknownMemberIdError.errno:
+        if response.error_code == ErrorCode.UNKNOWN_MEMBER_ID:
             session.member_id = ""
             continue
-        if response.error_code != NoError.errno:
+        if response.error_code != ErrorCode.NONE:
             raise KafkaRequestError(f"JoinGroup: error {response.error_code}", response.error_code)
         break
     members = []
@@ -236,12 +234,12 @@ async def heartbeat(client: KafkaClientProtocol, session: GroupSession, link: Ka
 
 def _check_generation(session: GroupSession, api: str, error_code: int) -> None:
     """Act on the errors SyncGroup and Heartbeat share: rejoin, or fail."""
-    if error_code == UnknownMemberIdError.errno:
+    if error_code == ErrorCode.UNKNOWN_MEMBER_ID:
         # The coordinator forgot us (session expired): join afresh.
         session.member_id = ""
     if error_code in _REJOIN:
         raise Rebalance()
-    if error_code != NoError.errno:
+    if error_code != ErrorCode.NONE:
         raise KafkaRequestError(f"{api}: error {error_code}", error_code)
 
 

@@ -17,7 +17,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from kafka.errors import NoError, OffsetOutOfRangeError, TopicAlreadyExistsError
 from kafka.protocol.admin import CreateTopicsRequest
 from kafka.protocol.consumer import FetchRequest
 from kafka.protocol.metadata import MetadataRequest
@@ -32,6 +31,7 @@ from kgateway.cluster.link import KafkaLink
 from kgateway.cluster.polling import PollService
 from kgateway.interfaces import IBrokerDirectory, Listener
 from kgateway.net import HostPort
+from kgateway.protocol.error_codes import ErrorCode
 
 log = Logger()
 
@@ -71,10 +71,10 @@ async def ensure_topic(
         request(topics=[creatable], timeout_ms=10000, validate_only=False)
     )
     result = response.topics[0]
-    if result.error_code == NoError.errno:
+    if result.error_code == ErrorCode.NONE:
         log.info("Created the {what} {topic}", what=what, topic=topic)
         return True
-    if result.error_code != TopicAlreadyExistsError.errno:
+    if result.error_code != ErrorCode.TOPIC_ALREADY_EXISTS:
         raise KafkaRequestError(
             f"cannot create the {what} {topic}: error {result.error_code} "
             f"{result.error_message or ''}".strip(),
@@ -282,7 +282,7 @@ class CompactedTopicReader(MultiService):
         changed = False
         for topic_response in response.responses:
             for partition in topic_response.partitions:
-                if partition.error_code == OffsetOutOfRangeError.errno:
+                if partition.error_code == ErrorCode.OFFSET_OUT_OF_RANGE:
                     # Records before our offset are gone, tombstones with them:
                     # rebuild the content from the log's start, and swap it in
                     # only once caught up, so no listener sees a half-read topic.

@@ -18,10 +18,11 @@ from typing import Any
 from twisted.trial.unittest import TestCase
 
 from harness.kafka import CONSOLE_PRODUCER, TOPIC_COMMAND
+from kgateway.protocol.error_codes import ErrorCode
 from tests.integration.environment import Environment, shared
 
 CLIENT_TIMEOUT = 60.0
-POLICY_VIOLATION = 44
+POLICY_VIOLATION = ErrorCode.POLICY_VIOLATION
 #: The scope every test interceptor gets: only this module's clients.
 SCOPE = {"clientId": "policy-test.*"}
 #: The audit log's default topic for GATEWAY_CLUSTER_ID=gateway (the test gateway's).

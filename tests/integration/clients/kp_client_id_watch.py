@@ -15,10 +15,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from kafka.errors import PolicyViolationError
 from kafka.protocol.metadata import MetadataRequest, MetadataResponse
 from kp_common import Deadline, fail, parser, run
 
-POLICY_VIOLATION = 44
+POLICY_VIOLATION = PolicyViolationError.errno
 
 
 def recv_exactly(sock: socket.socket, size: int) -> bytes:
