@@ -296,12 +296,12 @@ class NodeZoneTests(TestCase):
         self.settings = self.dir / "env"
 
     def node_zone(self, node: str) -> subprocess.CompletedProcess[str]:
-        host, port = self.server.server_address[:2]
+        port = self.server.server_address[1]
         return subprocess.run(
             [
                 sys.executable,
                 str(NODE_ZONE),
-                f"--api=http://{host}:{port}",
+                f"--api=http://127.0.0.1:{port}",
                 f"--token-file={self.token}",
                 f"--ca-file={self.dir / 'no-ca.crt'}",
                 f"--env-dir={self.settings}",
