@@ -51,6 +51,18 @@ def die_with_parent() -> Callable[[], None]:
 _at_exit: dict[object, Callable[[], object]] = {}
 
 
+def stop_process(process: subprocess.Popen[bytes], timeout: float) -> int:
+    """For a child started without L{ChildProcess}: SIGTERM, SIGKILL after C{timeout}."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    return process.returncode
+
+
 def stop_at_exit(owner: object, stop: Callable[[], object]) -> None:
     """Call C{stop()} at interpreter exit unless L{forget} is called for C{owner} first."""
     _at_exit[owner] = stop
