@@ -211,7 +211,7 @@ def run_gateway(port_file: Path, broker_port: int, idle_interceptor: bool = Fals
     from twisted.internet import reactor
 
     from kgateway.net import HostPort
-    from kgateway.proxy.client_leg import ClientLegFactory
+    from kgateway.relay.client_leg import ClientLegFactory
     from kgateway.routing.mapping import FixedHostMapper
     from kgateway.routing.ports import PortPlan
     from kgateway.service import tcp_connector

@@ -42,7 +42,7 @@ from kgateway.interfaces import IAddressPlanner
 from kgateway.logs import use_json_logs
 from kgateway.metrics import InterceptorCollector, NodeSnapshot, TrafficStats, node_registry
 from kgateway.net import Connector, HostPort
-from kgateway.proxy.client_leg import ClientLegFactory
+from kgateway.relay.client_leg import ClientLegFactory
 from kgateway.routing.mapping import FixedHostMapper, RackAwareMapper
 from kgateway.routing.ports import PortPlan
 

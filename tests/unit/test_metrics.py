@@ -21,10 +21,10 @@ from kgateway.metrics import (
     node_registry,
 )
 from kgateway.net import HostPort
-from kgateway.proxy.client_leg import ClientLegFactory
+from kgateway.relay.client_leg import ClientLegFactory
 from kgateway.routing.mapping import FixedHostMapper
 from kgateway.routing.ports import PortPlan
-from tests.unit.proxy.fakes import (
+from tests.unit.relay.fakes import (
     ClientSide,
     FakeBrokers,
     list_offsets_request,
@@ -34,7 +34,7 @@ from tests.unit.proxy.fakes import (
     produce_request,
     produce_response,
 )
-from tests.unit.proxy.test_client_leg import describe_quorum_v2
+from tests.unit.relay.test_client_leg import describe_quorum_v2
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 

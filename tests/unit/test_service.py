@@ -19,10 +19,10 @@ from kgateway.cluster.roster import Member
 from kgateway.config import Settings
 from kgateway.interfaces import BrokerInfo
 from kgateway.net import HostPort
-from kgateway.proxy.client_leg import ClientLegFactory
+from kgateway.relay.client_leg import ClientLegFactory
 from kgateway.routing.ports import PortPlan
 from kgateway.service import BrokerChooser, GatewayNode, makeService
-from tests.unit.proxy.fakes import (
+from tests.unit.relay.fakes import (
     ClientSide,
     FakeBrokers,
     catch_logs,

@@ -28,7 +28,7 @@ from kgateway.net import HostPort
 from kgateway.routing.ports import PortPlan
 from kgateway.service import GatewayNode, makeService
 from tests.unit.interceptors.fake_topic import FakeTopic
-from tests.unit.proxy.fakes import FakeBrokers
+from tests.unit.relay.fakes import FakeBrokers
 from tests.unit.test_service import FakeFetch, RecordingReactor
 
 OPS = AdminUser("ops", "s3cret-Pw!", admin=True)

@@ -21,7 +21,7 @@ from twisted.web.static import Data
 
 from kgateway.api import cli
 from kgateway.testing.gateway_process import REPO_ROOT
-from tests.unit.proxy.fakes import ClientSide, metadata_request
+from tests.unit.relay.fakes import ClientSide, metadata_request
 
 from .fakes import AUTH, BASE, ApiNode, make_api_node
 

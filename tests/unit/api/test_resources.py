@@ -10,7 +10,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from kgateway.api.openapi import DOCUMENT
 from kgateway.api.status import versions
-from tests.unit.proxy.fakes import ClientSide, metadata_request, metadata_response
+from tests.unit.relay.fakes import ClientSide, metadata_request, metadata_response
 
 from .fakes import AUTH, VIEWER, body, conforms, make_api_node
 

@@ -28,7 +28,7 @@ from kgateway.api.status import GatewayNodeStatus
 from kgateway.config import SETTINGS, HttpTls, Settings
 from kgateway.interfaces import BrokerInfo
 from kgateway.net import HostPort
-from tests.unit.proxy.fakes import catch_logs
+from tests.unit.relay.fakes import catch_logs
 from tests.unit.test_service import make_node
 
 from .fakes import AUTH, USERS, make_api_node

@@ -34,10 +34,10 @@ from kgateway.net import HostPort
 from kgateway.plugins.kgateway_builtins import client_id_required
 from kgateway.protocol.codec import decode_request, decode_response, encode_response
 from kgateway.protocol.headers import request_info, response_correlation_id
-from kgateway.proxy.client_leg import ClientLegFactory
+from kgateway.relay.client_leg import ClientLegFactory
 from kgateway.routing.mapping import FixedHostMapper
 from kgateway.routing.ports import PortPlan
-from tests.unit.proxy.fakes import (
+from tests.unit.relay.fakes import (
     ClientSide,
     FakeBrokers,
     metadata_request,

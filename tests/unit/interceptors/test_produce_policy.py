@@ -20,11 +20,11 @@ from kgateway.interceptors.spec import InterceptorSpec
 from kgateway.net import HostPort
 from kgateway.plugins.kgateway_builtins import produce_policy
 from kgateway.protocol.codec import decode_response
-from kgateway.proxy.client_leg import ClientLegFactory
+from kgateway.relay.client_leg import ClientLegFactory
 from kgateway.routing.mapping import FixedHostMapper
 from kgateway.routing.ports import PortPlan
 from tests.unit.interceptors.messages import batch, call, context, produce
-from tests.unit.proxy.fakes import ClientSide, FakeBrokers
+from tests.unit.relay.fakes import ClientSide, FakeBrokers
 
 
 def policy(config: dict[str, Any]) -> tuple[ProducePolicy, list[Any]]:

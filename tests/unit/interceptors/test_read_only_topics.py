@@ -16,7 +16,7 @@ from kgateway.interceptors.spec import InterceptorSpec
 from kgateway.net import HostPort
 from kgateway.plugins.kgateway_builtins import read_only_topics
 from kgateway.protocol.codec import decode_request, decode_response, encode_response
-from kgateway.proxy.client_leg import ClientLegFactory
+from kgateway.relay.client_leg import ClientLegFactory
 from kgateway.routing.mapping import FixedHostMapper
 from kgateway.routing.ports import PortPlan
 from tests.unit.interceptors.messages import (
@@ -29,7 +29,7 @@ from tests.unit.interceptors.messages import (
     delete_topics,
     produce,
 )
-from tests.unit.proxy.fakes import ClientSide, FakeBrokers, metadata_request, metadata_response
+from tests.unit.relay.fakes import ClientSide, FakeBrokers, metadata_request, metadata_response
 
 CONFIG = {"topics": ["audit\\..*", "_schemas"]}
 REFUSED = "topic 'audit.logins' is read-only (matches 'audit\\\\..*')"

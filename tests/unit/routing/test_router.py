@@ -14,7 +14,7 @@ from kgateway.interfaces import BrokerInfo, IBrokerDirectory
 from kgateway.net import HostPort
 from kgateway.routing.ports import PortPlan
 from kgateway.routing.router import Accepted, IRouter, NoRoute, PortRouter, Route
-from tests.unit.proxy.fakes import FakeBrokers
+from tests.unit.relay.fakes import FakeBrokers
 
 BOOTSTRAP = (HostPort("boot1", 9092), HostPort("boot2", 9092))
 PLAN = PortPlan(start=7000, count=10, min_broker_id=0)

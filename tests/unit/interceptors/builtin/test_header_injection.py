@@ -23,7 +23,7 @@ from kgateway.interceptors.spec import InterceptorSpec
 from kgateway.net import HostPort
 from kgateway.plugins.kgateway_builtins import header_injection
 from kgateway.protocol.codec import decode_request, encode_request, encode_response
-from kgateway.proxy.client_leg import ClientLegFactory
+from kgateway.relay.client_leg import ClientLegFactory
 from kgateway.routing.mapping import FixedHostMapper
 from kgateway.routing.ports import PortPlan
 from tests.unit.interceptors.builtin.messages import (
@@ -35,7 +35,7 @@ from tests.unit.interceptors.builtin.messages import (
     reseal,
     response_call,
 )
-from tests.unit.proxy.fakes import ClientSide, FakeBrokers
+from tests.unit.relay.fakes import ClientSide, FakeBrokers
 
 CODECS = {"none": 0, "gzip": 1, "snappy": 2, "lz4": 3, "zstd": 4}
 

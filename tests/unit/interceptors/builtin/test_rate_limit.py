@@ -19,7 +19,7 @@ from kgateway.interceptors.spec import InterceptorSpec
 from kgateway.net import HostPort
 from kgateway.plugins.kgateway_builtins import rate_limit
 from kgateway.protocol.headers import request_info, response_correlation_id
-from kgateway.proxy.client_leg import ClientLegFactory
+from kgateway.relay.client_leg import ClientLegFactory
 from kgateway.routing.mapping import FixedHostMapper
 from kgateway.routing.ports import PortPlan
 from tests.unit.interceptors.builtin.messages import (
@@ -32,7 +32,7 @@ from tests.unit.interceptors.builtin.messages import (
     request_call,
     response_call,
 )
-from tests.unit.proxy.fakes import ClientSide, FakeBrokers
+from tests.unit.relay.fakes import ClientSide, FakeBrokers
 
 
 def limiter(

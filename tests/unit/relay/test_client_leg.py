@@ -16,10 +16,10 @@ from kgateway.net import HostPort
 from kgateway.protocol.codec import decode_response
 from kgateway.protocol.errors import UNSUPPORTED_VERSION
 from kgateway.protocol.versions import REVIEWED
-from kgateway.proxy.client_leg import ClientLegFactory
+from kgateway.relay.client_leg import ClientLegFactory
 from kgateway.routing.mapping import FixedHostMapper
 from kgateway.routing.ports import PortPlan
-from tests.unit.proxy.fakes import (
+from tests.unit.relay.fakes import (
     ClientSide,
     FakeBrokers,
     catch_logs,

@@ -13,8 +13,8 @@ from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
 from kgateway.net import HostPort
-from kgateway.proxy.broker_leg import BrokerLeg, IBrokerLegOwner, open_broker_leg
-from tests.unit.proxy.fakes import (
+from kgateway.relay.broker_leg import BrokerLeg, IBrokerLegOwner, open_broker_leg
+from tests.unit.relay.fakes import (
     FakeBrokers,
     catch_logs,
     list_offsets_request,

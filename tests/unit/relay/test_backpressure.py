@@ -10,10 +10,10 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from kgateway.net import HostPort
 from kgateway.protocol.framing import FrameError, FrameReader
-from kgateway.proxy.client_leg import ClientLegFactory
+from kgateway.relay.client_leg import ClientLegFactory
 from kgateway.routing.mapping import FixedHostMapper
 from kgateway.routing.ports import PortPlan
-from tests.unit.proxy.fakes import (
+from tests.unit.relay.fakes import (
     BrokerSide,
     ClientSide,
     FakeBrokers,

@@ -1,5 +1,5 @@
 """
-Tests for L{kgateway.proxy.sending}: a real Twisted TCP transport over a
+Tests for L{kgateway.relay.sending}: a real Twisted TCP transport over a
 socket pair, with a memory reactor, so what reaches the socket at once and
 what waits for Twisted's writer can both be seen.
 """
@@ -13,7 +13,7 @@ from twisted.internet.protocol import Protocol
 from twisted.internet.testing import MemoryReactor, StringTransport
 from twisted.trial.unittest import SynchronousTestCase
 
-from kgateway.proxy.sending import MAX_PIECES, no_delay, write_pieces
+from kgateway.relay.sending import MAX_PIECES, no_delay, write_pieces
 
 
 class Producer:

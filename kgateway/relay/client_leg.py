@@ -43,9 +43,9 @@ from kgateway.protocol.headers import (
 )
 from kgateway.protocol.rewrite import REWRITERS, passes_unchanged
 from kgateway.protocol.versions import is_offered
-from kgateway.proxy.broker_leg import BrokerLeg, IBrokerLegOwner, open_broker_leg
-from kgateway.proxy.inflight import InFlight, Pending
-from kgateway.proxy.sending import no_delay, write_pieces
+from kgateway.relay.broker_leg import BrokerLeg, IBrokerLegOwner, open_broker_leg
+from kgateway.relay.inflight import InFlight, Pending
+from kgateway.relay.sending import no_delay, write_pieces
 
 log = Logger()
 

@@ -16,14 +16,14 @@ from twisted.trial.unittest import SynchronousTestCase
 from kgateway.interceptors.api import ResponseCall
 from kgateway.protocol.codec import decode_response
 from kgateway.protocol.headers import response_correlation_id
-from kgateway.proxy.client_leg import ClientLegFactory
+from kgateway.relay.client_leg import ClientLegFactory
 from tests.unit.interceptors.test_data_path import Recorder, interceptor_set
 from tests.unit.protocol.builders import (
     BROKER_HOST_MARK,
     CORRELATION_ID,
     fetch_response,
 )
-from tests.unit.proxy.fakes import (
+from tests.unit.relay.fakes import (
     BrokerSide,
     ClientSide,
     FakeBrokers,
@@ -31,7 +31,7 @@ from tests.unit.proxy.fakes import (
     list_offsets_response,
     raw_request,
 )
-from tests.unit.proxy.test_client_leg import GATEWAY_HOST, describe_quorum_v2, make_factory
+from tests.unit.relay.test_client_leg import GATEWAY_HOST, describe_quorum_v2, make_factory
 
 
 def fetch_request(correlation_id: int = CORRELATION_ID, version: int = 16) -> bytes:

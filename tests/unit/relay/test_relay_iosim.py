@@ -15,10 +15,10 @@ from kgateway.net import HostPort
 from kgateway.protocol.codec import decode_response
 from kgateway.protocol.framing import FrameReader
 from kgateway.protocol.headers import request_info
-from kgateway.proxy.client_leg import ClientLegFactory
+from kgateway.relay.client_leg import ClientLegFactory
 from kgateway.routing.mapping import FixedHostMapper
 from kgateway.routing.ports import PortPlan
-from tests.unit.proxy.fakes import (
+from tests.unit.relay.fakes import (
     list_offsets_request,
     list_offsets_response,
     metadata_request,

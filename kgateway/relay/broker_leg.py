@@ -24,7 +24,7 @@ from zope.interface import Interface
 from kgateway.metrics import TrafficStats
 from kgateway.net import Connector, HostPort
 from kgateway.protocol.framing import DEFAULT_MAX_FRAME_BYTES, FrameError, FrameReader
-from kgateway.proxy.sending import no_delay, write_pieces
+from kgateway.relay.sending import no_delay, write_pieces
 
 log = Logger()
 

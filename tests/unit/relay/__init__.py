@@ -1,0 +1,1 @@
+"""Unit tests for kgateway.relay: the client and broker legs."""
