@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol as TypingProtocol
+from typing import cast
 
 from automat import TypeMachineBuilder
 from twisted.internet.defer import CancelledError, Deferred
@@ -24,7 +25,7 @@ from zope.interface import Interface
 from kgateway.metrics import TrafficStats
 from kgateway.net import Connector, HostPort
 from kgateway.protocol.framing import DEFAULT_MAX_FRAME_BYTES, FrameError, FrameReader
-from kgateway.relay.sending import no_delay, write_pieces
+from kgateway.relay.transport import Transport, no_delay, write_pieces
 
 log = Logger()
 
@@ -107,7 +108,7 @@ def _build() -> Callable[[BrokerLegCore], BrokerLeg]:
     @Open.upon(BrokerLeg.send).loop()
     def write(leg: BrokerLeg, core: BrokerLegCore, frames: list[bytes]) -> None:
         assert core.wire is not None
-        write_pieces(core.wire.transport, frames)
+        write_pieces(cast(Transport, core.wire.transport), frames)
 
     @Open.upon(BrokerLeg.received).loop()
     @Closing.upon(BrokerLeg.received).loop()

@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 from typing import Protocol as TypingProtocol
 
 from automat import TypeMachineBuilder
@@ -45,7 +45,7 @@ from kgateway.protocol.rewrite import REWRITERS, passes_unchanged
 from kgateway.protocol.versions import is_offered
 from kgateway.relay.broker_leg import BrokerLeg, IBrokerLegOwner, open_broker_leg
 from kgateway.relay.inflight import InFlight, Pending
-from kgateway.relay.sending import no_delay, write_pieces
+from kgateway.relay.transport import Transport, no_delay, write_pieces
 
 log = Logger()
 
@@ -377,7 +377,7 @@ class ClientLegCore:
         self.bytes_to_client += sent
         self.stats.bytes_to_client += sent
         self.stats.delivered(done, self.clock())
-        write_pieces(self.transport, pieces)
+        write_pieces(cast(Transport, self.transport), pieces)
 
     def relay_responses(self, frames: list[list[bytes]]) -> None:
         """
