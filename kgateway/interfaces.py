@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from twisted.internet.defer import Deferred
 from zope.interface import Attribute, Interface
 
 from kgateway.net import HostPort
@@ -54,10 +55,37 @@ class IAddressPlanner(Interface):
         """The addresses a mapping may hand out for this broker now, without side effects."""
 
 
+@dataclass(frozen=True, slots=True)
+class ConnectionView:
+    """One client connection as the admin API lists it: a snapshot, read-only."""
+
+    peer: str
+    #: The local port it arrived on (None when the transport has no port).
+    port: int | None
+    #: The broker id its route stands for, and where its broker leg goes (None until routed).
+    broker_id: int | None
+    upstream: HostPort | None
+    #: The client id of its first request (None before one, or if it sent none).
+    client_id: str | None
+    bytes_from_client: int
+    bytes_to_client: int
+    #: Requests awaiting their answer to the client.
+    in_flight: int
+    age_seconds: float
+
+
 class IRelayedConnection(Interface):
     """A client connection as the rest of the node sees it (for shutdown and the API)."""
 
-    broker_id = Attribute("The broker id this connection's port stands for.")
+    broker_id = Attribute("The broker id this connection's route stands for (None until routed).")
+    peer = Attribute('The client\'s address, "host:port".')
+    opened_at = Attribute("When the connection was accepted, in the relay's monotonic seconds.")
 
     def drain() -> None:
         """Stop taking requests, deliver the responses in flight, then close."""
+
+    def when_closed() -> Deferred[None]:
+        """Fires once the client connection has closed (at once if it already has)."""
+
+    def view() -> ConnectionView:
+        """The connection now, for C{/api/v1/connections}."""

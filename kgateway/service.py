@@ -5,7 +5,6 @@ listening port per broker id once the brokers are known.
 
 from __future__ import annotations
 
-import itertools
 import time
 from collections.abc import Callable
 from typing import Any, cast
@@ -38,13 +37,14 @@ from kgateway.config import Settings
 from kgateway.interceptors.api import InterceptorContext
 from kgateway.interceptors.registry import InterceptorSet, discover_plugins
 from kgateway.interceptors.store import InterceptorStore
-from kgateway.interfaces import IAddressPlanner
+from kgateway.interfaces import IAddressPlanner, IRelayedConnection
 from kgateway.logs import use_json_logs
 from kgateway.metrics import InterceptorCollector, NodeSnapshot, TrafficStats, node_registry
 from kgateway.net import Connector, HostPort
-from kgateway.relay.client_leg import ClientLegFactory
+from kgateway.relay.client_protocol import ClientConnectionFactory
 from kgateway.routing.mapping import FixedHostMapper, RackAwareMapper
 from kgateway.routing.ports import PortPlan
+from kgateway.routing.router import PortRouter
 
 log = Logger()
 
@@ -57,26 +57,6 @@ def tcp_connector(reactor: Any, timeout: float) -> Connector:
         return cast("Deferred[Protocol]", attempt.connect(factory))
 
     return connect
-
-
-class BrokerChooser:
-    """Which broker a connection on a port goes to."""
-
-    def __init__(self, directory: BrokerDirectory) -> None:
-        self._directory = directory
-        self._turn = itertools.count()
-
-    def __call__(self, broker_id: int) -> HostPort | None:
-        broker = self._directory.broker(broker_id)
-        if broker is not None:
-            return broker.address
-        # A port whose broker does not exist (yet) still bootstraps: any live
-        # broker answers metadata, and the client then goes to the right port.
-        known = sorted(self._directory.brokers().values(), key=lambda b: b.node_id)
-        candidates = [b.address for b in known] or self._directory.bootstrap_addresses()
-        if not candidates:
-            return None
-        return candidates[next(self._turn) % len(candidates)]
 
 
 class GatewayNode(MultiService):
@@ -140,7 +120,8 @@ class GatewayNode(MultiService):
         self.interceptor_store_factory: Callable[[], InterceptorStore] = self._interceptor_store
         #: The interceptors configured for the cluster, shared by every connection.
         self.interceptors = InterceptorSet(discover_plugins(), self._interceptor_context)
-        self.factories: dict[int, ClientLegFactory] = {}
+        #: Accepts the client connections of every port (one listener, one router).
+        self.factory: ClientConnectionFactory | None = None
         self.ports: list[IListeningPort] = []
         self.listening: Deferred[None] = Deferred()
         self.stopping = False
@@ -231,20 +212,17 @@ class GatewayNode(MultiService):
                     last=plan.start + plan.count - 1,
                     fix=plan.out_of_range_fix(node_id),
                 )
-        chooser = BrokerChooser(self.directory)
+        self.factory = factory = ClientConnectionFactory(
+            PortRouter(plan, self.directory),
+            self.mapper,
+            self.connect,
+            max_frame_bytes=settings.max_frame_bytes,
+            stats=self.stats,
+            interceptors=self.interceptors,
+        )
         tcp: IReactorTCP = self.reactor
         try:
             for port in plan.ports:
-                factory = ClientLegFactory(
-                    plan.broker_for(port),
-                    chooser,
-                    self.mapper,
-                    self.connect,
-                    settings.max_frame_bytes,
-                    stats=self.stats,
-                    interceptors=self.interceptors,
-                )
-                self.factories[port] = factory
                 self.ports.append(tcp.listenTCP(port, factory, interface=settings.bind_host))
         except CannotListenError as e:
             log.critical(
@@ -342,11 +320,11 @@ class GatewayNode(MultiService):
         )
 
     def _snapshot(self) -> NodeSnapshot:
-        wires = [wire for factory in self.factories.values() for wire in factory.connections]
+        views = [c.view() for c in self.factory.connections] if self.factory is not None else []
         membership = self.membership
         return NodeSnapshot(
-            client_connections=len(wires),
-            in_flight=sum(len(wire.core.inflight) for wire in wires if wire.core is not None),
+            client_connections=len(views),
+            in_flight=sum(view.in_flight for view in views),
             members=len(membership.roster) if membership is not None else 0,
             rebalances=membership.core.rebalances if membership is not None else 0,
             brokers=len(self.directory.brokers()),
@@ -381,10 +359,14 @@ class GatewayNode(MultiService):
         await DeferredList([d for d in (p.stopListening() for p in ports) if d is not None])
         # Close the connections of one broker at a time, as a Kafka rolling
         # restart would, so clients move over without all reconnecting at once.
-        by_broker: dict[int, list[Any]] = {}
-        for factory in self.factories.values():
-            by_broker.setdefault(factory.broker_id, []).extend(factory.connections)
+        by_broker: dict[int, list[IRelayedConnection]] = {}
         closing: list[Deferred[None]] = []
+        for accepted in list(self.factory.connections) if self.factory is not None else []:
+            if accepted.broker_id is None:  # not routed yet: nothing to drain
+                closing.append(accepted.when_closed())
+                accepted.drain()
+            else:
+                by_broker.setdefault(accepted.broker_id, []).append(accepted)
         delay = self.settings.shutdown_delay_between_brokers_seconds
         for index, broker_id in enumerate(sorted(b for b, c in by_broker.items() if c)):
             if index and delay:
@@ -428,4 +410,4 @@ def makeService(
     return GatewayNode(settings, reactor, registry)
 
 
-__all__ = ["GatewayNode", "makeService", "BrokerChooser", "tcp_connector", "IReactorTime"]
+__all__ = ["GatewayNode", "makeService", "tcp_connector", "IReactorTime"]

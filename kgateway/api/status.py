@@ -201,28 +201,25 @@ class GatewayNodeStatus:
 
     def connections(self) -> JSON:
         """This node's client connections, oldest first."""
-        node = self.node
+        factory = self.node.factory
         rows: list[JSON] = []
-        for factory in node.factories.values():
-            now = factory.clock()
-            port = node.plan.port_for(factory.broker_id) if node.plan is not None else None
-            for wire in factory.connections:
-                core = wire.core
-                if core is None:
-                    continue
-                rows.append(
-                    {
-                        "peer": wire.peer,
-                        "port": port,
-                        "broker_id": factory.broker_id,
-                        "broker": str(core.endpoint),
-                        "client_id": core.client_id,
-                        "bytes_from_client": core.bytes_from_client,
-                        "bytes_to_client": core.bytes_to_client,
-                        "in_flight": len(core.inflight),
-                        "age_seconds": round(max(0.0, now - wire.opened_at), 3),
-                    }
-                )
+        for connection in factory.connections if factory is not None else ():
+            view = connection.view()
+            if view.broker_id is None or view.upstream is None:
+                continue  # not routed yet: nothing to show but a peer
+            rows.append(
+                {
+                    "peer": view.peer,
+                    "port": view.port,
+                    "broker_id": view.broker_id,
+                    "broker": str(view.upstream),
+                    "client_id": view.client_id,
+                    "bytes_from_client": view.bytes_from_client,
+                    "bytes_to_client": view.bytes_to_client,
+                    "in_flight": view.in_flight,
+                    "age_seconds": view.age_seconds,
+                }
+            )
         rows.sort(key=lambda row: (-float(row["age_seconds"]), row["port"] or 0, row["peer"]))
         return {"answered_by": self._myself(), "connections": rows}
 

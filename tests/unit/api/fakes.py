@@ -93,8 +93,8 @@ class ApiNode:
         """Kafka answers: the node listens on its ports and joins (fakely) its group."""
         self.fetch.brokers = list(BROKERS)
         self.reactor.advance(self.node.settings.metadata_refresh_seconds)
-        for factory in self.node.factories.values():
-            factory.clock = self.clock.seconds
+        assert self.node.factory is not None
+        self.node.factory.now = self.clock.seconds
 
     def get(self, path: str, auth: tuple[str, str] | None = AUTH, **kwargs: Any) -> Any:
         """GET C{path}; the response (already complete: StubTreq is synchronous)."""

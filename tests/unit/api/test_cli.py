@@ -132,7 +132,7 @@ class CommandTests(CliTestCase):
         api = self.node()
         code, out, _ = self.run_cli(["connections"], api.http)
         self.assertEqual(out, "0 client connection(s) on gw-a.test:7000@1\n")
-        client = ClientSide(api.node.factories[7001], port=40002)
+        client = ClientSide(api.node.factory, gateway_port=7001, port=40002)
         client.send(metadata_request(1))
         api.clock.advance(2)
         code, out, _ = self.run_cli(["connections"], api.http)

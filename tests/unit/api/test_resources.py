@@ -271,7 +271,7 @@ class ResourceTests(SynchronousTestCase):
         )
         self.assertEqual(empty["connections"], [])
 
-        client = ClientSide(self.api.node.factories[7002], port=40001)
+        client = ClientSide(self.api.node.factory, gateway_port=7002, port=40001)
         self.api.clock.advance(5)
         request = metadata_request(1)
         client.send(request, metadata_request(2))
