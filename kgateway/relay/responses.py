@@ -135,7 +135,9 @@ class ResponsePath:
                 if chain:
                     waiting = self._intercept(chain, pending, answer)
                     if waiting is not None:
-                        held = [*held, waiting] if held else [waiting]
+                        if held is None:
+                            held = []
+                        held.append(waiting)
                     continue
             pending.ready(answer)
         self.deliver_ready()
