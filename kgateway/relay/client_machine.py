@@ -2,8 +2,11 @@
 The lifecycle of one client connection, as an Automat machine.
 
     AwaitingRoute --routed--> AwaitingBroker --broker_ready--> Relaying --drain--> Draining
-          |                         |                             |                  |
-          +--unroutable, drain, abort, client_lost, broker_lost---+------------------+--> Closed
+
+Every state goes to C{Closed} on C{abort} or C{client_lost}; the states
+with a broker leg also on C{broker_lost}; the two awaiting states on
+C{drain} (nothing is in flight yet); C{AwaitingRoute} on C{unroutable}.
+Draining hangs up once the last answer is out, and C{client_lost} follows.
 
 Requests that arrive before the route is known or before the broker leg is
 open wait, in order, with the client's transport paused.  Everything that

@@ -12,7 +12,7 @@ from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
-from kgateway.interceptors.api import ClientInfo, RequestCall
+from kgateway.interceptors.api import ClientInfo, Close, RequestCall
 from kgateway.interfaces import ConnectionView, IRelayedConnection
 from kgateway.net import HostPort
 from kgateway.protocol.headers import request_info, response_correlation_id
@@ -195,6 +195,24 @@ class LateDecisionTests(SynchronousTestCase):
         broker.answer(produce_response(2))
         self.assertEqual([response_correlation_id(f) for f in client.responses()], [1, 2])
         self.assertFalse(client.open)
+
+    def test_close_decided_later_hangs_up_both_sides(self) -> None:
+        """An interceptor's later Close closes the client and the broker, sending nothing on."""
+        decision: Deferred[Close] = Deferred()
+        recorder = Recorder({0}, set(), lambda call: decision)
+        brokers = FakeBrokers()
+        interceptors = interceptor_set(Clock(), ("late", 1, recorder, None))
+        client = ClientSide(factory_with(FixedRouter(1), brokers, interceptors))
+        broker = brokers.opened[0]
+        logs = catch_logs(self)
+        client.send(produce_request(1, acks=1), list_offsets_request(2))
+        decision.callback(Close("not today"))
+        self.assertFalse(client.open)
+        self.assertTrue(client.transport.disconnected)  # aborted
+        self.assertFalse(broker.transport.connected)
+        self.assertEqual(broker.requests(), [])
+        self.assertEqual(client.responses(), [])
+        self.assertTrue(any("closed by an interceptor: not today" in line for line in logs()))
 
     def test_client_info_is_the_routes(self) -> None:
         """Interceptors see the client as routed: its peer, and the route's broker id."""
