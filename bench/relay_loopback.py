@@ -28,6 +28,7 @@ import threading
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 _LENGTH = struct.Struct(">i")
 
@@ -209,16 +210,26 @@ def run_gateway(port_file: Path, broker_port: int, idle_interceptor: bool = Fals
 
     epollreactor.install()
     from twisted.internet import reactor
+    from twisted.internet.defer import succeed
+    from zope.interface import implementer
 
     from kgateway.net import HostPort, tcp_connector
-    from kgateway.proxy.client_leg import ClientLegFactory
+    from kgateway.relay.client_protocol import ClientConnectionFactory
     from kgateway.routing.mapping import FixedHostMapper
     from kgateway.routing.ports import PortPlan
+    from kgateway.routing.router import Accepted, IRouter, Route
 
-    broker = HostPort("127.0.0.1", broker_port)
-    factory = ClientLegFactory(
-        0,
-        lambda broker_id: broker,
+    route = Route(0, HostPort("127.0.0.1", broker_port))
+
+    @implementer(IRouter)
+    class ToTheBroker:
+        """Every connection goes to the fake broker, as broker 0."""
+
+        def route(self, connection: Accepted) -> Any:
+            return succeed(route)
+
+    factory = ClientConnectionFactory(
+        ToTheBroker(),
         FixedHostMapper("127.0.0.1", PortPlan(start=1, count=1, min_broker_id=0)),
         tcp_connector(reactor, 10.0),
         interceptors=_idle_interceptors(reactor) if idle_interceptor else None,  # type: ignore[arg-type]

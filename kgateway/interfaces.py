@@ -131,36 +131,40 @@ class IAddressPlanner(Interface):
 # Client connections -------------------------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True)
+class ConnectionView:
+    """One client connection as the admin API lists it: a snapshot, read-only."""
+
+    peer: str
+    #: The local port it arrived on (None when the transport has no port).
+    port: int | None
+    #: The broker id its route stands for, and where its broker leg goes (None until routed).
+    broker_id: int | None
+    upstream: HostPort | None
+    #: The client id of its first request (None before one, or if it sent none).
+    client_id: str | None
+    bytes_from_client: int
+    bytes_to_client: int
+    #: Requests awaiting their answer to the client.
+    in_flight: int
+    age_seconds: float
+
+
 class IRelayedConnection(Interface):
     """A client connection as the rest of the node sees it (for shutdown and the API)."""
 
-    broker_id = Attribute("The broker id this connection stands for (None until it is routed).")
-    peer = Attribute("The client's address, host:port.")
-    opened_at = Attribute("When it was accepted, in its factory's monotonic seconds.")
+    broker_id = Attribute("The broker id this connection's route stands for (None until routed).")
+    peer = Attribute('The client\'s address, "host:port".')
+    opened_at = Attribute("When the connection was accepted, in the relay's monotonic seconds.")
 
     def drain() -> None:
         """Stop taking requests, deliver the responses in flight, then close."""
 
     def when_closed() -> Deferred[None]:
-        """Fires once the connection has closed."""
+        """Fires once the client connection has closed (at once if it already has)."""
 
-
-@dataclass(frozen=True, slots=True)
-class ConnectionView:
-    """One relayed client connection at one moment, as the admin API lists it."""
-
-    peer: str
-    #: The gateway port it arrived on.
-    port: int | None
-    #: The broker it stands for, and where the gateway relays it.
-    broker_id: int
-    upstream: HostPort
-    #: From the connection's first request.
-    client_id: str | None
-    bytes_from_client: int
-    bytes_to_client: int
-    in_flight: int
-    age_seconds: float
+    def view() -> ConnectionView:
+        """The connection now, for C{/api/v1/connections}."""
 
 
 # The node as the admin API reads it ---------------------------------------------------

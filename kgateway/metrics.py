@@ -17,7 +17,7 @@ from __future__ import annotations
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import (
@@ -32,7 +32,6 @@ from kgateway.protocol.versions import REVIEWED
 
 if TYPE_CHECKING:
     from kgateway.interceptors.registry import InterceptorSet
-    from kgateway.proxy.inflight import Pending
 
 #: Upper bounds of the request latency histogram, in seconds (Fetch long-polls
 #: for up to C{fetch.max.wait.ms}, 500 ms by default).
@@ -83,6 +82,18 @@ class ApiTraffic:
         self.errors[reason] = self.errors.get(reason, 0) + 1
 
 
+class Request(Protocol):
+    """What the counters read of a request (the relay's in-flight entries are ones)."""
+
+    @property
+    def api_key(self) -> int:
+        """The request's API key."""
+
+    @property
+    def sent_at(self) -> float:
+        """When it arrived, in the relay's monotonic seconds."""
+
+
 class TrafficStats:
     """What the data path counts; plain integers, read only when metrics are scraped."""
 
@@ -110,7 +121,7 @@ class TrafficStats:
         """Request bytes forwarded to brokers."""
         return self.bytes_from_client - self.bytes_answered_locally
 
-    def delivered(self, done: Sequence[Pending], now: float) -> None:
+    def delivered(self, done: Sequence[Request], now: float) -> None:
         """Responses went to the client: observe each request's latency."""
         apis, bounds = self.apis, LATENCY_BUCKETS
         for pending in done:
@@ -119,7 +130,7 @@ class TrafficStats:
             traffic.buckets[bisect_left(bounds, elapsed)] += 1
             traffic.latency_sum += elapsed
 
-    def unanswered(self, pending: Iterable[Pending]) -> None:
+    def unanswered(self, pending: Iterable[Request]) -> None:
         """A connection closed with these requests still waiting."""
         for request in pending:
             self.api(request.api_key).error(ErrorReason.UNANSWERED)

@@ -19,10 +19,6 @@ from kafka.protocol.api_key import ApiKey
 from kgateway.protocol.codec import decode_request, decode_response, response_class
 from kgateway.protocol.error_codes import ErrorCode
 
-# Aliases for kgateway/proxy/client_leg.py, which imports them; to delete at the re-cut merge.
-SASL_HANDSHAKE = ApiKey.SaslHandshake
-SASL_AUTHENTICATE = ApiKey.SaslAuthenticate
-
 
 @dataclass
 class SaslObserver:

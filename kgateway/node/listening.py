@@ -1,14 +1,13 @@
 """
 What the node listens with once its port plan is known: the planner of the
-addresses clients are given, one client factory per port, the endpoint each
-port listens on, and the admin API's view of the connections.
+addresses clients are given, the client factory (one per listener, routing
+by the port a connection arrived on), the endpoint each port listens on,
+and the admin API's view of the connections.
 
 This is the one module of the node that knows the relay's client factory.
 """
 
 from __future__ import annotations
-
-import itertools
 
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import quoteStringArgument, serverFromString
@@ -25,33 +24,11 @@ from kgateway.interfaces import (
     IRelayedConnection,
 )
 from kgateway.metrics import TrafficStats
-from kgateway.net import Connector, HostPort
-from kgateway.proxy.client_leg import ClientLegFactory
+from kgateway.net import Connector
+from kgateway.relay.client_protocol import ClientConnectionFactory
 from kgateway.routing.mapping import FixedHostMapper, RackAwareMapper
 from kgateway.routing.ports import PortPlan
-
-#: The client factory of each Kafka port, by port.
-ClientFactories = dict[int, ClientLegFactory]
-
-
-class BrokerChooser:
-    """Which broker a connection on a port goes to."""
-
-    def __init__(self, directory: IBrokerDirectory) -> None:
-        self._directory = directory
-        self._turn = itertools.count()
-
-    def __call__(self, broker_id: int) -> HostPort | None:
-        broker = self._directory.broker(broker_id)
-        if broker is not None:
-            return broker.address
-        # A port whose broker does not exist (yet) still bootstraps: any live
-        # broker answers metadata, and the client then goes to the right port.
-        known = sorted(self._directory.brokers().values(), key=lambda b: b.node_id)
-        candidates = [b.address for b in known] or self._directory.bootstrap_addresses()
-        if not candidates:
-            return None
-        return candidates[next(self._turn) % len(candidates)]
+from kgateway.routing.router import PortRouter
 
 
 def address_planner(
@@ -70,7 +47,7 @@ def address_planner(
     return RackAwareMapper(lambda: membership.roster, rack)
 
 
-def client_factories(
+def client_factory(
     plan: PortPlan,
     directory: IBrokerDirectory,
     planner: IAddressPlanner,
@@ -78,21 +55,16 @@ def client_factories(
     settings: Settings,
     stats: TrafficStats,
     interceptors: InterceptorSet,
-) -> ClientFactories:
-    """The client factory of each port of the plan, by port."""
-    chooser = BrokerChooser(directory)
-    return {
-        port: ClientLegFactory(
-            plan.broker_for(port),
-            chooser,
-            planner,
-            connect,
-            settings.max_frame_bytes,
-            stats=stats,
-            interceptors=interceptors,
-        )
-        for port in plan.ports
-    }
+) -> ClientConnectionFactory:
+    """The client factory every port of the plan listens with; the port picks the broker."""
+    return ClientConnectionFactory(
+        PortRouter(plan, directory),
+        planner,
+        connect,
+        max_frame_bytes=settings.max_frame_bytes,
+        stats=stats,
+        interceptors=interceptors,
+    )
 
 
 def kafka_endpoint(host: str, port: int) -> str:
@@ -101,7 +73,7 @@ def kafka_endpoint(host: str, port: int) -> str:
 
 
 def listen(
-    reactor: INodeReactor, host: str, port: int, factory: ClientLegFactory
+    reactor: INodeReactor, host: str, port: int, factory: ClientConnectionFactory
 ) -> Deferred[IListeningPort]:
     """Listen on one Kafka port; fails with C{CannotListenError} if the port is taken."""
     listening: Deferred[IListeningPort] = serverFromString(
@@ -110,31 +82,14 @@ def listen(
     return listening
 
 
-def relayed_connections(factories: ClientFactories) -> list[IRelayedConnection]:
-    """Every client connection of every port (for the drain)."""
-    return [wire for factory in factories.values() for wire in factory.connections]
+def relayed_connections(factory: ClientConnectionFactory | None) -> list[IRelayedConnection]:
+    """Every client connection, routed or not (for the drain)."""
+    return [] if factory is None else list(factory.connections)
 
 
-def connection_views(factories: ClientFactories) -> list[ConnectionView]:
-    """The relayed connections of every port, as the admin API lists them."""
-    views = []
-    for port, factory in factories.items():
-        now = factory.clock()
-        for wire in factory.connections:
-            core = wire.core
-            if core is None:
-                continue
-            views.append(
-                ConnectionView(
-                    peer=wire.peer,
-                    port=port,
-                    broker_id=factory.broker_id,
-                    upstream=core.endpoint,
-                    client_id=core.client_id,
-                    bytes_from_client=core.bytes_from_client,
-                    bytes_to_client=core.bytes_to_client,
-                    in_flight=len(core.inflight),
-                    age_seconds=now - wire.opened_at,
-                )
-            )
-    return views
+def connection_views(factory: ClientConnectionFactory | None) -> list[ConnectionView]:
+    """The client connections relayed to a broker, as the admin API lists them."""
+    if factory is None:
+        return []
+    views = [connection.view() for connection in factory.connections]
+    return [view for view in views if view.broker_id is not None]

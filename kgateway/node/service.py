@@ -34,15 +34,15 @@ from kgateway.interfaces import (
 from kgateway.logs import use_json_logs
 from kgateway.metrics import NodeSnapshot, node_registry
 from kgateway.node.listening import (
-    ClientFactories,
     address_planner,
-    client_factories,
+    client_factory,
     connection_views,
     listen,
     relayed_connections,
 )
 from kgateway.node.parts import NodeParts, build_parts
 from kgateway.node.shutdown import drain_broker_by_broker
+from kgateway.relay.client_protocol import ClientConnectionFactory
 from kgateway.routing.ports import PortPlan
 
 log = Logger()
@@ -66,7 +66,8 @@ class GatewayNode(MultiService):
         self.directory.setServiceParent(self)
         self.plan: PortPlan | None = None
         self.membership: IMembership | None = None
-        self.factories: ClientFactories = {}
+        #: Accepts the client connections of every Kafka port, once listening.
+        self.factory: ClientConnectionFactory | None = None
         self.ports: list[IListeningPort] = []
         #: Fires once the node listens on its Kafka ports.
         self.listening: Deferred[None] = Deferred()
@@ -151,11 +152,11 @@ class GatewayNode(MultiService):
                     fix=plan.out_of_range_fix(node_id),
                 )
         parts = self.parts
-        self.factories = client_factories(
+        self.factory = factory = client_factory(
             plan, self.directory, planner, parts.connect, settings, parts.stats, parts.interceptors
         )
         try:
-            for port, factory in self.factories.items():
+            for port in plan.ports:
                 self.ports.append(await listen(self.reactor, settings.bind_host, port, factory))
         except CannotListenError as e:
             log.critical(
@@ -194,7 +195,7 @@ class GatewayNode(MultiService):
         ports, self.ports = self.ports, []
         await DeferredList([d for d in (p.stopListening() for p in ports) if d is not None])
         await drain_broker_by_broker(
-            relayed_connections(self.factories),
+            relayed_connections(self.factory),
             self.reactor,
             self.settings.shutdown_delay_between_brokers_seconds,
             self.drain_timeout_seconds,
@@ -261,7 +262,7 @@ class GatewayNode(MultiService):
 
     def connections(self) -> list[ConnectionView]:
         """Its client connections relayed to a broker now."""
-        return connection_views(self.factories)
+        return connection_views(self.factory)
 
 
 def makeService(

@@ -9,9 +9,6 @@ from kgateway.protocol.codec import encode_response, has_field, response_classes
 from kgateway.protocol.error_codes import ErrorCode
 from kgateway.protocol.versions import REVIEWED
 
-# To delete at the re-cut merge: tests/unit/proxy/test_client_leg.py still imports it.
-UNSUPPORTED_VERSION = ErrorCode.UNSUPPORTED_VERSION
-
 
 class CannotAnswer(Exception):
     """The codec cannot build an error response of this API and version."""

@@ -15,7 +15,6 @@ from struct import Struct
 from struct import error as StructError
 
 from kafka.protocol.api_header import RequestHeader
-from kafka.protocol.api_key import ApiKey
 from kafka.protocol.producer import ProduceRequest
 
 from kgateway.protocol.framing import FrameError
@@ -23,9 +22,6 @@ from kgateway.protocol.skim import skip_tags, uvarint
 
 _REQUEST_PREFIX = Struct(">ihhi")
 _CORRELATION = Struct(">i")
-
-# Alias for kgateway/proxy/client_leg.py, which imports it; to delete at the re-cut merge.
-PRODUCE = ApiKey.Produce
 
 
 @dataclass(frozen=True, slots=True)

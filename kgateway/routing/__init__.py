@@ -1,1 +1,1 @@
-"""Where each port leads and which gateway address stands for each broker."""
+"""Which broker a client connection goes to, and which gateway address stands for each broker."""

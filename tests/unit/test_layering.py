@@ -20,11 +20,7 @@ import kgateway
 
 #: Cycles that another part of the re-cut removes, each with who does.  The
 #: test fails while one is still listed after it is gone, so the list empties.
-KNOWN: dict[frozenset[str], str] = {
-    # metrics.py names the relay's Pending and InterceptorSet for types
-    # (part A of issue 11 moves that).
-    frozenset({"kgateway.metrics", "kgateway.proxy"}): "part A: metrics names Pending",
-}
+KNOWN: dict[frozenset[str], str] = {}
 
 
 def _module_level(body: list[ast.stmt]) -> Iterator[ast.Import | ast.ImportFrom]:

@@ -19,7 +19,7 @@ from tests.unit.node.test_service import make_node
 class JsonLineTests(SynchronousTestCase):
     def test_one_object_per_line_with_the_fields(self) -> None:
         out = io.StringIO()
-        log = Logger(namespace="kgateway.proxy.client_leg", observer=json_observer(out))
+        log = Logger(namespace="kgateway.relay.client_machine", observer=json_observer(out))
         log.info(
             "{conn}: client closed the connection ({reason})",
             conn="client 10.0.0.7:5000",
@@ -33,7 +33,7 @@ class JsonLineTests(SynchronousTestCase):
             record,
             {
                 "level": "info",
-                "namespace": "kgateway.proxy.client_leg",
+                "namespace": "kgateway.relay.client_machine",
                 "message": "client 10.0.0.7:5000: client closed the connection "
                 "(Connection was closed cleanly.)",
                 "conn": "client 10.0.0.7:5000",

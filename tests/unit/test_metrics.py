@@ -20,13 +20,13 @@ from kgateway.metrics import (
     api_name,
     node_registry,
 )
-from kgateway.net import HostPort
-from kgateway.proxy.client_leg import ClientLegFactory
+from kgateway.relay.client_protocol import ClientConnectionFactory
 from kgateway.routing.mapping import FixedHostMapper
 from kgateway.routing.ports import PortPlan
-from tests.unit.proxy.fakes import (
+from tests.unit.relay.fakes import (
     ClientSide,
     FakeBrokers,
+    FixedRouter,
     list_offsets_request,
     list_offsets_response,
     metadata_request,
@@ -34,7 +34,7 @@ from tests.unit.proxy.fakes import (
     produce_request,
     produce_response,
 )
-from tests.unit.proxy.test_client_leg import describe_quorum_v2
+from tests.unit.relay.test_client_connection import describe_quorum_v2
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
@@ -58,13 +58,12 @@ class TrafficTests(SynchronousTestCase):
         self.stats = TrafficStats()
         self.clock = Clock()
         self.brokers = FakeBrokers()
-        self.factory = ClientLegFactory(
-            1,
-            lambda broker_id: HostPort("b1.kafka", 9092),
+        self.factory = ClientConnectionFactory(
+            FixedRouter(1),
             FixedHostMapper("gw.test", PortPlan(7000, 3, 0)),
             self.brokers.connect,
             stats=self.stats,
-            clock=self.clock.seconds,
+            now=self.clock.seconds,
         )
         self.snapshot = NodeSnapshot(client_connections=1, in_flight=2, members=3, rebalances=4)
         self.registry = CollectorRegistry()
@@ -203,7 +202,7 @@ class NodeMetricsTests(SynchronousTestCase):
         from tests.unit.api.fakes import make_api_node
 
         node_api = make_api_node(self)
-        client = ClientSide(node_api.node.factories[7001])
+        client = ClientSide(node_api.node.factory, gateway_port=7001)
         client.send(metadata_request(1), metadata_request(2))
         samples: Any = scrape(node_api.registry)
         self.assertEqual(samples[("kgateway_client_connections", ())], 1)

@@ -29,7 +29,7 @@ from kgateway.node.service import GatewayNode
 from kgateway.routing.ports import PortPlan
 from tests.unit.interceptors.fake_topic import FakeTopic
 from tests.unit.node.test_service import FakeFetch, RecordingReactor, fake_directory
-from tests.unit.proxy.fakes import FakeBrokers
+from tests.unit.relay.fakes import FakeBrokers
 
 OPS = AdminUser("ops", "s3cret-Pw!", admin=True)
 VIEWER = AdminUser("viewer", "look-only", admin=False)
@@ -90,8 +90,8 @@ class ApiNode:
         """Kafka answers: the node listens on its ports and joins (fakely) its group."""
         self.fetch.brokers = list(BROKERS)
         self.reactor.advance(self.node.settings.metadata_refresh_seconds)
-        for factory in self.node.factories.values():
-            factory.clock = self.clock.seconds
+        assert self.node.factory is not None
+        self.node.factory.now = self.clock.seconds
 
     def get(self, path: str, auth: tuple[str, str] | None = AUTH, **kwargs: Any) -> Any:
         """GET C{path}; the response (already complete: StubTreq is synchronous)."""

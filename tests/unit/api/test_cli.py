@@ -21,7 +21,7 @@ from twisted.web.static import Data
 
 from harness import REPO_ROOT
 from kgateway.api import cli
-from tests.unit.proxy.fakes import ClientSide, metadata_request
+from tests.unit.relay.fakes import ClientSide, metadata_request
 
 from .fakes import AUTH, BASE, ApiNode, make_api_node
 
@@ -132,7 +132,7 @@ class CommandTests(CliTestCase):
         api = self.node()
         code, out, _ = self.run_cli(["connections"], api.http)
         self.assertEqual(out, "0 client connection(s) on gw-a.test:7000@1\n")
-        client = ClientSide(api.node.factories[7001], port=40002)
+        client = ClientSide(api.node.factory, gateway_port=7001, port=40002)
         client.send(metadata_request(1))
         api.clock.advance(2)
         code, out, _ = self.run_cli(["connections"], api.http)

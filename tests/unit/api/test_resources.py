@@ -10,7 +10,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from kgateway.api.openapi import DOCUMENT
 from kgateway.api.status import versions
-from tests.unit.proxy.fakes import ClientSide, metadata_request, metadata_response
+from tests.unit.relay.fakes import ClientSide, metadata_request, metadata_response
 
 from .fakes import AUTH, VIEWER, body, conforms, make_api_node
 
@@ -271,7 +271,7 @@ class ResourceTests(SynchronousTestCase):
         )
         self.assertEqual(empty["connections"], [])
 
-        client = ClientSide(self.api.node.factories[7002], port=40001)
+        client = ClientSide(self.api.node.factory, gateway_port=7002, port=40001)
         self.api.clock.advance(5)
         request = metadata_request(1)
         client.send(request, metadata_request(2))

@@ -30,7 +30,7 @@ from kgateway.config import SETTINGS, HttpTls, Settings
 from kgateway.interfaces import BrokerInfo
 from kgateway.net import HostPort
 from tests.unit.node.test_service import make_node
-from tests.unit.proxy.fakes import catch_logs
+from tests.unit.relay.fakes import catch_logs
 
 from .fakes import AUTH, USERS, make_api_node
 

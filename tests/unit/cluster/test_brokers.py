@@ -22,7 +22,7 @@ from kgateway.cluster.link import KafkaLink
 from kgateway.interfaces import BrokerInfo, IBrokerDirectory
 from kgateway.net import HostPort
 from kgateway.protocol.framing import FrameReader
-from tests.unit.proxy.fakes import catch_logs, metadata_response
+from tests.unit.relay.fakes import catch_logs, metadata_response
 
 A, B, C = HostPort("a", 9092), HostPort("b", 9092), HostPort("c", 9092)
 

@@ -21,7 +21,7 @@ from kgateway.cluster.membership import GatewayMembership, MembershipCore
 from kgateway.cluster.roster import Member
 from kgateway.net import HostPort
 from tests.unit.cluster.fake_coordinator import FakeGroupCoordinator
-from tests.unit.proxy.fakes import catch_logs
+from tests.unit.relay.fakes import catch_logs
 
 BOOTSTRAP = HostPort("bootstrap", 9092)
 COORDINATOR = HostPort("coordinator", 9093)

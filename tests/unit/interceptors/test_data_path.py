@@ -30,16 +30,16 @@ from kgateway.interceptors.api import (
 from kgateway.interceptors.plugin import InterceptorPlugin
 from kgateway.interceptors.registry import InterceptorSet
 from kgateway.interceptors.spec import InterceptorSpec
-from kgateway.net import HostPort
 from kgateway.plugins.kgateway_builtins import client_id_required
 from kgateway.protocol.codec import decode_request, decode_response, encode_response
 from kgateway.protocol.headers import request_info, response_correlation_id
-from kgateway.proxy.client_leg import ClientLegFactory
+from kgateway.relay.client_protocol import ClientConnectionFactory
 from kgateway.routing.mapping import FixedHostMapper
 from kgateway.routing.ports import PortPlan
-from tests.unit.proxy.fakes import (
+from tests.unit.relay.fakes import (
     ClientSide,
     FakeBrokers,
+    FixedRouter,
     metadata_request,
     metadata_response,
     produce_request,
@@ -86,10 +86,9 @@ def interceptor_set(clock: Clock, *named: tuple[str, int, Recorder, Any]) -> Int
     return interceptors
 
 
-def factory(brokers: FakeBrokers, interceptors: InterceptorSet) -> ClientLegFactory:
-    return ClientLegFactory(
-        1,
-        lambda node_id: HostPort(f"b{node_id}.kafka", 9092),
+def factory(brokers: FakeBrokers, interceptors: InterceptorSet) -> ClientConnectionFactory:
+    return ClientConnectionFactory(
+        FixedRouter(1),
         FixedHostMapper("gw", PLAN),
         brokers.connect,
         interceptors=interceptors,
@@ -278,10 +277,11 @@ class SaslUsernameScopeTests(SynchronousTestCase):
     def test_accepted_login(self) -> None:
         recorder, client, _ = self.login(0)
         self.assertEqual(recorder.seen, [("request", 0, 3)])
-        self.assertEqual(client.wire.core.client.username, "alice")
-        self.assertNotIn("s3cret", repr(client.wire.core))
+        self.assertEqual(client.wire.core.requests.client.username, "alice")
+        for part in (client.wire.core, client.wire.core.requests, client.wire.core.responses):
+            self.assertNotIn("s3cret", repr(part))
 
     def test_refused_login(self) -> None:
         recorder, client, _ = self.login(58)  # SASL_AUTHENTICATION_FAILED
         self.assertEqual(recorder.seen, [])
-        self.assertIsNone(client.wire.core.client.username)
+        self.assertIsNone(client.wire.core.requests.client.username)

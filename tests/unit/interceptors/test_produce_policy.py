@@ -17,14 +17,13 @@ from kgateway.interceptors.builtin.produce_policy import (
 )
 from kgateway.interceptors.registry import InterceptorSet
 from kgateway.interceptors.spec import InterceptorSpec
-from kgateway.net import HostPort
 from kgateway.plugins.kgateway_builtins import produce_policy
 from kgateway.protocol.codec import decode_response
-from kgateway.proxy.client_leg import ClientLegFactory
+from kgateway.relay.client_protocol import ClientConnectionFactory
 from kgateway.routing.mapping import FixedHostMapper
 from kgateway.routing.ports import PortPlan
 from tests.unit.interceptors.messages import batch, call, context, produce
-from tests.unit.proxy.fakes import ClientSide, FakeBrokers
+from tests.unit.relay.fakes import ClientSide, FakeBrokers, FixedRouter
 
 
 def policy(config: dict[str, Any]) -> tuple[ProducePolicy, list[Any]]:
@@ -161,9 +160,8 @@ class ProducePolicyTests(SynchronousTestCase):
             ]
         )
         brokers = FakeBrokers()
-        factory = ClientLegFactory(
-            1,
-            lambda node_id: HostPort(f"b{node_id}.kafka", 9092),
+        factory = ClientConnectionFactory(
+            FixedRouter(1),
             FixedHostMapper("gw", PortPlan(start=7000, count=5, min_broker_id=0)),
             brokers.connect,
             interceptors=interceptors,

@@ -13,11 +13,10 @@ from kgateway.interceptors.api import InterceptorContext, InvalidConfig, Respond
 from kgateway.interceptors.builtin.read_only_topics import ReadOnlyTopics
 from kgateway.interceptors.registry import InterceptorSet
 from kgateway.interceptors.spec import InterceptorSpec
-from kgateway.net import HostPort
 from kgateway.plugins.kgateway_builtins import read_only_topics
 from kgateway.protocol.codec import decode_request, decode_response, encode_response
 from kgateway.protocol.error_codes import ErrorCode
-from kgateway.proxy.client_leg import ClientLegFactory
+from kgateway.relay.client_protocol import ClientConnectionFactory
 from kgateway.routing.mapping import FixedHostMapper
 from kgateway.routing.ports import PortPlan
 from tests.unit.interceptors.messages import (
@@ -30,7 +29,13 @@ from tests.unit.interceptors.messages import (
     delete_topics,
     produce,
 )
-from tests.unit.proxy.fakes import ClientSide, FakeBrokers, metadata_request, metadata_response
+from tests.unit.relay.fakes import (
+    ClientSide,
+    FakeBrokers,
+    FixedRouter,
+    metadata_request,
+    metadata_response,
+)
 
 CONFIG = {"topics": ["audit\\..*", "_schemas"]}
 REFUSED = "topic 'audit.logins' is read-only (matches 'audit\\\\..*')"
@@ -133,9 +138,8 @@ def data_path(events: list[Any]) -> tuple[ClientSide, FakeBrokers]:
         [InterceptorSpec.parse({"name": "ro", "plugin": "read-only-topics", "config": CONFIG})]
     )
     brokers = FakeBrokers()
-    factory = ClientLegFactory(
-        1,
-        lambda node_id: HostPort(f"b{node_id}.kafka", 9092),
+    factory = ClientConnectionFactory(
+        FixedRouter(1),
         FixedHostMapper("gw", PortPlan(start=7000, count=5, min_broker_id=0)),
         brokers.connect,
         interceptors=interceptors,

@@ -22,7 +22,7 @@ from kgateway.interfaces import BrokerInfo, ConnectionView, IAddressPlanner, INo
 from kgateway.net import HostPort
 from kgateway.node.parts import build_parts
 from kgateway.routing.ports import PortPlan
-from tests.unit.proxy.fakes import metadata_response
+from tests.unit.relay.fakes import metadata_response
 
 BOOT = (HostPort("10.0.0.1", 9092), HostPort("10.0.0.2", 9092))
 USER = AdminUser("ops", "pw", admin=True)

@@ -1,7 +1,7 @@
 """
 GatewayNode on a MemoryReactorClock, built from its real parts with fakes
 handed in for the directory's fetch, the broker connector, the gateway group,
-the license reader and the interceptor store; and the BrokerChooser.
+the license reader and the interceptor store.
 """
 
 from __future__ import annotations
@@ -23,12 +23,12 @@ from kgateway.cluster.roster import Member
 from kgateway.config import Settings
 from kgateway.interfaces import BrokerInfo
 from kgateway.net import HostPort
-from kgateway.node.listening import BrokerChooser
 from kgateway.node.parts import NodeParts, build_parts
 from kgateway.node.service import GatewayNode
-from kgateway.proxy.client_leg import ClientLegFactory
+from kgateway.relay.client_protocol import ClientConnectionFactory
 from kgateway.routing.ports import PortPlan
-from tests.unit.proxy.fakes import (
+from kgateway.routing.router import Accepted
+from tests.unit.relay.fakes import (
     ClientSide,
     FakeBrokers,
     catch_logs,
@@ -105,6 +105,13 @@ def make_node(
     return GatewayNode(settings, parts, reactor), reactor, fetch, upstream
 
 
+def routed_broker(node: GatewayNode, port: int) -> int:
+    """The broker id the node's router gives a connection on C{port}."""
+    assert node.factory is not None
+    route = node.factory.router.route(Accepted("10.0.0.7:50000", port))
+    return int(route.result.broker_id)
+
+
 class FakeStore(Service):
     """Stands in for the interceptor store: loaded when the test says (at once by default)."""
 
@@ -161,9 +168,14 @@ class GatewayNodeTests(SynchronousTestCase):
         # Highest id 4 - min 0 + 3 = 7 ports.
         self.assertEqual([s[0] for s in reactor.tcpServers], list(range(7000, 7007)))
         self.assertEqual({s[3] for s in reactor.tcpServers}, {"127.0.0.2"})
-        factories = [s[1] for s in reactor.tcpServers]
-        self.assertTrue(all(isinstance(f, ClientLegFactory) for f in factories))
-        self.assertEqual([f.broker_id for f in factories], list(range(0, 7)))
+        # One listener: every port has the node's one factory, whose router
+        # sends each port's connections to the port's broker id.
+        factories = {s[1] for s in reactor.tcpServers}
+        self.assertEqual(factories, {node.factory})
+        self.assertIsInstance(node.factory, ClientConnectionFactory)
+        self.assertEqual(
+            [routed_broker(node, port) for port in range(7000, 7007)], list(range(0, 7))
+        )
         planner = node.planner()
         assert planner is not None
         self.assertEqual(planner.mapping().address_for(4), HostPort("gw.example", 7004))
@@ -175,7 +187,7 @@ class GatewayNodeTests(SynchronousTestCase):
         node.startService()
         self.addCleanup(node.stopService)
         self.assertEqual([s[0] for s in reactor.tcpServers], list(range(7000, 7006)))
-        self.assertEqual(reactor.tcpServers[1][1].broker_id, 101)
+        self.assertEqual(routed_broker(node, 7001), 101)
 
     def test_explicit_count(self) -> None:
         node, reactor, _, _ = make_node([BrokerInfo(1, "k", 1)], port_count=2)
@@ -198,10 +210,9 @@ class GatewayNodeTests(SynchronousTestCase):
     def test_stop_stops_listening_and_drains(self) -> None:
         node, reactor, _, upstream = make_node([BrokerInfo(0, "k0", 9092)])
         node.startService()
-        factory = node.factories[7000]
-        busy = ClientSide(factory)
+        busy = ClientSide(node.factory, gateway_port=7000)
         busy.send(list_offsets_request(1))
-        idle = ClientSide(factory, port=50001)
+        idle = ClientSide(node.factory, port=50001, gateway_port=7000)
 
         stopped = node.stopService()
         self.assertTrue(all(port.stopped for port in reactor.ports))
@@ -220,7 +231,7 @@ class GatewayNodeTests(SynchronousTestCase):
         logs = catch_logs(self)
         node, reactor, _, _ = make_node([BrokerInfo(0, "k0", 9092)])
         node.startService()
-        busy = ClientSide(node.factories[7000])
+        busy = ClientSide(node.factory, gateway_port=7000)
         busy.send(list_offsets_request(1))
         stopped = node.stopService()
         self.assertNoResult(stopped)
@@ -238,7 +249,7 @@ class GatewayNodeTests(SynchronousTestCase):
         node, _, _, upstream = make_node([BrokerInfo(0, "k0", 9092), BrokerInfo(1, "k1", 9093)])
         node.startService()
         self.addCleanup(node.stopService)
-        ClientSide(node.factories[7001])
+        ClientSide(node.factory, gateway_port=7001)
         self.assertEqual([side.endpoint for side in upstream.opened], [HostPort("k1", 9093)])
 
 
@@ -288,22 +299,6 @@ class ListeningTests(SynchronousTestCase):
         self.assertFalse(any("Cannot read the interceptors topic" in line for line in logs()))
 
 
-class FakeDirectory:
-    """What BrokerChooser reads from a directory."""
-
-    def __init__(self, brokers: list[BrokerInfo]) -> None:
-        self._brokers = {b.node_id: b for b in brokers}
-
-    def broker(self, node_id: int) -> BrokerInfo | None:
-        return self._brokers.get(node_id)
-
-    def brokers(self) -> dict[int, BrokerInfo]:
-        return dict(self._brokers)
-
-    def bootstrap_addresses(self) -> list[HostPort]:
-        return list(BOOTSTRAP)
-
-
 class InterceptorLoadingTests(SynchronousTestCase):
     """A node takes no client connection before it has read the cluster's interceptors."""
 
@@ -339,30 +334,6 @@ class InterceptorLoadingTests(SynchronousTestCase):
         self.successResultOf(node.listening)
         self.assertNotEqual(reactor.tcpServers, [])
         self.assertTrue(any("Cannot read the interceptors topic" in line for line in logs()))
-
-
-class BrokerChooserTests(SynchronousTestCase):
-    def test_known_broker(self) -> None:
-        choose = BrokerChooser(FakeDirectory([BrokerInfo(2, "k2", 9094)]))  # type: ignore[arg-type]
-        self.assertEqual(choose(2), HostPort("k2", 9094))
-        self.assertEqual(choose(2), HostPort("k2", 9094))
-
-    def test_unknown_broker_goes_to_any_live_broker(self) -> None:
-        choose = BrokerChooser(
-            FakeDirectory([BrokerInfo(3, "k3", 1), BrokerInfo(1, "k1", 1)])  # type: ignore[arg-type]
-        )
-        self.assertEqual([choose(9) for _ in range(4)], [HostPort("k1", 1), HostPort("k3", 1)] * 2)
-
-    def test_no_brokers_known_falls_back_to_bootstrap(self) -> None:
-        choose = BrokerChooser(FakeDirectory([]))  # type: ignore[arg-type]
-        self.assertEqual([choose(0) for _ in range(3)], [BOOTSTRAP[0], BOOTSTRAP[1], BOOTSTRAP[0]])
-
-    def test_with_a_real_directory(self) -> None:
-        directory = BrokerDirectory(
-            KafkaLink((HostPort("boot", 1),), FakeBrokers().connect, MemoryReactorClock())
-        )
-        choose = BrokerChooser(directory)
-        self.assertEqual(choose(5), HostPort("boot", 1))
 
 
 class ClusterModeTests(SynchronousTestCase):
@@ -412,8 +383,8 @@ class ClusterModeTests(SynchronousTestCase):
             shutdown_delay_between_brokers_seconds=2.0,
         )
         node.startService()
-        first = ClientSide(node.factories[7000])
-        second = ClientSide(node.factories[7001], port=50001)
+        first = ClientSide(node.factory, gateway_port=7000)
+        second = ClientSide(node.factory, port=50001, gateway_port=7001)
         stopped = node.stopService()
         self.assertFalse(first.open)
         self.assertTrue(second.open)

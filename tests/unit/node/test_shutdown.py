@@ -9,7 +9,7 @@ from zope.interface import implementer
 
 from kgateway.interfaces import IRelayedConnection
 from kgateway.node.shutdown import drain_broker_by_broker
-from tests.unit.proxy.fakes import catch_logs
+from tests.unit.relay.fakes import catch_logs
 
 
 @implementer(IRelayedConnection)

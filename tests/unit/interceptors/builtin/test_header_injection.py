@@ -20,10 +20,9 @@ from kgateway.interceptors.builtin.header_injection import HeaderInjection
 from kgateway.interceptors.builtin.record_batches import BadBatch, LegacyRecords, add_headers
 from kgateway.interceptors.registry import InterceptorSet
 from kgateway.interceptors.spec import InterceptorSpec
-from kgateway.net import HostPort
 from kgateway.plugins.kgateway_builtins import header_injection
 from kgateway.protocol.codec import decode_request, encode_request, encode_response
-from kgateway.proxy.client_leg import ClientLegFactory
+from kgateway.relay.client_protocol import ClientConnectionFactory
 from kgateway.routing.mapping import FixedHostMapper
 from kgateway.routing.ports import PortPlan
 from tests.unit.interceptors.builtin.messages import (
@@ -35,7 +34,7 @@ from tests.unit.interceptors.builtin.messages import (
     reseal,
     response_call,
 )
-from tests.unit.proxy.fakes import ClientSide, FakeBrokers
+from tests.unit.relay.fakes import ClientSide, FakeBrokers, FixedRouter
 
 CODECS = {"none": 0, "gzip": 1, "snappy": 2, "lz4": 3, "zstd": 4}
 
@@ -269,9 +268,8 @@ class HeaderInjectionTests(SynchronousTestCase):
             ]
         )
         brokers = FakeBrokers()
-        leg = ClientLegFactory(
-            1,
-            lambda node_id: HostPort("b1.kafka", 9092),
+        leg = ClientConnectionFactory(
+            FixedRouter(1),
             FixedHostMapper("gw", PortPlan(start=7000, count=5, min_broker_id=0)),
             brokers.connect,
             interceptors=interceptors,

@@ -16,10 +16,9 @@ from kgateway.interceptors.api import AuditEvent, InterceptorContext, InvalidCon
 from kgateway.interceptors.builtin.rate_limit import Buckets, RateLimit, TokenBucket
 from kgateway.interceptors.registry import InterceptorSet
 from kgateway.interceptors.spec import InterceptorSpec
-from kgateway.net import HostPort
 from kgateway.plugins.kgateway_builtins import rate_limit
 from kgateway.protocol.headers import request_info, response_correlation_id
-from kgateway.proxy.client_leg import ClientLegFactory
+from kgateway.relay.client_protocol import ClientConnectionFactory
 from kgateway.routing.mapping import FixedHostMapper
 from kgateway.routing.ports import PortPlan
 from tests.unit.interceptors.builtin.messages import (
@@ -32,7 +31,7 @@ from tests.unit.interceptors.builtin.messages import (
     request_call,
     response_call,
 )
-from tests.unit.proxy.fakes import ClientSide, FakeBrokers
+from tests.unit.relay.fakes import ClientSide, FakeBrokers, FixedRouter
 
 
 def limiter(
@@ -157,9 +156,8 @@ class RateLimitTests(SynchronousTestCase):
             ]
         )
         brokers = FakeBrokers()
-        leg = ClientLegFactory(
-            1,
-            lambda node_id: HostPort("b1.kafka", 9092),
+        leg = ClientConnectionFactory(
+            FixedRouter(1),
             FixedHostMapper("gw", PortPlan(start=7000, count=5, min_broker_id=0)),
             brokers.connect,
             interceptors=interceptors,

@@ -1,5 +1,5 @@
 """
-The client leg end to end: ClientLegFactory.buildProtocol on a fake client
+The client leg end to end: ClientConnectionFactory.buildProtocol on a fake client
 transport, relayed through a real broker leg to a fake broker.
 """
 
@@ -14,14 +14,17 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from kgateway.net import HostPort
 from kgateway.protocol.codec import decode_response
-from kgateway.protocol.errors import UNSUPPORTED_VERSION
+from kgateway.protocol.error_codes import ErrorCode
 from kgateway.protocol.versions import REVIEWED
-from kgateway.proxy.client_leg import ClientLegFactory
+from kgateway.relay.client_protocol import ClientConnectionFactory
 from kgateway.routing.mapping import FixedHostMapper
 from kgateway.routing.ports import PortPlan
-from tests.unit.proxy.fakes import (
+from kgateway.routing.router import Route
+from tests.unit.relay.fakes import (
     ClientSide,
     FakeBrokers,
+    FixedRouter,
+    NoRouter,
     catch_logs,
     list_offsets_request,
     list_offsets_response,
@@ -40,11 +43,10 @@ BROKER_1 = HostPort("b1.kafka", 9092)
 
 def make_factory(
     brokers: FakeBrokers, broker_id: int = 1, max_frame_bytes: int = 1024 * 1024
-) -> ClientLegFactory:
-    """A factory for the port of C{broker_id}, whose broker is at B{b<id>.kafka:9092}."""
-    return ClientLegFactory(
-        broker_id,
-        lambda node_id: HostPort(f"b{node_id}.kafka", 9092),
+) -> ClientConnectionFactory:
+    """A listener whose connections go to C{broker_id}, at B{b<id>.kafka:9092}."""
+    return ClientConnectionFactory(
+        FixedRouter(broker_id),
         FixedHostMapper(GATEWAY_HOST, PLAN),
         brokers.connect,
         max_frame_bytes=max_frame_bytes,
@@ -186,7 +188,7 @@ class ResponsePairingTests(SynchronousTestCase):
         self.assertEqual(first, list_offsets_response(1))
         message = decode_response(DescribeQuorumResponse, local, 2)
         self.assertEqual(
-            (message.header.correlation_id, message.error_code), (2, UNSUPPORTED_VERSION)
+            (message.header.correlation_id, message.error_code), (2, ErrorCode.UNSUPPORTED_VERSION)
         )
 
         broker.answer(list_offsets_response(3))
@@ -204,7 +206,7 @@ class ResponsePairingTests(SynchronousTestCase):
         [frame] = client.responses()
         message = decode_response(ApiVersionsResponse, frame, 0)
         self.assertEqual(message.header.correlation_id, 77)
-        self.assertEqual(message.error_code, UNSUPPORTED_VERSION)
+        self.assertEqual(message.error_code, ErrorCode.UNSUPPORTED_VERSION)
         self.assertEqual(
             [(a.api_key, a.min_version, a.max_version) for a in message.api_keys],
             [(18, 0, REVIEWED[18].max_version)],
@@ -270,7 +272,7 @@ class BadFrameTests(SynchronousTestCase):
     """A bad frame closes its own connection and no other."""
 
     def assert_other_connection_works(
-        self, factory: ClientLegFactory, brokers: FakeBrokers
+        self, factory: ClientConnectionFactory, brokers: FakeBrokers
     ) -> None:
         other = ClientSide(factory, port=50001)
         other.send(list_offsets_request(1))
@@ -389,14 +391,19 @@ class ClosingTests(SynchronousTestCase):
 
     def test_no_broker_to_choose(self) -> None:
         brokers = FakeBrokers()
-        factory = ClientLegFactory(
-            1, lambda node_id: None, FixedHostMapper(GATEWAY_HOST, PLAN), brokers.connect
+        factory = ClientConnectionFactory(
+            NoRouter(), FixedHostMapper(GATEWAY_HOST, PLAN), brokers.connect
         )
         logs = catch_logs(self)
         client = ClientSide(factory)
         self.assertFalse(client.open)
         self.assertEqual(brokers.opened, [])
-        self.assertTrue(any("no broker is reachable" in line for line in logs()), logs())
+        self.assertEqual(factory.connections, set())
+        self.assertEqual(factory.stats.client_connections_opened, 0)
+        self.assertIn(
+            "client 10.0.0.7:50000 on the port for broker 1: no broker is reachable; closing",
+            logs(),
+        )
 
     def test_closed_ignores_late_events(self) -> None:
         brokers = FakeBrokers()
@@ -406,15 +413,18 @@ class ClosingTests(SynchronousTestCase):
         self.assertFalse(client.open)
         written = client.transport.value()
 
-        leg = client.wire.leg
+        leg = client.wire.machine
         leg.requests([list_offsets_request(1)])
         leg.responses([[list_offsets_response(1)]])
         leg.broker_lost("again")
         leg.client_lost("again")
         leg.drain()
         leg.abort("again")
+        leg.routed(Route(2, HostPort("b2.kafka", 9092)))
+        leg.unroutable("again")
         self.assertEqual(client.transport.value(), written)
         self.assertEqual(broker.transport.value(), b"")
+        self.assertEqual(len(brokers.opened), 1)  # a late route opens nothing
 
         # A broker connection that opens after the client is gone is hung up.
         late = RecordingBrokerLeg()

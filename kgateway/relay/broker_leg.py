@@ -4,7 +4,16 @@ one client connection.
 
 One upstream connection per client connection keeps the broker's view of the
 client intact (SASL passes through untouched, quotas and sessions behave as
-if the client were direct).  The leg's lifecycle is an Automat machine.
+if the client were direct).  The leg's lifecycle is an Automat machine; it
+reports to a L{BrokerLegOwner}, which the client machine's inputs are.
+
+The machine is the connection's lifecycle only.  Frames do not pass through
+it, as in C{twisted.protocols.portforward}: once the leg reports
+C{broker_ready}, its owner writes requests to the transport it was given,
+and responses go from the L{BrokerConnection} straight to the owner.  (An
+Automat input costs a scan of the machine's transitions; two per request
+are worth saving.)  Before C{broker_ready} the client side keeps its
+requests waiting, so the leg has no buffer of its own.
 """
 
 from __future__ import annotations
@@ -12,53 +21,46 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol as TypingProtocol
+from typing import cast
 
 from automat import TypeMachineBuilder
 from twisted.internet.defer import CancelledError, Deferred
-from twisted.internet.interfaces import ITransport
 from twisted.internet.protocol import Factory, Protocol, connectionDone
 from twisted.logger import Logger
 from twisted.python.failure import Failure
-from zope.interface import Interface
 
 from kgateway.metrics import TrafficStats
 from kgateway.net import Connector, HostPort
 from kgateway.protocol.framing import DEFAULT_MAX_FRAME_BYTES, FrameError, FrameReader
-from kgateway.proxy.sending import no_delay, write_pieces
+from kgateway.relay.transport import Transport, no_delay
 
 log = Logger()
 
 
-class IBrokerLegOwner(Interface):
-    """What a broker leg reports to the client leg it serves."""
+class BrokerLegOwner(TypingProtocol):
+    """What a broker leg reports to the client connection it serves."""
 
-    def broker_ready(leg: BrokerLeg, transport: ITransport) -> None:
-        """The connection to the broker is open, on C{transport} (for backpressure)."""
+    def broker_ready(self, broker: BrokerLeg, transport: Transport) -> None:
+        """The connection to the broker is open: write requests to C{transport}."""
 
-    def responses(frames: list[list[bytes]]) -> None:
+    def responses(self, frames: list[list[bytes]]) -> None:
         """Whole response frames arrived from the broker, in order, each as its pieces."""
 
-    def broker_lost(reason: str) -> None:
+    def broker_lost(self, reason: str) -> None:
         """The broker connection could not be made, failed, or was closed."""
 
 
 class BrokerLeg(TypingProtocol):
     """The inputs of a broker leg."""
 
-    def connected(self, wire: BrokerWire) -> None:
+    def connected(self, wire: BrokerConnection) -> None:
         """The TCP connection is open."""
 
     def connect_failed(self, reason: str) -> None:
         """The TCP connection could not be made."""
 
-    def send(self, frames: list[bytes]) -> None:
-        """Write request frames to the broker."""
-
-    def received(self, frames: list[list[bytes]]) -> None:
-        """Response frames arrived, each as the pieces it arrived in (see L{FrameReader})."""
-
     def close(self, reason: str) -> None:
-        """Close the connection (the client leg is done with it)."""
+        """Close the connection (the client side is done with it)."""
 
     def lost(self, reason: str) -> None:
         """The TCP connection is gone."""
@@ -66,15 +68,14 @@ class BrokerLeg(TypingProtocol):
 
 @dataclass
 class BrokerLegCore:
-    """What a broker leg knows: where it goes, for whom, and what waits to be sent."""
+    """What a broker leg knows: where it goes, for whom, and how far it got."""
 
-    endpoint: HostPort
-    owner: IBrokerLegOwner
-    max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES
-    wire: BrokerWire | None = None
+    address: HostPort
+    owner: BrokerLegOwner
     attempt: Deferred[Protocol] | None = None
-    waiting: list[bytes] = field(default_factory=list)
-    closed_because: str | None = None
+    #: The broker connection's transport: set by the transition into Open, read
+    #: only by the states after it (so no state asks whether it is there).
+    transport: Transport = field(init=False, repr=False)
 
 
 def _build() -> Callable[[BrokerLegCore], BrokerLeg]:
@@ -85,83 +86,68 @@ def _build() -> Callable[[BrokerLegCore], BrokerLeg]:
     Closed = machine.state("Closed")
 
     @Connecting.upon(BrokerLeg.connected).to(Open)
-    def opened(leg: BrokerLeg, core: BrokerLegCore, wire: BrokerWire) -> None:
-        core.wire = wire
+    def opened(leg: BrokerLeg, core: BrokerLegCore, wire: BrokerConnection) -> None:
         core.attempt = None
-        if core.waiting:
-            wire.transport.writeSequence(core.waiting)
-            core.waiting = []
-        core.owner.broker_ready(leg, wire.transport)
+        core.transport = wire.stream
+        core.owner.broker_ready(leg, wire.stream)
 
     @Connecting.upon(BrokerLeg.connect_failed).to(Closed)
     def failed(leg: BrokerLeg, core: BrokerLegCore, reason: str) -> None:
         core.attempt = None
-        core.waiting = []
-        core.owner.broker_lost(f"cannot connect to broker at {core.endpoint}: {reason}")
-
-    @Connecting.upon(BrokerLeg.send).loop()
-    def hold(leg: BrokerLeg, core: BrokerLegCore, frames: list[bytes]) -> None:
-        # Bounded: the client leg stops reading its client until we are open.
-        core.waiting.extend(frames)
-
-    @Open.upon(BrokerLeg.send).loop()
-    def write(leg: BrokerLeg, core: BrokerLegCore, frames: list[bytes]) -> None:
-        assert core.wire is not None
-        write_pieces(core.wire.transport, frames)
-
-    @Open.upon(BrokerLeg.received).loop()
-    @Closing.upon(BrokerLeg.received).loop()
-    def deliver(leg: BrokerLeg, core: BrokerLegCore, frames: list[list[bytes]]) -> None:
-        core.owner.responses(frames)
+        core.owner.broker_lost(f"cannot connect to broker at {core.address}: {reason}")
 
     @Connecting.upon(BrokerLeg.close).to(Closed)
     def abandon(leg: BrokerLeg, core: BrokerLegCore, reason: str) -> None:
-        core.closed_because = reason
-        core.waiting = []
         if core.attempt is not None:
             attempt, core.attempt = core.attempt, None
             attempt.cancel()
 
     @Open.upon(BrokerLeg.close).to(Closing)
     def hang_up(leg: BrokerLeg, core: BrokerLegCore, reason: str) -> None:
-        core.closed_because = reason
-        assert core.wire is not None
-        core.wire.transport.loseConnection()
+        core.transport.loseConnection()
 
     @Open.upon(BrokerLeg.lost).to(Closed)
     def dropped(leg: BrokerLeg, core: BrokerLegCore, reason: str) -> None:
-        core.owner.broker_lost(f"broker {core.endpoint} closed the connection: {reason}")
+        core.owner.broker_lost(f"broker {core.address} closed the connection: {reason}")
 
     Closing.upon(BrokerLeg.lost).to(Closed).returns(None)
     Closing.upon(BrokerLeg.close).loop().returns(None)
-    Closing.upon(BrokerLeg.send).loop().returns(None)
-    Closed.upon(BrokerLeg.send).loop().returns(None)
-    Closed.upon(BrokerLeg.received).loop().returns(None)
     Closed.upon(BrokerLeg.close).loop().returns(None)
     Closed.upon(BrokerLeg.lost).loop().returns(None)
     Closed.upon(BrokerLeg.connect_failed).loop().returns(None)
 
     @Closed.upon(BrokerLeg.connected).loop()
-    def too_late(leg: BrokerLeg, core: BrokerLegCore, wire: BrokerWire) -> None:
+    def too_late(leg: BrokerLeg, core: BrokerLegCore, wire: BrokerConnection) -> None:
         # The client left while we were connecting and cancel came too late.
-        wire.transport.loseConnection()
+        wire.stream.loseConnection()
 
     return machine.build()
 
 
-class BrokerWire(Protocol):
-    """The Twisted protocol under a broker leg: cuts frames, reports events."""
+class BrokerConnection(Protocol):
+    """
+    The Twisted protocol under a broker leg: reports its lifecycle to the
+    leg, and hands the response frames it cuts straight to the owner.
+    """
+
+    #: The transport, typed as what it is (Twisted declares C{ITransport | None}).
+    stream: Transport
 
     def __init__(
-        self, leg: BrokerLeg, max_frame_bytes: int, stats: TrafficStats | None = None
+        self,
+        leg: BrokerLeg,
+        owner: BrokerLegOwner,
+        max_frame_bytes: int,
+        stats: TrafficStats | None = None,
     ) -> None:
         self.leg = leg
+        self.owner = owner
         self.reader = FrameReader(max_frame_bytes)
         self.stats = stats if stats is not None else TrafficStats()
-        self.transport: ITransport
 
     def connectionMade(self) -> None:
-        no_delay(self.transport)
+        self.stream = cast(Transport, self.transport)
+        no_delay(self.stream)
         self.stats.broker_connections_opened += 1
         self.stats.broker_connections_open += 1
         self.leg.connected(self)
@@ -173,39 +159,47 @@ class BrokerWire(Protocol):
             frames = self.reader.feed_pieces(data)
         except FrameError as e:
             log.error("Broker sent a bad frame: {reason}; closing", reason=str(e))
-            self.transport.abortConnection()  # type: ignore[attr-defined]
+            self.stream.abortConnection()
             return
         if frames:
-            self.leg.received(frames)
+            # After the owner closed the leg the owner itself drops these.
+            self.owner.responses(frames)
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         self.stats.broker_connections_open -= 1
         self.leg.lost(reason.getErrorMessage())
 
 
-class _BrokerWireFactory(Factory):
+class _BrokerConnectionFactory(Factory):
     noisy = False
 
-    def __init__(self, leg: BrokerLeg, max_frame_bytes: int, stats: TrafficStats | None) -> None:
+    def __init__(
+        self,
+        leg: BrokerLeg,
+        owner: BrokerLegOwner,
+        max_frame_bytes: int,
+        stats: TrafficStats | None,
+    ) -> None:
         self._leg = leg
+        self._owner = owner
         self._max = max_frame_bytes
         self._stats = stats
 
-    def buildProtocol(self, addr: object) -> BrokerWire:
-        return BrokerWire(self._leg, self._max, self._stats)
+    def buildProtocol(self, addr: object) -> BrokerConnection:
+        return BrokerConnection(self._leg, self._owner, self._max, self._stats)
 
 
 def open_broker_leg(
-    endpoint: HostPort,
-    owner: IBrokerLegOwner,
+    address: HostPort,
+    owner: BrokerLegOwner,
     connect: Connector,
     max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,
     stats: TrafficStats | None = None,
 ) -> BrokerLeg:
     """Start connecting to a broker on behalf of C{owner}; return the leg at once."""
-    core = BrokerLegCore(endpoint=endpoint, owner=owner, max_frame_bytes=max_frame_bytes)
+    core = BrokerLegCore(address=address, owner=owner)
     leg = _new_broker_leg(core)
-    attempt = connect(endpoint, _BrokerWireFactory(leg, max_frame_bytes, stats))
+    attempt = connect(address, _BrokerConnectionFactory(leg, owner, max_frame_bytes, stats))
     core.attempt = attempt
 
     def not_connected(failure: Failure) -> None:

@@ -1,7 +1,7 @@
 """
 Fakes for the relay tests: Kafka messages built with kafka-python, a fake
-broker behind the L{Connector} seam, a client connection on a StringTransport,
-and a log catcher.
+broker behind the L{Connector} seam, routers, a client connection on a
+StringTransport, and a log catcher.
 """
 
 from __future__ import annotations
@@ -22,10 +22,12 @@ from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.testing import StringTransportWithDisconnection
 from twisted.logger import formatEvent, globalLogPublisher
 from twisted.trial.unittest import TestCase
+from zope.interface import implementer
 
 from kgateway.net import HostPort
 from kgateway.protocol.codec import encode_response
 from kgateway.protocol.framing import FrameReader
+from kgateway.routing.router import Accepted, IRouter, NoRoute, Route
 
 CLIENT_ID = "test-client"
 
@@ -206,22 +208,81 @@ class FakeBrokers:
         return side
 
 
+# Routers ------------------------------------------------------------------------
+
+
+@implementer(IRouter)
+class FixedRouter:
+    """Routes every connection to one broker (B{b<id>.kafka:9092} unless told otherwise)."""
+
+    def __init__(self, broker_id: int = 1, address: HostPort | None = None) -> None:
+        self.route_to = Route(broker_id, address or HostPort(f"b{broker_id}.kafka", 9092))
+        self.asked: list[Accepted] = []
+
+    def route(self, connection: Accepted) -> Deferred[Route]:
+        """Always the same route."""
+        self.asked.append(connection)
+        return succeed(self.route_to)
+
+
+@implementer(IRouter)
+class NoRouter:
+    """Routes no connection, saying C{reason}."""
+
+    def __init__(self, reason: str = "on the port for broker 1: no broker is reachable") -> None:
+        self.reason = reason
+
+    def route(self, connection: Accepted) -> Deferred[Route]:
+        """Always NoRoute."""
+        return fail(NoRoute(self.reason))
+
+
+@implementer(IRouter)
+class LateRouter:
+    """Answers when the test says (as an SNI router answers after the TLS handshake)."""
+
+    def __init__(self) -> None:
+        self.asked: list[tuple[Accepted, Deferred[Route]]] = []
+
+    def route(self, connection: Accepted) -> Deferred[Route]:
+        """A Deferred the test fires with L{answer} or L{refuse}."""
+        answer: Deferred[Route] = Deferred()
+        self.asked.append((connection, answer))
+        return answer
+
+    def answer(self, route: Route, index: int = 0) -> None:
+        """The router decided."""
+        self.asked[index][1].callback(route)
+
+    def refuse(self, reason: str, index: int = 0) -> None:
+        """The router found nothing."""
+        self.asked[index][1].errback(NoRoute(reason))
+
+
 # The client side --------------------------------------------------------------
 
 
 class ClientSide:
-    """A Kafka client connected to a gateway port, on a StringTransport."""
+    """
+    A Kafka client connected to a gateway port, on a StringTransport: from
+    port C{port} of 10.0.0.7 to C{gateway_port} (the transport's host port).
+    """
 
     def __init__(
         self,
         factory: Factory,
         port: int = 50000,
         transport: StringTransportWithDisconnection | None = None,
+        gateway_port: int = 7001,
     ) -> None:
         address = IPv4Address("TCP", "10.0.0.7", port)
         self.wire = factory.buildProtocol(address)
         if transport is None:
-            self.transport = connected_transport(self.wire, address)
+            self.transport = StringTransportWithDisconnection(
+                hostAddress=IPv4Address("TCP", "10.0.0.1", gateway_port), peerAddress=address
+            )
+            self.transport.protocol = self.wire
+            self.wire.makeConnection(self.transport)
         else:
             self.transport = transport
             transport.protocol = self.wire

@@ -15,10 +15,11 @@ from kgateway.net import HostPort
 from kgateway.protocol.codec import decode_response
 from kgateway.protocol.framing import FrameReader
 from kgateway.protocol.headers import request_info
-from kgateway.proxy.client_leg import ClientLegFactory
+from kgateway.relay.client_protocol import ClientConnectionFactory
 from kgateway.routing.mapping import FixedHostMapper
 from kgateway.routing.ports import PortPlan
-from tests.unit.proxy.fakes import (
+from tests.unit.relay.fakes import (
+    FixedRouter,
     list_offsets_request,
     list_offsets_response,
     metadata_request,
@@ -74,9 +75,8 @@ class IOSimRelayTests(SynchronousTestCase):
             self.broker_pumps.append(pump)
             return succeed(wire)
 
-        factory = ClientLegFactory(
-            0,
-            lambda node_id: HostPort("b0.kafka", 9092),
+        factory = ClientConnectionFactory(
+            FixedRouter(0),
             FixedHostMapper("gw.local", PortPlan(9000, 3)),
             connect_broker,
         )

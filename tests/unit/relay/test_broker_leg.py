@@ -7,34 +7,31 @@ from __future__ import annotations
 
 import struct
 
-from twisted.internet.interfaces import ITransport
+from automat import NoTransition
 from twisted.trial.unittest import SynchronousTestCase
-from zope.interface import implementer
-from zope.interface.verify import verifyObject
 
 from kgateway.net import HostPort
-from kgateway.proxy.broker_leg import BrokerLeg, IBrokerLegOwner, open_broker_leg
-from tests.unit.proxy.fakes import (
+from kgateway.relay.broker_leg import BrokerLeg, BrokerLegOwner, open_broker_leg
+from kgateway.relay.transport import Transport
+from tests.unit.relay.fakes import (
     FakeBrokers,
     catch_logs,
-    list_offsets_request,
     list_offsets_response,
 )
 
 BROKER = HostPort("b3.kafka", 9094)
 
 
-@implementer(IBrokerLegOwner)
 class RecordingOwner:
     """Records each event the broker leg reports, in order."""
 
     def __init__(self) -> None:
         self.events: list[tuple[str, object]] = []
 
-    def broker_ready(self, leg: BrokerLeg, transport: ITransport) -> None:
+    def broker_ready(self, leg: BrokerLeg, transport: Transport) -> None:
         self.events.append(("ready", transport))
 
-    def responses(self, frames: list[bytes]) -> None:
+    def responses(self, frames: list[list[bytes]]) -> None:
         self.events.append(("responses", frames))
 
     def broker_lost(self, reason: str) -> None:
@@ -44,25 +41,32 @@ class RecordingOwner:
 class BrokerLegTests(SynchronousTestCase):
     def setUp(self) -> None:
         self.owner = RecordingOwner()
-        verifyObject(IBrokerLegOwner, self.owner)
+        # The leg's owner is a typing.Protocol: the recorder provides it structurally.
+        owner: BrokerLegOwner = self.owner
+        self.assertIs(owner, self.owner)
 
-    def test_sends_held_while_connecting_go_first_in_order(self) -> None:
+    def test_ready_gives_the_transport_requests_go_to(self) -> None:
+        """
+        The leg reports ready once open, with the broker connection's
+        transport; the owner writes its requests there (the leg keeps no
+        buffer, so nothing can be sent before).
+        """
         brokers = FakeBrokers(delayed=True)
-        leg = open_broker_leg(BROKER, self.owner, brokers.connect)
-        leg.send([list_offsets_request(1)])
-        leg.send([list_offsets_request(2), list_offsets_request(3)])
+        open_broker_leg(BROKER, self.owner, brokers.connect)
         self.assertEqual(self.owner.events, [])
 
         side = brokers.open_next()
         self.assertEqual(side.endpoint, BROKER)
-        self.assertEqual(
-            side.transport.value(),
-            b"".join(list_offsets_request(cid) for cid in (1, 2, 3)),
-        )
         self.assertEqual(self.owner.events, [("ready", side.transport)])
+        self.assertEqual(side.transport.value(), b"")
 
-        leg.send([list_offsets_request(4)])
-        self.assertEqual(side.requests()[-1], list_offsets_request(4))
+    def test_no_frames_pass_through_the_machine(self) -> None:
+        """Only the connection's lifecycle is an input; frames go between the protocols."""
+        leg = open_broker_leg(BROKER, self.owner, FakeBrokers(delayed=True).connect)
+        self.assertFalse(hasattr(leg, "send"))
+        self.assertFalse(hasattr(leg, "received"))
+        with self.assertRaises(NoTransition):
+            leg.lost("not connected yet")  # only a connected leg can lose its connection
 
     def test_responses_reported_as_whole_frames(self) -> None:
         """Each response is reported once complete, as the pieces it arrived in."""
@@ -87,9 +91,9 @@ class BrokerLegTests(SynchronousTestCase):
         self.assertEqual(self.owner.events[-1][0], "lost")
         self.assertIn(f"broker {BROKER} closed the connection", str(self.owner.events[-1][1]))
         # Closed: late events change nothing.
-        leg.send([list_offsets_request(1)])
         leg.close("late")
-        leg.received([[list_offsets_response(1)]])
+        leg.lost("again")
+        leg.connect_failed("late")
         self.assertEqual(brokers.opened[0].transport.value(), b"")
         self.assertEqual(len(self.owner.events), 2)
 
@@ -99,13 +103,12 @@ class BrokerLegTests(SynchronousTestCase):
         leg.close("client closed")
         self.assertFalse(brokers.opened[0].transport.connected)
         self.assertEqual([event for event, _ in self.owner.events], ["ready"])
-        leg.send([list_offsets_request(1)])
+        leg.close("again")
         self.assertEqual(brokers.opened[0].transport.value(), b"")
 
     def test_close_while_connecting_cancels_the_attempt(self) -> None:
         brokers = FakeBrokers(delayed=True)
         leg = open_broker_leg(BROKER, self.owner, brokers.connect)
-        leg.send([list_offsets_request(1)])
         leg.close("client closed")
         [(_, _, attempt)] = brokers.waiting
         self.assertTrue(attempt.called)  # cancelled (the leg consumes the CancelledError)

@@ -8,15 +8,15 @@ from twisted.internet.address import IPv4Address
 from twisted.internet.testing import StringTransportWithDisconnection
 from twisted.trial.unittest import SynchronousTestCase
 
-from kgateway.net import HostPort
 from kgateway.protocol.framing import FrameError, FrameReader
-from kgateway.proxy.client_leg import ClientLegFactory
+from kgateway.relay.client_protocol import ClientConnectionFactory
 from kgateway.routing.mapping import FixedHostMapper
 from kgateway.routing.ports import PortPlan
-from tests.unit.proxy.fakes import (
+from tests.unit.relay.fakes import (
     BrokerSide,
     ClientSide,
     FakeBrokers,
+    FixedRouter,
     list_offsets_request,
     list_offsets_response,
     raw_request,
@@ -72,10 +72,9 @@ class SlowBrokers(FakeBrokers):
         return side
 
 
-def make_factory(brokers: FakeBrokers) -> ClientLegFactory:
-    return ClientLegFactory(
-        1,
-        lambda node_id: HostPort("b1.kafka", 9092),
+def make_factory(brokers: FakeBrokers) -> ClientConnectionFactory:
+    return ClientConnectionFactory(
+        FixedRouter(1),
         FixedHostMapper("gw", PortPlan(7000, 3)),
         brokers.connect,
     )

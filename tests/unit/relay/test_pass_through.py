@@ -16,14 +16,14 @@ from twisted.trial.unittest import SynchronousTestCase
 from kgateway.interceptors.api import ResponseCall
 from kgateway.protocol.codec import decode_response
 from kgateway.protocol.headers import response_correlation_id
-from kgateway.proxy.client_leg import ClientLegFactory
+from kgateway.relay.client_protocol import ClientConnectionFactory
 from tests.unit.interceptors.test_data_path import Recorder, interceptor_set
 from tests.unit.protocol.builders import (
     BROKER_HOST_MARK,
     CORRELATION_ID,
     fetch_response,
 )
-from tests.unit.proxy.fakes import (
+from tests.unit.relay.fakes import (
     BrokerSide,
     ClientSide,
     FakeBrokers,
@@ -31,7 +31,7 @@ from tests.unit.proxy.fakes import (
     list_offsets_response,
     raw_request,
 )
-from tests.unit.proxy.test_client_leg import GATEWAY_HOST, describe_quorum_v2, make_factory
+from tests.unit.relay.test_client_connection import GATEWAY_HOST, describe_quorum_v2, make_factory
 
 
 def fetch_request(correlation_id: int = CORRELATION_ID, version: int = 16) -> bytes:
@@ -61,7 +61,9 @@ def answer_in_reads(broker: BrokerSide, data: bytes, cuts: list[int]) -> list[by
 
 
 class PassThroughTests(SynchronousTestCase):
-    def connected(self, factory: ClientLegFactory | None = None) -> tuple[ClientSide, BrokerSide]:
+    def connected(
+        self, factory: ClientConnectionFactory | None = None
+    ) -> tuple[ClientSide, BrokerSide]:
         brokers = FakeBrokers()
         client = ClientSide(factory or make_factory(brokers))
         return client, brokers.opened[0]
@@ -125,7 +127,7 @@ class PassThroughTests(SynchronousTestCase):
         answer_in_reads(broker, frame, [100])
         stats = client.wire.factory.stats
         self.assertEqual(stats.bytes_to_client, len(frame))
-        self.assertEqual(client.wire.core.bytes_to_client, len(frame))
+        self.assertEqual(client.wire.view().bytes_to_client, len(frame))
         self.assertEqual(sum(stats.apis[1].buckets), 1)
 
     def test_interceptor_gets_the_whole_frame(self) -> None:
@@ -168,7 +170,7 @@ class PassThroughTests(SynchronousTestCase):
         self.assertEqual(client.responses(), [list_offsets_response(1), plain])
 
 
-def make_factory_with(brokers: FakeBrokers, interceptors: Any) -> ClientLegFactory:
+def make_factory_with(brokers: FakeBrokers, interceptors: Any) -> ClientConnectionFactory:
     """L{make_factory}'s port, with interceptors."""
     factory = make_factory(brokers)
     factory.interceptors = interceptors

@@ -1,1 +1,0 @@
-"""Unit tests for kgateway.proxy: the client and broker legs."""
