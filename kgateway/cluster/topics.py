@@ -24,6 +24,7 @@ from kafka.protocol.producer import ProduceRequest
 from kafka.record import MemoryRecords, MemoryRecordsBuilder
 from twisted.application.service import MultiService
 from twisted.internet.defer import CancelledError, Deferred, succeed
+from twisted.internet.task import deferLater
 from twisted.logger import Logger
 
 from kgateway.cluster.kafka_client import KafkaClientProtocol, KafkaRequestError
@@ -105,6 +106,10 @@ async def partition_leader(
     return None
 
 
+#: How often a finder asks for the leader of a topic it just created.
+LEADER_POLL_SECONDS = 0.1
+
+
 @dataclass(frozen=True)
 class NewTopic:
     """How a L{LeaderFinder} creates a topic that is missing."""
@@ -141,13 +146,28 @@ class LeaderFinder:
                     await ensure_topic(
                         client, topic, create.replication_factor(), create.what, create.compacted
                     )
-                    found = await partition_leader(client, topic, self.link)
+                    found = await self._elected(client, topic)
             finally:
                 client.close()
             if found is None:
                 raise KafkaRequestError(f"no leader for {topic} partition 0 yet")
             return found
         raise KafkaRequestError("no broker answered")
+
+    async def _elected(self, client: KafkaClientProtocol, topic: str) -> HostPort | None:
+        """
+        The leader of a topic just created (by us or by a write racing us): the
+        controller elects one a moment after CreateTopics answers, and a first
+        write that gave up then would be lost (an audit record, say).
+        """
+        link = self.link
+        waited = 0.0
+        while True:
+            found = await partition_leader(client, topic, link)
+            if found is not None or waited >= link.timeout_seconds:
+                return found
+            await deferLater(link.clock, LEADER_POLL_SECONDS, lambda: None)
+            waited += LEADER_POLL_SECONDS
 
     async def open_leader(self, topic: str) -> KafkaClientProtocol:
         """A connection to the leader of partition 0 of C{topic}."""

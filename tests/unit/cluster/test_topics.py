@@ -229,6 +229,42 @@ class WriterTests(TopicTestCase):
         self.successResultOf(self.produce(writer, b"a", b"1"))  # type: ignore[arg-type]
         self.assertEqual([api for api, _ in self.broker.seen].count("Metadata"), 2)
 
+    def test_a_created_topic_is_written_once_its_leader_is_elected(self) -> None:
+        """
+        The controller elects a new topic's leader a moment after CreateTopics
+        answers: the first write waits for it instead of failing (and being lost).
+        """
+        self.broker.leader_at_once = False
+        writer = TopicWriter(
+            LeaderFinder(self.link(), NewTopic("audit topic", lambda: 3, compacted=False)),
+            now=lambda: 1700000000.5,
+        )
+        self.addCleanup(writer.close)
+        written = writer.produce(TOPIC, b"a", b"1")
+        self.broker.flush()
+        self.assertIn(TOPIC, self.broker.created)
+        for _ in range(3):
+            self.clock.advance(0.1)
+            self.broker.flush()
+        self.assertNoResult(written)
+        self.broker.leaderless.discard(TOPIC)  # elected
+        self.clock.advance(0.1)
+        self.broker.flush()
+        self.assertEqual(self.successResultOf(written), 0)
+        self.assertEqual([(r.key, r.value) for r in self.broker.topics[TOPIC]], [(b"a", b"1")])
+
+    def test_a_created_topic_without_a_leader_in_time_fails(self) -> None:
+        self.broker.leader_at_once = False
+        writer = TopicWriter(LeaderFinder(self.link(), NewTopic("audit topic", lambda: 3)))
+        self.addCleanup(writer.close)
+        written = writer.produce(TOPIC, b"a", b"1")
+        for _ in range(110):  # the link's 10 s timeout, in polls
+            self.broker.flush()
+            self.clock.advance(0.1)
+        self.broker.flush()
+        failure = self.failureResultOf(written, KafkaRequestError)
+        self.assertIn(f"no leader for {TOPIC} partition 0 yet", str(failure.value))
+
     def test_a_missing_topic_is_not_created(self) -> None:
         writer = self.writer()
         failure = self.failureResultOf(self.produce(writer, b"a", b"1"), KafkaRequestError)  # type: ignore[arg-type]
