@@ -21,10 +21,8 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from kgateway.interfaces import DEFAULT_LISTENER
 from kgateway.setting import ConfigError, Family, Setting, host, port
-
-#: The listener the single-listener settings make, and what an old node's roster entry is.
-DEFAULT_LISTENER = "DEFAULT"
 
 #: Every prefix of a listener's own settings: C{GATEWAY_LISTENER_<NAME>_<KEY>}.
 LISTENER_PREFIX = "GATEWAY_LISTENER_"
