@@ -173,6 +173,14 @@ class ResourceTests(SynchronousTestCase):
                         "min_broker_id": 0,
                         "rack": "a",
                         "joined_at": "2023-11-14T22:13:20.000+00:00",
+                        "listeners": [
+                            {
+                                "name": "DEFAULT",
+                                "host": "gw-a.test",
+                                "port_start": 7000,
+                                "port_count": 6,
+                            }
+                        ],
                     },
                     {
                         "id": "gw-b.test:7100@2",
@@ -183,6 +191,15 @@ class ResourceTests(SynchronousTestCase):
                         "min_broker_id": 0,
                         "rack": "b",
                         "joined_at": "2023-11-14T22:15:00.000+00:00",
+                        # An older node (no listeners described) has one: DEFAULT.
+                        "listeners": [
+                            {
+                                "name": "DEFAULT",
+                                "host": "gw-b.test",
+                                "port_start": 7100,
+                                "port_count": 6,
+                            }
+                        ],
                     },
                 ],
                 "brokers": [
@@ -295,6 +312,8 @@ class ResourceTests(SynchronousTestCase):
                 "bytes_from_client": 2 * len(request),
                 "in_flight": 1,
                 "age_seconds": 6.5,
+                "listener": "DEFAULT",
+                "principal": None,
             },
         )
         self.assertEqual(row["bytes_to_client"], len(client.transport.value()))

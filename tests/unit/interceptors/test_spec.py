@@ -44,7 +44,7 @@ class SpecTests(SynchronousTestCase):
             "priority must be an integer": {"name": "a", "plugin": "p", "priority": True},
             "config must be a JSON object": {"name": "a", "plugin": "p", "config": [1]},
             "scope must be": {"name": "a", "plugin": "p", "scope": "everyone"},
-            "not both": {"name": "a", "plugin": "p", "scope": {"clientId": "x", "username": "y"}},
+            "not more": {"name": "a", "plugin": "p", "scope": {"clientId": "x", "username": "y"}},
             "is not a regular expression": {"name": "a", "plugin": "p", "scope": {"clientId": "("}},
         }
         for expected, raw in cases.items():
