@@ -437,7 +437,8 @@ class Settings:
         kafka_protocol = families[KAFKA_CLIENT.field].get("security.protocol", "PLAINTEXT")
         protocol_from = client_tls.SECURITY_PROTOCOL
         if given[client_tls.SECURITY_PROTOCOL_ROW] is None:
-            protocol_from = "KAFKA_SECURITY_PROTOCOL"
+            if "security.protocol" in families[KAFKA_CLIENT.field]:
+                protocol_from = "KAFKA_SECURITY_PROTOCOL"
             given[client_tls.SECURITY_PROTOCOL_ROW] = client_tls.SECURITY_PROTOCOL_ROW.parse(
                 protocol_from, kafka_protocol
             )
@@ -471,7 +472,7 @@ class Settings:
                 f"KAFKA_SECURITY_PROTOCOL={protocol!r} is not supported yet; valid: "
                 + ", ".join(SUPPORTED_SECURITY_PROTOCOLS)
             )
-        tls = server_tls(lambda row: given.get(row), listeners)
+        tls = server_tls(lambda row: given.get(row), listeners, protocol_from)
         if tls is not None:
             # Read the stores once now: a bad one stops the start with its one line.
             ServerContexts(tls, {each.client_auth for each in listeners if each.tls})

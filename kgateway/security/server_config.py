@@ -178,12 +178,15 @@ class ServerTls:
     update_interval_seconds: float = 600.0
 
 
-def server_tls(given: Given, listeners: Sequence[Listener]) -> ServerTls | None:
+def server_tls(
+    given: Given, listeners: Sequence[Listener], protocol_from: str = SECURITY_PROTOCOL
+) -> ServerTls | None:
     """
     The TLS settings the listeners need, from the rows' checked values
     (C{given(row)}; None when unset), checked against the listeners: a TLS
     listener needs a key store, and a listener that asks for client
     certificates needs a trust store.  None when no listener speaks TLS.
+    C{protocol_from}: the setting the DEFAULT listener's protocol came from.
     """
     key_path, trust_path = given(KEY_STORE_PATH_ROW), given(TRUST_STORE_PATH_ROW)
     for secret, store, where in (
@@ -202,8 +205,10 @@ def server_tls(given: Given, listeners: Sequence[Listener]) -> ServerTls | None:
         where = (
             f"{first.setting('SECURITY_PROTOCOL')}={first.security_protocol}"
             if first.name != "DEFAULT"
-            else f"{SECURITY_PROTOCOL}={first.security_protocol}"
+            else f"{protocol_from}={first.security_protocol}"
         )
+        if protocol_from != SECURITY_PROTOCOL and first.name == "DEFAULT":
+            where += f" (the default of {SECURITY_PROTOCOL})"
         raise ConfigError(
             f"{where} needs a key store for the node's certificate: set {KEY_STORE_PATH} "
             f"(and {KEY_TYPE}, {KEY_STORE_PASSWORD}), or use PLAINTEXT or SASL_PLAINTEXT"
