@@ -216,6 +216,24 @@ class ResourceTests(SynchronousTestCase):
         self.assertEqual((data["members"], data["brokers"]), ([], []))
         self.assertEqual(data["answered_by"]["id"], None)
 
+    def test_mapping_of_a_listener(self) -> None:
+        """?listener= names whose addresses; an unknown one is 404 naming the listeners."""
+        data = conforms(
+            self,
+            "/api/v1/mapping",
+            self.successResultOf(self.api.get("/api/v1/mapping", params={"listener": "default"})),
+        )
+        self.assertEqual(data["listener"], "DEFAULT")
+        response = self.successResultOf(
+            self.api.get("/api/v1/mapping", params={"listener": "EXTERNAL"})
+        )
+        self.assertEqual(response.code, 404)
+        error = conforms(self, "/api/v1/mapping", response)
+        self.assertEqual(error["title"], "Unknown listener")
+        self.assertIn("listeners: DEFAULT", error["message"])
+        empty = self.successResultOf(self.api.get("/api/v1/mapping", params={"listener": " "}))
+        self.assertEqual(empty.code, 400)
+
     def test_mapping(self) -> None:
         data = conforms(
             self, "/api/v1/mapping", self.successResultOf(self.api.get("/api/v1/mapping"))
@@ -360,3 +378,39 @@ class ErrorTests(SynchronousTestCase):
             {"title": "Internal error", "message": "the node failed; see its log"},
         )
         self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+
+
+class NoPasswordInTheApiTests(SynchronousTestCase):
+    """A node with a TLS listener: no store password in any answer of the admin API."""
+
+    def test_canary(self) -> None:
+        from pathlib import Path
+
+        from kgateway.listener import Listener
+        from kgateway.security.server_config import ServerTls, StoreFile
+        from tests.certificates import Authority, write_pkcs12_key_store
+
+        canary = "canary-Pa55-api"
+        directory = Path(self.mktemp())
+        directory.mkdir()
+        authority = Authority()
+        store = write_pkcs12_key_store(
+            directory / "gw.p12", authority.issue("gw"), authority, canary
+        )
+        api = make_api_node(
+            self,
+            listeners=(Listener("OUTSIDE", 7000, 6, "SSL", "gw-a.test", "127.0.0.2"),),
+            server_tls=ServerTls(StoreFile(str(store), "pkcs12", canary), canary),
+        )
+        for path in (
+            "/",
+            "/api/v1/cluster",
+            "/api/v1/mapping",
+            "/api/v1/connections",
+            "/health/ready",
+            "/versions",
+            "/metrics",
+            "/openapi.json",
+        ):
+            response = self.successResultOf(api.get(path))
+            self.assertNotIn(canary.encode(), self.successResultOf(response.content()), path)
