@@ -1,1 +1,4 @@
-"""TLS and SASL: key and trust stores, the client side's TLS (C{server_*}), the broker side's."""
+"""
+TLS and SASL: key and trust stores, the node's TLS and logins to the brokers,
+and the listeners' TLS for clients.
+"""
