@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
 from kgateway.listener import Listener, client_auth, security_protocol
-from kgateway.security.stores import STORE_TYPES
+from kgateway.security.stores import STORE_TYPES, StoreSettings, StoreType
 from kgateway.setting import ConfigError, Setting, milliseconds_as_seconds, path
 
 KEY_STORE_PATH = "GATEWAY_SSL_KEY_STORE_PATH"
@@ -40,12 +40,18 @@ class Given(Protocol):
     def __call__(self, row: Setting[T]) -> T | None: ...
 
 
-def store_type(name: str, value: str) -> str:
-    """pkcs12, jks or pem (any case; PKCS#12 spelled with the '#' too)."""
-    text = value.strip().lower().replace("#", "")
-    if text not in STORE_TYPES:
-        raise ConfigError(f"{name}={value!r}: valid: {', '.join(STORE_TYPES)}")
-    return text
+#: The names of the settings of each store, for the stores' messages.
+KEY_STORE = StoreSettings(KEY_STORE_PATH, KEY_TYPE, KEY_STORE_PASSWORD, KEY_PASSWORD)
+TRUST_STORE = StoreSettings(TRUST_STORE_PATH, TRUST_STORE_TYPE, TRUST_STORE_PASSWORD)
+
+
+def store_type(name: str, value: str) -> StoreType:
+    """pkcs12, jks or pem (any case, as Conduktor's and Kafka's settings write them)."""
+    text = value.strip().upper().replace("#", "")
+    for known in STORE_TYPES:
+        if text == known:
+            return known
+    raise ConfigError(f"{name}={value!r}: valid: {', '.join(t.lower() for t in STORE_TYPES)}")
 
 
 def password(name: str, value: str) -> str:
@@ -94,8 +100,9 @@ KEY_TYPE_ROW = Setting(
     "ssl-key-type",
     None,
     store_type,
-    "pkcs12",
+    None,
     "The key store's type: pkcs12, jks, or pem (the key, then the certificates, in one file)",
+    unset="found from the file",
 )
 TRUST_STORE_PATH_ROW = Setting(
     TRUST_STORE_PATH,
@@ -119,8 +126,9 @@ TRUST_STORE_TYPE_ROW = Setting(
     "ssl-trust-store-type",
     None,
     store_type,
-    "pkcs12",
+    None,
     "The trust store's type: pkcs12, jks or pem",
+    unset="found from the file",
 )
 CLIENT_AUTH_ROW = Setting(
     CLIENT_AUTH,
@@ -161,7 +169,8 @@ class StoreFile:
     """One store on disk: its path, its type and its password (never in a repr)."""
 
     path: str
-    type: str
+    #: None: found from the file's first bytes.
+    type: StoreType | None = None
     password: str | None = field(default=None, repr=False)
 
 
@@ -221,16 +230,13 @@ def server_tls(
             f"{TRUST_STORE_PATH} (and {TRUST_STORE_TYPE}, {TRUST_STORE_PASSWORD})"
         )
 
-    def kind(row: Setting[str]) -> str:
-        return given(row) or row.initial()
-
     interval = given(UPDATE_INTERVAL_ROW)
     return ServerTls(
-        StoreFile(key_path, kind(KEY_TYPE_ROW), given(KEY_STORE_PASSWORD_ROW)),
+        StoreFile(key_path, given(KEY_TYPE_ROW), given(KEY_STORE_PASSWORD_ROW)),
         given(KEY_PASSWORD_ROW),
         None
         if trust_path is None
-        else StoreFile(trust_path, kind(TRUST_STORE_TYPE_ROW), given(TRUST_STORE_PASSWORD_ROW)),
+        else StoreFile(trust_path, given(TRUST_STORE_TYPE_ROW), given(TRUST_STORE_PASSWORD_ROW)),
         UPDATE_INTERVAL_ROW.initial() if interval is None else interval,
     )
 

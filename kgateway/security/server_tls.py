@@ -25,7 +25,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from OpenSSL import SSL, crypto
 from twisted.application.internet import TimerService
 from twisted.internet.interfaces import IOpenSSLServerConnectionCreator, IReactorTime
@@ -35,7 +34,7 @@ from zope.interface import implementer
 
 from kgateway.security import server_config as names
 from kgateway.security.server_config import ServerTls
-from kgateway.security.stores import KeyMaterial, load_key_store, load_trust_store
+from kgateway.security.stores import KeyStore, load_key_store, load_trust_store, refuse_expired
 from kgateway.setting import ConfigError
 
 log = Logger()
@@ -45,15 +44,8 @@ log = Logger()
 class ServerMaterial:
     """What the stores held when they were read: the node's key and certificates, the CAs."""
 
-    key: KeyMaterial
+    key: KeyStore
     trusted: tuple[x509.Certificate, ...]
-
-
-def _same_key(material: KeyMaterial) -> bool:
-    def spki(public: object) -> bytes:
-        return public.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)  # type: ignore[attr-defined, no-any-return]
-
-    return spki(material.key.public_key()) == spki(material.certificate.public_key())
 
 
 def subject(certificate: x509.Certificate) -> str:
@@ -64,28 +56,12 @@ def subject(certificate: x509.Certificate) -> str:
 def load_material(tls: ServerTls, now: datetime | None = None) -> ServerMaterial:
     """Read and check the stores; a L{ConfigError} line naming the setting and the fix."""
     store = tls.key_store
-    key = load_key_store(
-        names.KEY_STORE_PATH,
-        store.path,
-        store.type,
-        store.password,
-        tls.key_password,
-        type_setting=names.KEY_TYPE,
-        password_setting=names.KEY_STORE_PASSWORD,
-    )
-    where = f"{names.KEY_STORE_PATH}={store.path!r}"
-    if not _same_key(key):
-        raise ConfigError(
-            f"{where}: the private key does not match the certificate "
-            f"({subject(key.certificate)}); put the certificate made for this key in the store"
-        )
+    # The stores check that the key is its certificate's and that it has not expired.
+    key = load_key_store(names.KEY_STORE, store.path, store.type, store.password, tls.key_password)
     moment = now or datetime.now(UTC)
+    refuse_expired(names.KEY_STORE, store.path, key, moment)
+    where = f"{names.KEY_STORE_PATH}={store.path!r}"
     cert = key.certificate
-    if cert.not_valid_after_utc < moment:
-        raise ConfigError(
-            f"{where}: the certificate ({subject(cert)}) expired on "
-            f"{cert.not_valid_after_utc:%Y-%m-%d %H:%M} UTC; renew it"
-        )
     if cert.not_valid_before_utc > moment:
         raise ConfigError(
             f"{where}: the certificate ({subject(cert)}) is not valid before "
@@ -94,14 +70,7 @@ def load_material(tls: ServerTls, now: datetime | None = None) -> ServerMaterial
     trusted: tuple[x509.Certificate, ...] = ()
     if tls.trust_store is not None:
         trust = tls.trust_store
-        trusted = load_trust_store(
-            names.TRUST_STORE_PATH,
-            trust.path,
-            trust.type,
-            trust.password,
-            type_setting=names.TRUST_STORE_TYPE,
-            password_setting=names.TRUST_STORE_PASSWORD,
-        )
+        trusted = load_trust_store(names.TRUST_STORE, trust.path, trust.type, trust.password)
     return ServerMaterial(key, trusted)
 
 
@@ -115,9 +84,9 @@ def build_context(material: ServerMaterial, client_auth: str) -> SSL.Context:
     verify = client_auth != "NONE"
     trusted = [crypto.X509.from_cryptography(c) for c in material.trusted]
     options = CertificateOptions(
-        privateKey=crypto.PKey.from_cryptography_key(key.key),  # type: ignore[arg-type]
+        privateKey=crypto.PKey.from_cryptography_key(key.private_key),  # type: ignore[arg-type]
         certificate=crypto.X509.from_cryptography(key.certificate),
-        extraCertChain=[crypto.X509.from_cryptography(c) for c in key.chain],
+        extraCertChain=[crypto.X509.from_cryptography(c) for c in key.chain[1:]],
         verify=verify,
         caCerts=trusted if verify else None,
         requireCertificate=client_auth == "REQUIRE",

@@ -90,8 +90,8 @@ class SingleListenerTests(SynchronousTestCase):
         for variable, value, valid in (
             ("GATEWAY_SECURITY_PROTOCOL", "TLS", "PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL"),
             ("GATEWAY_SSL_CLIENT_AUTH", "sometimes", "NONE, REQUEST, REQUIRE"),
-            ("GATEWAY_SSL_KEY_TYPE", "p12x", "pkcs12, jks, pem"),
-            ("GATEWAY_SSL_TRUST_STORE_TYPE", "der", "pkcs12, jks, pem"),
+            ("GATEWAY_SSL_KEY_TYPE", "p12x", "pem, pkcs12, jks"),
+            ("GATEWAY_SSL_TRUST_STORE_TYPE", "der", "pem, pkcs12, jks"),
             ("GATEWAY_SSL_UPDATE_INTERVAL_MS", "-1", "0 or more"),
         ):
             refused(self, {variable: value}, variable, repr(value), valid)
@@ -318,9 +318,9 @@ class ServerTlsTests(SynchronousTestCase):
         self.assertEqual(
             settings.server_tls,
             ServerTls(
-                StoreFile(str(self.stores.key_store), "pkcs12", CANARY),
+                StoreFile(str(self.stores.key_store), None, CANARY),
                 None,
-                StoreFile(str(self.stores.trust_store), "pkcs12", CANARY),
+                StoreFile(str(self.stores.trust_store), None, CANARY),
                 600.0,
             ),
         )
@@ -338,13 +338,12 @@ class ServerTlsTests(SynchronousTestCase):
         }
         settings = Settings.load({**base, "GATEWAY_SSL_KEY_PASSWORD": "k3y"}, {})
         assert settings.server_tls is not None
-        self.assertEqual(settings.server_tls.key_store.type, "pem")
+        self.assertEqual(settings.server_tls.key_store.type, "PEM")
         refused(self, base, "GATEWAY_SSL_KEY_STORE_PATH", "encrypted", "GATEWAY_SSL_KEY_PASSWORD")
         message = refused(
             self,
             {**base, "GATEWAY_SSL_KEY_PASSWORD": CANARY},
-            "GATEWAY_SSL_KEY_STORE_PATH",
-            "wrong key password",
+            "GATEWAY_SSL_KEY_PASSWORD does not decrypt the private key",
         )
         self.assertNotIn(CANARY, message)
 
@@ -392,9 +391,8 @@ class ServerTlsTests(SynchronousTestCase):
                 **self.stores.environ(),
                 "GATEWAY_SSL_KEY_STORE_PASSWORD": CANARY + "-wrong",
             },
-            "GATEWAY_SSL_KEY_STORE_PATH",
-            "wrong password",
-            "check GATEWAY_SSL_KEY_STORE_PASSWORD",
+            "GATEWAY_SSL_KEY_STORE_PASSWORD does not open GATEWAY_SSL_KEY_STORE_PATH",
+            "a wrong password",
         )
         self.assertNotIn(CANARY, message)
         message = refused(
@@ -405,8 +403,8 @@ class ServerTlsTests(SynchronousTestCase):
                 **self.stores.environ(trust=True),
                 "GATEWAY_SSL_TRUST_STORE_PASSWORD": CANARY + "-wrong",
             },
+            "GATEWAY_SSL_TRUST_STORE_PASSWORD",
             "GATEWAY_SSL_TRUST_STORE_PATH",
-            "check GATEWAY_SSL_TRUST_STORE_PASSWORD",
         )
         self.assertNotIn(CANARY, message)
 
@@ -419,9 +417,19 @@ class ServerTlsTests(SynchronousTestCase):
             {
                 "GATEWAY_SECURITY_PROTOCOL": "SSL",
                 "GATEWAY_SSL_KEY_STORE_PATH": str(pem),
+                "GATEWAY_SSL_KEY_TYPE": "pkcs12",
             },
-            "is not a readable PKCS12 store",
-            "set GATEWAY_SSL_KEY_TYPE=pem",
+            "is not a PKCS12 store (it reads as PEM)",
+            "set GATEWAY_SSL_KEY_TYPE=PEM",
+        )
+        # Unset, the type is found from the file.
+        Settings.load(
+            {
+                **BOOTSTRAP,
+                "GATEWAY_SECURITY_PROTOCOL": "SSL",
+                "GATEWAY_SSL_KEY_STORE_PATH": str(pem),
+            },
+            {},
         )
 
     def test_key_not_the_certificates(self) -> None:
@@ -435,7 +443,7 @@ class ServerTlsTests(SynchronousTestCase):
                 "GATEWAY_SSL_KEY_STORE_PATH": str(mixed),
                 "GATEWAY_SSL_KEY_TYPE": "pem",
             },
-            "the private key does not match the certificate (CN=gateway,O=kgateway tests)",
+            "the private key does not match its certificate (CN=gateway,O=kgateway tests)",
         )
 
     def test_expired_and_not_yet_valid(self) -> None:

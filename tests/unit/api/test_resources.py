@@ -400,7 +400,7 @@ class NoPasswordInTheApiTests(SynchronousTestCase):
         api = make_api_node(
             self,
             listeners=(Listener("OUTSIDE", 7000, 6, "SSL", "gw-a.test", "127.0.0.2"),),
-            server_tls=ServerTls(StoreFile(str(store), "pkcs12", canary), canary),
+            server_tls=ServerTls(StoreFile(str(store), "PKCS12", canary), canary),
         )
         for path in (
             "/",

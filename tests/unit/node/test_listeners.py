@@ -226,7 +226,7 @@ class TlsListenerTests(SynchronousTestCase):
             self,
             INTERNAL,
             secure,
-            server_tls=ServerTls(StoreFile(str(store), "pem"), update_interval_seconds=30),
+            server_tls=ServerTls(StoreFile(str(store), "PEM"), update_interval_seconds=30),
         )
         factories = {s[0]: s[1] for s in reactor.tcpServers}
         self.assertIs(factories[7001], node.factories["INTERNAL"])

@@ -102,8 +102,8 @@ class Gateway:
         self.key_store = self.directory / "gateway.pem"
         self.serve(self.authority.issue("gateway-1"))
         tls = ServerTls(
-            StoreFile(str(self.key_store), "pem"),
-            trust_store=StoreFile(str(self.trust_file()), "pem"),
+            StoreFile(str(self.key_store), "PEM"),
+            trust_store=StoreFile(str(self.trust_file()), "PEM"),
             update_interval_seconds=interval,
         )
         self.contexts = ServerContexts(tls, {client_auth})
