@@ -367,7 +367,8 @@ class Settings:
     ssl_client_auth: str = client_tls.CLIENT_AUTH_ROW.initial()
     #: What the TLS listeners serve; None when no listener speaks TLS.
     server_tls: ServerTls | None = None
-    #: The node's listeners; empty: one, DEFAULT, made from the single-listener fields.
+    #: The node's listeners; empty: one, DEFAULT, made from the single-listener fields
+    #: when the settings are made (so a C{replace} of those fields keeps the old listener).
     listeners: tuple[Listener, ...] = ()
 
     def __post_init__(self) -> None:

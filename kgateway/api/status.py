@@ -149,7 +149,7 @@ class NodeStatus:
         myself = self.node.myself()
         return {
             "id": myself.node_name if myself is not None else None,
-            "host": self.settings.advertised_host,
+            "host": self.settings.listeners[0].advertised_host,
             "port_start": myself.port_start if myself is not None else None,
             "rack": self.settings.rack_id,
         }
