@@ -5,6 +5,14 @@ One function per API, each given the framed response, its version and the
 one L{IAddressMap} used for the whole response.  A broker with no gateway
 address is left out rather than leaked.  Responses are re-encoded only when
 something in them changed; otherwise the original bytes go on.
+
+Metadata, FindCoordinator and DescribeCluster decode only their leading
+fields, up to the last one that carries a broker address (the codec says
+which from the schema: L{kgateway.protocol.codec.address_fields}); the
+header and everything after those fields (a Metadata answer's topics and
+partitions) go on as the bytes that arrived.  So a rewrite costs what the
+cluster's brokers cost, not what its topics do: a Metadata answer for
+100,000 topics is decoded as far as its broker list.
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ from kafka.protocol.producer import ProduceResponse
 
 from kgateway.interfaces import IAddressMap
 from kgateway.protocol.codec import (
+    decode_leading,
     decode_response,
     encode_response,
     preserve_unknown_tags,
@@ -47,10 +56,10 @@ def _point_at_gateway(items: list[Any], id_field: str, mapping: IAddressMap) -> 
 
 
 def rewrite_metadata(frame: bytes, version: int, mapping: IAddressMap) -> bytes:
-    """Metadata: every broker in C{brokers} gets a gateway address."""
-    message = decode_response(MetadataResponse, frame, version)
-    message.brokers = _point_at_gateway(message.brokers, "node_id", mapping)
-    return _reencode(message, version)
+    """Metadata: every broker in C{brokers} gets a gateway address; the topics go on as bytes."""
+    leading = decode_leading(MetadataResponse, frame, version)
+    leading.brokers = _point_at_gateway(leading.brokers, "node_id", mapping)
+    return leading.splice()
 
 
 def _coordinator_at_gateway(item: Any, mapping: IAddressMap) -> None:
@@ -66,20 +75,20 @@ def _coordinator_at_gateway(item: Any, mapping: IAddressMap) -> None:
 
 def rewrite_find_coordinator(frame: bytes, version: int, mapping: IAddressMap) -> bytes:
     """FindCoordinator: the coordinator (v0-3) or each batched coordinator (v4+)."""
-    message = decode_response(FindCoordinatorResponse, frame, version)
+    leading = decode_leading(FindCoordinatorResponse, frame, version)
     if version < 4:
-        _coordinator_at_gateway(message, mapping)
+        _coordinator_at_gateway(leading, mapping)
     else:
-        for coordinator in message.coordinators:
+        for coordinator in leading.coordinators:
             _coordinator_at_gateway(coordinator, mapping)
-    return _reencode(message, version)
+    return leading.splice()
 
 
 def rewrite_describe_cluster(frame: bytes, version: int, mapping: IAddressMap) -> bytes:
     """DescribeCluster: every broker gets a gateway address."""
-    message = decode_response(DescribeClusterResponse, frame, version)
-    message.brokers = _point_at_gateway(message.brokers, "broker_id", mapping)
-    return _reencode(message, version)
+    leading = decode_leading(DescribeClusterResponse, frame, version)
+    leading.brokers = _point_at_gateway(leading.brokers, "broker_id", mapping)
+    return leading.splice()
 
 
 # The rewriters that only look for KIP-951 leader hints: (response class, first version).
