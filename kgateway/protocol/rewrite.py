@@ -28,6 +28,7 @@ from kafka.protocol.producer import ProduceResponse
 
 from kgateway.interfaces import IAddressMap
 from kgateway.protocol.codec import (
+    decode_fields,
     decode_leading,
     decode_response,
     encode_response,
@@ -137,10 +138,22 @@ def passes_unchanged(rewriter: Rewriter, pieces: Sequence[bytes], version: int) 
 
 
 def rewrite_api_versions(frame: bytes, version: int, mapping: IAddressMap) -> bytes:
-    """ApiVersions: only what both the broker and the gateway's review allow."""
+    """
+    ApiVersions: only what both the broker and the gateway's review allow.
+
+    A broker's error answer goes on as the broker sent it, with one
+    exception: UNSUPPORTED_VERSION, always a v0 body, keeps only the reviewed
+    range of ApiVersions itself, so the client retries at a version the
+    gateway offers.  Other errors (INVALID_REQUEST for a bad client software
+    name) are encoded at the version asked and carry no API keys to narrow.
+    """
+    # error_code is the first field at every version; the header is never flexible.
+    error = decode_fields(ApiVersionsResponse, frame, version, 1).error_code
+    if error not in (ErrorCode.NONE, ErrorCode.UNSUPPORTED_VERSION):
+        return frame
+    # The codec decodes an error answer as v0, as brokers encode UNSUPPORTED_VERSION.
     message = decode_response(ApiVersionsResponse, frame, version)
-    # An error answer (unsupported version) is always encoded as v0.
-    wire_version = 0 if message.error_code != ErrorCode.NONE else version
+    wire_version = 0 if error != ErrorCode.NONE else version
     kept = []
     for api in message.api_keys:
         offered = offered_range(api.api_key, api.min_version, api.max_version)

@@ -601,6 +601,17 @@ class ApiVersionsTests(RewriteTestCase):
             )
             self.assertEqual(len(out), 4 + 4 + 2 + 4 + 6)
 
+    def test_invalid_request_passes_as_sent(self) -> None:
+        """
+        INVALID_REQUEST (a bad client software name) is encoded at the version
+        asked, not v0: it goes on as the very same bytes, so the client reads
+        the broker's error instead of losing the connection.
+        """
+        for version in range(ApiVersionsResponse.max_version + 1):
+            frame = api_versions_response(version, [], error_code=ErrorCode.INVALID_REQUEST)
+            self.assertIs(rewrite_api_versions(frame, version, mapper().mapping()), frame)
+        self.assertEqual(ErrorCode.INVALID_REQUEST, 42)
+
     def test_unknown_tags(self) -> None:
         """Flexible versions keep unknown tags: top level, api key and feature entries."""
         for version in range(3, ApiVersionsResponse.max_version + 1):
