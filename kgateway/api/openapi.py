@@ -405,9 +405,11 @@ DOCUMENT: dict[str, Any] = {
                     "201": _json(_ref("Interceptor"), "Created"),
                     "400": _json(
                         _ref("Error"),
-                        "Not JSON, a bad shape, an unknown plugin or "
-                        "a config the plugin rejects; nothing was stored",
+                        "Not JSON, nested deeper than 64 levels, a bad shape, an unknown "
+                        "plugin, a pattern RE2 cannot run in linear time, or a config the "
+                        "plugin rejects; nothing was stored",
                     ),
+                    "413": _json(_ref("Error"), "The body is larger than 1 MiB"),
                 },
                 {
                     "required": True,

@@ -129,6 +129,6 @@ class InterceptorSpec:
     def decode(cls, value: bytes) -> InterceptorSpec:
         try:
             raw = json.loads(value)
-        except ValueError as e:
+        except (ValueError, RecursionError) as e:
             raise InvalidConfig(f"not JSON: {e}") from e
         return cls.parse(raw)
