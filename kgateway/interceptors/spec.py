@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kgateway.interceptors.api import ClientInfo, InvalidConfig
+from kgateway.interceptors.patterns import TextPattern, compile_pattern
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _FIELDS = {"name", "plugin", "priority", "config", "scope"}
@@ -25,7 +26,7 @@ class Scope:
 
     client_id: str | None = None
     username: str | None = None
-    _pattern: re.Pattern[str] | None = field(default=None, compare=False, repr=False)
+    _pattern: TextPattern | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def parse(cls, raw: Any) -> Scope:
@@ -42,13 +43,7 @@ class Scope:
             pattern = raw["clientId"]
             if not isinstance(pattern, str) or not pattern:
                 raise InvalidConfig("scope.clientId must be a non-empty regular expression")
-            try:
-                compiled = re.compile(pattern)
-            except re.error as e:
-                raise InvalidConfig(
-                    f"scope.clientId {pattern!r} is not a regular expression: {e}"
-                ) from e
-            return cls(client_id=pattern, _pattern=compiled)
+            return cls(client_id=pattern, _pattern=compile_pattern(pattern, "scope.clientId"))
         username = raw["username"]
         if not isinstance(username, str) or not username:
             raise InvalidConfig("scope.username must be a non-empty string")
@@ -134,6 +129,6 @@ class InterceptorSpec:
     def decode(cls, value: bytes) -> InterceptorSpec:
         try:
             raw = json.loads(value)
-        except ValueError as e:
+        except (ValueError, RecursionError) as e:
             raise InvalidConfig(f"not JSON: {e}") from e
         return cls.parse(raw)
