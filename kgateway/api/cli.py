@@ -222,7 +222,9 @@ async def connections(api: AdminApi, options: argparse.Namespace, out: IO[str]) 
         for c in data["connections"]
     ]
     node = data["answered_by"]
-    out.write(f"{len(rows)} client connection(s) on {node['id'] or node['host']}\n")
+    total = data.get("total", len(rows))
+    shown = "" if total == len(rows) else f" (the oldest {len(rows)} shown)"
+    out.write(f"{total} client connection(s) on {node['id'] or node['host']}{shown}\n")
     if rows:
         headers = ("PEER", "PORT -> BROKER", "BROKER", "CLIENT ID", "IN", "OUT", "IN FLIGHT", "AGE")
         out.write(table(headers, rows) + "\n")

@@ -230,9 +230,14 @@ _SCHEMAS: dict[str, Any] = {
     },
     "Connections": {
         "type": "object",
-        "required": ["answered_by", "connections"],
+        "required": ["answered_by", "connections", "total"],
         "properties": {
             "answered_by": _ref("Node"),
+            "total": {
+                "type": "integer",
+                "minimum": 0,
+                "description": "connections on the node; the list has the oldest `limit` of them",
+            },
             "connections": {
                 "type": "array",
                 "items": {
@@ -425,7 +430,19 @@ DOCUMENT: dict[str, Any] = {
             ],
         ),
         "/api/v1/connections": _get(
-            "This node's client connections", _json(_ref("Connections"), "The connections")
+            "This node's client connections, oldest first",
+            _json(_ref("Connections"), "The connections"),
+            more={"400": _ERROR},
+            parameters=[
+                {
+                    "name": "limit",
+                    "in": "query",
+                    "required": False,
+                    "description": "at most this many connections (default 1000): a listing "
+                    "is built on the node's event loop, so its size is bounded",
+                    "schema": {"type": "integer", "minimum": 1, "maximum": 100000},
+                }
+            ],
         ),
         "/api/v1/interceptors": _get(
             "The cluster's interceptors, and those this node cannot run",
@@ -445,9 +462,11 @@ DOCUMENT: dict[str, Any] = {
                     "201": _json(_ref("Interceptor"), "Created"),
                     "400": _json(
                         _ref("Error"),
-                        "Not JSON, a bad shape, an unknown plugin or "
-                        "a config the plugin rejects; nothing was stored",
+                        "Not JSON, nested deeper than 64 levels, a bad shape, an unknown "
+                        "plugin, a pattern RE2 cannot run in linear time, or a config the "
+                        "plugin rejects; nothing was stored",
                     ),
+                    "413": _json(_ref("Error"), "The body is larger than 1 MiB"),
                 },
                 {
                     "required": True,

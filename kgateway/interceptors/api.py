@@ -68,6 +68,9 @@ class ClientInfo:
     #: What interceptors keep about this connection, each under its own key; it goes
     #: away with the connection, so nothing needs expiring.
     state: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    #: Which interceptors' scopes take this connection in, decided once per client id and
+    #: username by L{kgateway.interceptors.registry.InterceptorSet} and kept here.
+    scope_decision: Any = field(default=None, compare=False, repr=False)
 
     @property
     def host(self) -> str:

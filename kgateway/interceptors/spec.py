@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kgateway.interceptors.api import ClientInfo, InvalidConfig
+from kgateway.interceptors.patterns import TextPattern, compile_pattern
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _FIELDS = {"name", "plugin", "priority", "config", "scope"}
@@ -33,7 +34,7 @@ class Scope:
     client_id: str | None = None
     username: str | None = None
     principal: str | None = None
-    _pattern: re.Pattern[str] | None = field(default=None, compare=False, repr=False)
+    _pattern: TextPattern | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def parse(cls, raw: Any) -> Scope:
@@ -55,22 +56,17 @@ class Scope:
                     'scope.principal must be a certificate subject ("CN=app-1,O=acme") or a '
                     "regular expression"
                 )
+            compiled: TextPattern | None
             try:
-                compiled = re.compile(subject)
-            except re.error:
-                compiled = None  # a subject with regex characters in it, matched as itself
+                compiled = compile_pattern(subject, "scope.principal")
+            except InvalidConfig:
+                compiled = None  # a subject that is no pattern RE2 runs: matched as itself
             return cls(principal=subject, _pattern=compiled)
         if "clientId" in raw:
             pattern = raw["clientId"]
             if not isinstance(pattern, str) or not pattern:
                 raise InvalidConfig("scope.clientId must be a non-empty regular expression")
-            try:
-                compiled = re.compile(pattern)
-            except re.error as e:
-                raise InvalidConfig(
-                    f"scope.clientId {pattern!r} is not a regular expression: {e}"
-                ) from e
-            return cls(client_id=pattern, _pattern=compiled)
+            return cls(client_id=pattern, _pattern=compile_pattern(pattern, "scope.clientId"))
         username = raw["username"]
         if not isinstance(username, str) or not username:
             raise InvalidConfig("scope.username must be a non-empty string")
@@ -164,6 +160,6 @@ class InterceptorSpec:
     def decode(cls, value: bytes) -> InterceptorSpec:
         try:
             raw = json.loads(value)
-        except ValueError as e:
+        except (ValueError, RecursionError) as e:
             raise InvalidConfig(f"not JSON: {e}") from e
         return cls.parse(raw)

@@ -39,6 +39,7 @@ class ErrorCode(IntEnum):
     REBALANCE_IN_PROGRESS = errors.RebalanceInProgressError.errno
     TOPIC_AUTHORIZATION_FAILED = errors.TopicAuthorizationFailedError.errno
     UNSUPPORTED_VERSION = errors.UnsupportedVersionError.errno
+    INVALID_REQUEST = errors.InvalidRequestError.errno
     TOPIC_ALREADY_EXISTS = errors.TopicAlreadyExistsError.errno
     POLICY_VIOLATION = errors.PolicyViolationError.errno
     KAFKA_STORAGE_ERROR = errors.KafkaStorageError.errno

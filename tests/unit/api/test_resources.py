@@ -5,6 +5,8 @@ a fake reactor; every JSON answer is checked against the OpenAPI document.
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client.parser import text_string_to_metric_families
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -336,6 +338,32 @@ class ResourceTests(SynchronousTestCase):
         )
         self.assertEqual(row["bytes_to_client"], len(client.transport.value()))
         self.assertEqual(data["answered_by"]["id"], "gw-a.test:7000@1")
+        self.assertEqual(data["total"], 1)
+
+    def test_connections_limited(self) -> None:
+        """The listing is bounded: the oldest C{limit} (1000 unless asked), and the total."""
+        for port in range(40001, 40006):
+            ClientSide(self.api.node.factory, gateway_port=7002, port=port).send(
+                metadata_request(1)
+            )
+            self.api.clock.advance(1)
+
+        def listing(query: str) -> Any:
+            response = self.successResultOf(self.api.get("/api/v1/connections" + query))
+            return conforms(self, "/api/v1/connections", response)
+
+        data = listing("?limit=2")
+        self.assertEqual(data["total"], 5)
+        self.assertEqual(
+            [r["peer"] for r in data["connections"]], ["10.0.0.7:40001", "10.0.0.7:40002"]
+        )
+        self.assertEqual(len(listing("")["connections"]), 5)
+        for bad in ("0", "x", "-1", "100001"):
+            response = self.successResultOf(self.api.get(f"/api/v1/connections?limit={bad}"))
+            self.assertEqual(response.code, 400, bad)
+            self.assertIn(
+                "limit must be", conforms(self, "/api/v1/connections", response)["message"]
+            )
 
 
 class ErrorTests(SynchronousTestCase):
