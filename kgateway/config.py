@@ -22,11 +22,23 @@ from __future__ import annotations
 import socket
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+from kgateway.listener import (
+    LISTENER_NAMES,
+    LISTENER_PREFIX,
+    LISTENERS,
+    Listener,
+    ListenerDefaults,
+    default_listener,
+    read_listeners,
+)
 from kgateway.net import HostPort
 from kgateway.protocol.framing import DEFAULT_MAX_FRAME_BYTES
+from kgateway.security import server_config as client_tls
+from kgateway.security.server_config import ServerTls, client_login_refusal, server_tls
+from kgateway.security.server_tls import ServerContexts
 from kgateway.setting import (
     AdminUser,
     ConfigError,
@@ -297,6 +309,10 @@ SETTINGS: tuple[Setting[Any], ...] = (
     SECURED_METRICS,
     ADMIN_API_OPEN_ON_LOOPBACK,
     LOG_FORMAT,
+    # Issue 13, client side: TLS towards clients (kgateway.security.server_config) and
+    # several listeners (kgateway.listener).
+    *client_tls.ROWS,
+    LISTENER_NAMES,
 )
 
 KAFKA_CLIENT = Family(
@@ -308,7 +324,7 @@ KAFKA_CLIENT = Family(
 )
 
 #: Every family of settings keyed by a name.
-FAMILIES: tuple[Family, ...] = (KAFKA_CLIENT,)
+FAMILIES: tuple[Family, ...] = (KAFKA_CLIENT, LISTENERS)
 
 SUPPORTED_SECURITY_PROTOCOLS = ("PLAINTEXT",)
 
@@ -344,10 +360,34 @@ class Settings:
     log_format: str = LOG_FORMAT.initial()
     #: C{KAFKA_*} client settings for the broker side, as Kafka names them.
     kafka: Mapping[str, str] = field(default_factory=dict)
+    # Issue 13, client side.
+    #: What clients speak to the node (every listener's default).
+    security_protocol: str = "PLAINTEXT"
+    #: Client certificates on TLS listeners (every TLS listener's default).
+    ssl_client_auth: str = client_tls.CLIENT_AUTH_ROW.initial()
+    #: What the TLS listeners serve; None when no listener speaks TLS.
+    server_tls: ServerTls | None = None
+    #: The node's listeners; empty: one, DEFAULT, made from the single-listener fields
+    #: when the settings are made (so a C{replace} of those fields keeps the old listener).
+    listeners: tuple[Listener, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.group_id:
             object.__setattr__(self, "group_id", f"kgateway_{self.cluster_id}")
+        if not self.listeners:
+            default = default_listener(self._defaults(), self.port_start, self.port_count)
+            object.__setattr__(self, "listeners", (default,))
+
+    def _defaults(self, protocol_from: str = "", auth_given: bool = False) -> ListenerDefaults:
+        """The node-wide settings every listener takes where it sets nothing of its own."""
+        return ListenerDefaults(
+            self.security_protocol,
+            protocol_from or client_tls.SECURITY_PROTOCOL,
+            self.advertised_host,
+            self.bind_host,
+            self.ssl_client_auth,
+            auth_given,
+        )
 
     @property
     def license_topic(self) -> str:
@@ -392,11 +432,16 @@ class Settings:
                     f"{row.env} is not set (nor --{row.option}); it is required: {row.about}"
                 )
         families = {family.field: family.read(environ) for family in FAMILIES}
-        protocol = families[KAFKA_CLIENT.field].get("security.protocol", "PLAINTEXT").upper()
-        if protocol not in SUPPORTED_SECURITY_PROTOCOLS:
-            raise ConfigError(
-                f"KAFKA_SECURITY_PROTOCOL={protocol!r} is not supported yet; valid: "
-                + ", ".join(SUPPORTED_SECURITY_PROTOCOLS)
+        variables = families.pop(LISTENERS.field)
+        names = given[LISTENER_NAMES]
+        _check_single_or_named(given, names, variables)
+        kafka_protocol = families[KAFKA_CLIENT.field].get("security.protocol", "PLAINTEXT")
+        protocol_from = client_tls.SECURITY_PROTOCOL
+        if given[client_tls.SECURITY_PROTOCOL_ROW] is None:
+            if "security.protocol" in families[KAFKA_CLIENT.field]:
+                protocol_from = "KAFKA_SECURITY_PROTOCOL"
+            given[client_tls.SECURITY_PROTOCOL_ROW] = client_tls.SECURITY_PROTOCOL_ROW.parse(
+                protocol_from, kafka_protocol
             )
         fields = {
             row.field: value for row, value in given.items() if row.field and value is not None
@@ -414,7 +459,44 @@ class Settings:
                 f"{PORT_COUNT.env}={count} with {PORT_START.env}={start} goes past port 65535; "
                 f"valid: at most {65536 - start}"
             )
-        return settings
+        defaults = settings._defaults(protocol_from, given[client_tls.CLIENT_AUTH_ROW] is not None)
+        if names is None:
+            listeners: tuple[Listener, ...] = (default_listener(defaults, start, count),)
+        else:
+            listeners = read_listeners(names, variables, defaults)
+        refusal = client_login_refusal(listeners, kafka_protocol)
+        if refusal is not None:
+            raise ConfigError(refusal)
+        protocol = kafka_protocol.upper()
+        if protocol not in SUPPORTED_SECURITY_PROTOCOLS:
+            raise ConfigError(
+                f"KAFKA_SECURITY_PROTOCOL={protocol!r} is not supported yet; valid: "
+                + ", ".join(SUPPORTED_SECURITY_PROTOCOLS)
+            )
+        tls = server_tls(lambda row: given.get(row), listeners, protocol_from)
+        if tls is not None:
+            # Read the stores once now: a bad one stops the start with its one line.
+            ServerContexts(tls, {each.client_auth for each in listeners if each.tls})
+        return replace(settings, listeners=listeners, server_tls=tls)
+
+
+def _check_single_or_named(
+    given: Mapping[Setting[Any], Any], names: tuple[str, ...] | None, variables: Mapping[str, str]
+) -> None:
+    """Listeners are named, or one made of the single-listener settings; never both."""
+    if names is None and variables:
+        raise ConfigError(
+            f"{min(variables)} is set but {LISTENER_NAMES.env} is not: name the listeners "
+            f"there, e.g. {LISTENER_NAMES.env}=INTERNAL,EXTERNAL"
+        )
+    if names is None:
+        return
+    for single in (PORT_START, PORT_COUNT):
+        if given[single] is not None:
+            raise ConfigError(
+                f"{single.env} is set beside {LISTENER_NAMES.env}: each listener has its own "
+                f"ports ({LISTENER_PREFIX}<NAME>_PORTS); unset {single.env}"
+            )
 
 
 def main(argv: Sequence[str]) -> int:

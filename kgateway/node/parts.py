@@ -9,7 +9,7 @@ instead of patching a node after it was made.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 
@@ -35,10 +35,10 @@ from kgateway.config import Settings
 from kgateway.interceptors.api import InterceptorContext
 from kgateway.interceptors.registry import InterceptorSet, discover_plugins
 from kgateway.interceptors.store import InterceptorStore
-from kgateway.interfaces import IMembership, INodeReactor, INodeView, Member
+from kgateway.interfaces import AdvertisedListener, IMembership, INodeReactor, INodeView, Member
 from kgateway.metrics import InterceptorCollector, TrafficStats
 from kgateway.net import Connector, tcp_connector
-from kgateway.routing.ports import PortPlan
+from kgateway.security.server_tls import ServerContexts
 
 #: Builds the admin API over the node (its view, and its interceptor store once running).
 AdminApiFactory = Callable[[INodeView, StoreSource], AdminApiService]
@@ -52,8 +52,9 @@ class NodeParts:
     directory: BrokerDirectory
     #: The node's own way to Kafka, which every part below that talks to Kafka uses.
     kafka: KafkaLink
-    #: The node's place in its gateway cluster, made once its port plan is known.
-    membership: Callable[[PortPlan], IMembership]
+    #: The node's place in its gateway cluster, made once its listeners' ports are
+    #: known (the first listener's are the member's own).
+    membership: Callable[[Sequence[AdvertisedListener], int], IMembership]
     #: The cluster's interceptors, shared by every client connection.
     interceptors: InterceptorSet
     #: The interceptors topic applied to C{interceptors}, read before the node listens.
@@ -70,6 +71,8 @@ class NodeParts:
     registry: CollectorRegistry
     #: None when the settings refuse the admin API (the node logs why).
     admin_api: AdminApiFactory | None
+    #: The TLS listeners' current contexts, renewed from disk; None without TLS listeners.
+    server_tls: ServerContexts | None = None
 
 
 def build_parts(
@@ -115,6 +118,10 @@ def build_parts(
             status = NodeStatus(settings, view)
             return AdminApiService(settings, status, metrics, reactor, interceptors=store)
 
+    server_tls = None
+    if settings.server_tls is not None:
+        modes = {each.client_auth for each in settings.listeners if each.tls}
+        server_tls = ServerContexts(settings.server_tls, modes)
     return NodeParts(
         directory=directory,
         kafka=kafka,
@@ -127,21 +134,32 @@ def build_parts(
         stats=TrafficStats(),
         registry=metrics,
         admin_api=admin_api,
+        server_tls=server_tls,
     )
 
 
 def gateway_membership(
-    settings: Settings, kafka: KafkaLink, replication: Callable[[], int], plan: PortPlan
+    settings: Settings,
+    kafka: KafkaLink,
+    replication: Callable[[], int],
+    listeners: Sequence[AdvertisedListener],
+    min_broker_id: int,
 ) -> IMembership:
-    """This node in its gateway group, describing itself with the ports of C{plan}."""
+    """
+    This node in its gateway group, describing itself with its listeners'
+    hosts and ports; the first listener's are also the member's own, which
+    is all an older node reads of it.
+    """
+    first = listeners[0]
     myself = Member(
-        node_name=node_name(settings.advertised_host, plan.start),
-        host=settings.advertised_host,
-        port_start=plan.start,
-        port_count=plan.count,
-        min_broker_id=plan.min_broker_id,
+        node_name=node_name(first.host, first.port_start),
+        host=first.host,
+        port_start=first.port_start,
+        port_count=first.port_count,
+        min_broker_id=min_broker_id,
         rack=settings.rack_id,
         joined_at=time.time(),
+        listeners=tuple(listeners),
     )
     core = MembershipCore(
         myself=myself,
@@ -168,7 +186,7 @@ def _interceptor_set(
             name=name,
             cluster_id=settings.cluster_id,
             audit=interceptors.audit,
-            node=f"{settings.advertised_host}:{settings.port_start}",
+            node=f"{settings.listeners[0].advertised_host}:{settings.listeners[0].port_start}",
             produce=produce,
         )
 

@@ -107,6 +107,8 @@ class ClientCore:
     #: The one queue of requests that cannot go on yet.
     waiting: WaitingFrames = field(default_factory=WaitingFrames)
     route: Route | None = None
+    #: The subject of the client's TLS certificate (mTLS), known before the route.
+    principal: str | None = None
     # Set together by the transition that learns the route, and read only by
     # the states after it, so none of them asks whether they are there.
     broker: BrokerLeg = field(init=False, repr=False)
@@ -124,7 +126,9 @@ class ClientCore:
         """What the admin API shows of this connection now."""
         route = self.route
         if route is None:  # nothing relayed yet
-            return ConnectionView(self.peer, port, None, None, None, 0, 0, 0, age_seconds)
+            return ConnectionView(
+                self.peer, port, None, None, None, 0, 0, 0, age_seconds, self.principal
+            )
         return ConnectionView(
             peer=self.peer,
             port=port,
@@ -135,6 +139,7 @@ class ClientCore:
             bytes_to_client=self.responses.bytes_to_client,
             in_flight=len(self.inflight),
             age_seconds=age_seconds,
+            principal=self.principal,
         )
 
 
@@ -197,7 +202,7 @@ def _build() -> Callable[[ClientCore], ClientInputs]:
         core.broker = open_broker_leg(
             route.address, leg, settings.connect, settings.max_frame_bytes, settings.stats
         )
-        client = ClientInfo(core.peer, route.broker_id)
+        client = ClientInfo(core.peer, route.broker_id, principal=core.principal)
         conn = core.describe()
         sasl = SaslObserver()
         interceptors = settings.interceptors

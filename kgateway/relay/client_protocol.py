@@ -6,6 +6,10 @@ A connection cuts the client's stream into request frames and hands them,
 and every other event, to its machine (L{kgateway.relay.client_machine}).
 It asks the listener's router where it goes; until the answer comes (it
 may come later, after a TLS handshake) its requests wait.
+
+On a TLS listener the connection is made only once the handshake is done
+(L{kgateway.security.handshake}), so it reads who the client is from its
+certificate (its principal) and the server name it asked for at once.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from kgateway.protocol.framing import DEFAULT_MAX_FRAME_BYTES, FrameError, Frame
 from kgateway.relay.client_machine import ClientCore, ClientInputs, new_client_machine
 from kgateway.relay.transport import Transport, no_delay
 from kgateway.routing.router import Accepted, IRouter, NoRoute
+from kgateway.security.handshake import peer_principal, server_name
 
 log = Logger()
 
@@ -63,10 +68,15 @@ class ClientConnection(Protocol):
         no_delay(transport)
         # Read nothing until the broker connection is open.
         transport.pauseProducing()
-        self.core = ClientCore(transport, self.peer, self.factory)
+        # TLS (issue 13): who the client's certificate says it is, and the host
+        # it asked for; both None without TLS.
+        principal, asked_for = peer_principal(transport), server_name(transport)
+        self.core = ClientCore(transport, self.peer, self.factory, principal=principal)
         self.machine = machine = new_client_machine(self.core)
         self.factory.connections.add(self)
-        accepted = Accepted(self.peer, getattr(transport.getHost(), "port", None))
+        accepted = Accepted(
+            self.peer, getattr(transport.getHost(), "port", None), succeed(asked_for)
+        )
         self.factory.router.route(accepted).addCallbacks(machine.routed, self._unroutable)
 
     def _unroutable(self, failure: Failure) -> None:

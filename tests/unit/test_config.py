@@ -407,10 +407,15 @@ class RowTests(SynchronousTestCase):
                 self.assertEqual(defaults[row.field], row.initial(), row.env)
 
     def test_every_field_has_a_row(self) -> None:
-        """Each Settings field is filled by a row, a family, or the TLS pair; nothing else."""
+        """
+        Each Settings field is filled by a row, a family, the admin API's TLS
+        pair or the client side's TLS rows; nothing else.
+        """
         filled = {row.field for row in SETTINGS if row.field} | {f.field for f in FAMILIES}
         self.assertEqual(
-            {f.name for f in dataclasses.fields(Settings)}, filled | {"http_tls"}, "fields"
+            {f.name for f in dataclasses.fields(Settings)},
+            filled | {"http_tls", "server_tls"},
+            "fields",
         )
         self.assertEqual(len(filled), len([row for row in SETTINGS if row.field]) + len(FAMILIES))
 
@@ -422,6 +427,8 @@ class RowTests(SynchronousTestCase):
     def test_variables_named_in_help_exist(self) -> None:
         """A setting named in another's help is a real setting (not a renamed one)."""
         known = {row.env for row in SETTINGS}
+        # A family is named by its prefix (GATEWAY_LISTENER_<NAME>_*).
+        known |= {family.prefix.split("<")[0] for family in FAMILIES}
         for row in SETTINGS:
             for name in re.findall(r"\b(?:GATEWAY|KAFKA)_[A-Z_]+\b", row.about):
                 self.assertIn(name, known, row.env)
@@ -459,7 +466,15 @@ class RowTests(SynchronousTestCase):
     def test_secrets_never_echoed(self) -> None:
         """A secret's bad value is refused without repeating it."""
         secrets = [row for row in SETTINGS if row.secret]
-        self.assertEqual([row.env for row in secrets], ["GATEWAY_ADMIN_API_USERS"])
+        self.assertEqual(
+            [row.env for row in secrets],
+            [
+                "GATEWAY_ADMIN_API_USERS",
+                "GATEWAY_SSL_KEY_STORE_PASSWORD",
+                "GATEWAY_SSL_KEY_PASSWORD",
+                "GATEWAY_SSL_TRUST_STORE_PASSWORD",
+            ],
+        )
         for row in secrets:
             for value in ("[hunter2", '"hunter2"', '[{"password": "hunter2"}]', '{"hunter2": 1}'):
                 with self.assertRaises(ConfigError) as caught:

@@ -7,6 +7,7 @@ resources with StubTreq.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -22,11 +23,10 @@ from kgateway.api.openapi import DOCUMENT
 from kgateway.cluster.roster import Member
 from kgateway.config import AdminUser, Settings
 from kgateway.interceptors.store import InterceptorStore
-from kgateway.interfaces import BrokerInfo
+from kgateway.interfaces import AdvertisedListener, BrokerInfo
 from kgateway.net import HostPort
 from kgateway.node.parts import build_parts
 from kgateway.node.service import GatewayNode
-from kgateway.routing.ports import PortPlan
 from tests.unit.interceptors.fake_topic import FakeTopic
 from tests.unit.node.test_service import FakeFetch, RecordingReactor, fake_directory
 from tests.unit.relay.fakes import FakeBrokers
@@ -58,7 +58,7 @@ class FakeMembership:
 
     @property
     def roster(self) -> list[Member]:
-        me = Member(**{**self.myself.to_json(), "member_id": "member-1"})  # type: ignore[arg-type]
+        me = replace(self.myself, member_id="member-1")
         return sorted([me, *self.others]) if self.is_member else [self.myself]
 
     def start(self) -> None:
@@ -139,9 +139,17 @@ def make_api_node(
     fetch = FakeFetch(None)
     upstream = FakeBrokers()
 
-    def membership(plan: PortPlan) -> FakeMembership:
+    def membership(listeners: Sequence[AdvertisedListener], low: int) -> FakeMembership:
+        first = listeners[0]
         me = Member(
-            "gw-a.test:7000@1", "gw-a.test", plan.start, plan.count, plan.min_broker_id, "a", 1.7e9
+            "gw-a.test:7000@1",
+            first.host,
+            first.port_start,
+            first.port_count,
+            low,
+            "a",
+            1.7e9,
+            listeners=tuple(listeners),
         )
         return FakeMembership(me)
 

@@ -18,10 +18,16 @@ from zope.interface import implementer
 from kgateway.api.server import AdminApiService
 from kgateway.cluster.topics import CompactedTopicReader
 from kgateway.config import AdminUser, Settings
-from kgateway.interfaces import BrokerInfo, ConnectionView, IAddressPlanner, INodeView, Member
+from kgateway.interfaces import (
+    AdvertisedListener,
+    BrokerInfo,
+    ConnectionView,
+    IAddressPlanner,
+    INodeView,
+    Member,
+)
 from kgateway.net import HostPort
 from kgateway.node.parts import build_parts
-from kgateway.routing.ports import PortPlan
 from tests.unit.relay.fakes import metadata_response
 
 BOOT = (HostPort("10.0.0.1", 9092), HostPort("10.0.0.2", 9092))
@@ -67,7 +73,7 @@ class StoppingNode:
     def roster(self) -> list[Member]:
         return []
 
-    def planner(self) -> IAddressPlanner | None:
+    def planner(self, listener: str | None = None) -> IAddressPlanner | None:
         return None
 
     def connections(self) -> list[ConnectionView]:
@@ -152,12 +158,16 @@ class BuildPartsTests(SynchronousTestCase):
         self.assertIsNone(license.finder.create)  # membership creates it
 
     def test_membership_describes_this_node_with_its_port_plan(self) -> None:
-        membership = self.parts.membership(PortPlan(7000, 4, 1))
+        internal = AdvertisedListener("INTERNAL", "gw.test", 7000, 4)
+        external = AdvertisedListener("EXTERNAL", "gw.example.com", 9000, 4)
+        membership = self.parts.membership([internal, external], 1)
         me = membership.myself
+        # The first listener's host and ports are the member's own (an older node reads them).
         self.assertEqual(
             (me.host, me.port_start, me.port_count, me.min_broker_id, me.rack),
             ("gw.test", 7000, 4, 1, "a"),
         )
+        self.assertEqual(me.listeners, (internal, external))
         self.assertTrue(me.node_name.startswith("gw.test:7000#"))
         self.assertEqual(membership.roster, [me])
         self.assertFalse(membership.is_member)

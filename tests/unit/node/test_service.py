@@ -98,7 +98,9 @@ def make_node(
         build_parts(settings, reactor),
         directory=fake_directory(settings, reactor, fetch),
         connect=upstream.connect,
-        membership=lambda plan: FakeMembership(plan, settings),
+        membership=lambda listeners, low: FakeMembership(
+            PortPlan(listeners[0].port_start, listeners[0].port_count, low), settings
+        ),
         license=Service(),
         interceptor_store=FakeStore(),
     )
