@@ -15,7 +15,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import pkcs12
-from cryptography.x509.oid import NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 #: The organisation every test certificate names.
 ORGANISATION = "kgateway tests"
@@ -103,7 +103,7 @@ class Authority:
                 names.append(x509.IPAddress(ipaddress.ip_address(host)))
             except ValueError:
                 names.append(x509.DNSName(host))
-        usage = x509.ExtendedKeyUsageOID.SERVER_AUTH if server else None
+        usage = ExtendedKeyUsageOID.SERVER_AUTH if server else None
         builder = (
             x509.CertificateBuilder()
             .subject_name(_name(common_name))
@@ -118,7 +118,7 @@ class Authority:
         if usage is not None:
             builder = builder.add_extension(
                 x509.ExtendedKeyUsage(
-                    [usage, x509.ExtendedKeyUsageOID.CLIENT_AUTH],
+                    [usage, ExtendedKeyUsageOID.CLIENT_AUTH],
                 ),
                 critical=False,
             )

@@ -162,6 +162,7 @@ def served_subject(port: int, ca: Path) -> str:
     with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
         with context.wrap_socket(raw, server_hostname=EXTERNAL_HOST) as tls:
             certificate = tls.getpeercert()
+    assert certificate is not None
     return ",".join(
         f"{key}={value}"
         for rdn in reversed(certificate["subject"])

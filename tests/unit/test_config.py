@@ -233,12 +233,12 @@ class PluginTests(SynchronousTestCase):
         self.assertIn("KAFKA_BOOTSTRAP_SERVERS is not set", stderr.getvalue())
 
     def test_options_reach_the_node(self) -> None:
-        from twisted.internet.testing import MemoryReactorClock
+        from tests.unit.node.reactors import NodeMemoryReactor
 
         self.patch(os, "environ", {**BOOTSTRAP})
         options = tap.Options()
         options.parseOptions(["--port-start", "7100", "--advertised-host", "gw"])
-        node = tap.makeService(options, reactor=MemoryReactorClock())
+        node = tap.makeService(options, reactor=NodeMemoryReactor())
         self.assertEqual(node.settings.port_start, 7100)
         self.assertEqual(node.settings.advertised_host, "gw")
 

@@ -124,7 +124,9 @@ def librdkafka(args: Any, deadline: Deadline) -> dict[str, Any]:
                 continue
             if message.error() is not None:
                 raise KafkaException(message.error())
-            values.append(message.value().decode())
+            value = message.value()
+            assert value is not None
+            values.append(value.decode())
         return {"values": values}
     finally:
         consumer.close()

@@ -18,12 +18,13 @@ from twisted.application.service import Service
 from twisted.internet.defer import succeed
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
+from zope.interface import implementer
 
 from kgateway.api.openapi import DOCUMENT
 from kgateway.cluster.roster import Member
 from kgateway.config import AdminUser, Settings
 from kgateway.interceptors.store import InterceptorStore
-from kgateway.interfaces import AdvertisedListener, BrokerInfo
+from kgateway.interfaces import AdvertisedListener, BrokerInfo, IMembership
 from kgateway.net import HostPort
 from kgateway.node.parts import build_parts
 from kgateway.node.service import GatewayNode
@@ -46,6 +47,7 @@ BROKERS = [
 OTHER = Member("gw-b.test:7100@2", "gw-b.test", 7100, 6, 0, "b", 1700000100.0, "member-2")
 
 
+@implementer(IMembership)
 @dataclass
 class FakeMembership:
     """The gateway group as the node sees it: a roster and whether it is in it."""
@@ -79,7 +81,8 @@ class ApiNode:
     brokers: FakeBrokers
     clock: Clock
     registry: CollectorRegistry
-    http: StubTreq
+    #: A StubTreq: it sets treq's functions (get, post ...) on itself at run time, unseen by mypy.
+    http: Any
     topic: FakeTopic
 
     @property

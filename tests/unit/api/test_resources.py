@@ -396,6 +396,7 @@ class ErrorTests(SynchronousTestCase):
         def broken() -> None:
             raise RuntimeError("boom")
 
+        assert self.api.node.admin_api is not None
         self.api.node.admin_api.site.resource.children[b"api"].children[b"v1"].children[
             b"cluster"
         ].view = lambda request: broken()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from twisted.trial.unittest import SynchronousTestCase
 
 from kgateway.interceptors.api import ClientInfo, InvalidConfig
@@ -82,7 +84,7 @@ class WhereUsedTests(SynchronousTestCase):
         from kgateway.interceptors.builtin.read_only_topics import ReadOnlyTopics
 
         bad = r"(a)\1"
-        cases = [
+        cases: list[tuple[Any, dict[str, Any], str]] = [
             (ReadOnlyTopics, {"topics": ["ok", bad]}, "config.topics"),
             (HeaderInjection, {"headers": {"h": "v"}, "topics": bad}, "config.topics"),
             (ClientIdRequired, {"pattern": bad}, "config.pattern"),
@@ -90,5 +92,5 @@ class WhereUsedTests(SynchronousTestCase):
         ]
         for plugin, config, setting in cases:
             with self.assertRaises(InvalidConfig) as e:
-                plugin.from_config(config, None)  # type: ignore[arg-type]
+                plugin.from_config(config, None)
             self.assertIn(f"{setting} {bad!r} is not a regular expression", str(e.exception))

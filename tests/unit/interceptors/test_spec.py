@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from twisted.trial.unittest import SynchronousTestCase
 
 from kgateway.interceptors.api import ClientInfo, InvalidConfig
@@ -87,7 +90,7 @@ class OptionsTests(SynchronousTestCase):
         options.done()
 
     def test_errors(self) -> None:
-        cases = [
+        cases: list[tuple[Callable[[Options], object], dict[str, Any], str]] = [
             (lambda o: o.integer("n", minimum=1), {"n": 0}, "config.n must be >= 1, got 0"),
             (lambda o: o.integer("n"), {"n": "ten"}, "config.n must be an integer, got 'ten'"),
             (lambda o: o.integer("n"), {}, "config.n is required"),

@@ -17,10 +17,11 @@ from twisted.application.service import Service
 from twisted.internet.defer import succeed
 from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.trial.unittest import SynchronousTestCase
+from zope.interface import implementer
 
 from kgateway.cluster.roster import Member
 from kgateway.config import Settings
-from kgateway.interfaces import AdvertisedListener, BrokerInfo
+from kgateway.interfaces import AdvertisedListener, BrokerInfo, IMembership
 from kgateway.listener import Listener
 from kgateway.net import HostPort
 from kgateway.node.parts import NodeParts, build_parts
@@ -61,6 +62,7 @@ PEER = Member(
 )
 
 
+@implementer(IMembership)
 class ListenerMembership:
     """The gateway group: this node (as it describes itself) and C{others}."""
 
@@ -101,7 +103,7 @@ def make_node(
         connect=upstream.connect,
         membership=lambda advertised, low: ListenerMembership(advertised, low, others),
         license=Service(),
-        interceptor_store=FakeStore(),
+        interceptor_store=FakeStore(),  # type: ignore[arg-type]
     )
     node = GatewayNode(settings, parts, reactor)
     node.startService()
@@ -231,7 +233,8 @@ class TlsListenerTests(SynchronousTestCase):
         factories = {s[0]: s[1] for s in reactor.tcpServers}
         self.assertIs(factories[7001], node.factories["INTERNAL"])
         self.assertIsInstance(factories[9001], TLSMemoryBIOFactory)
-        self.assertIs(factories[9001].wrappedFactory.wrapped, node.factories["EXTERNAL"])
+        wrapped = factories[9001].wrappedFactory  # type: ignore[attr-defined]
+        self.assertIs(wrapped.wrapped, node.factories["EXTERNAL"])
         [renewal] = [s for s in node if isinstance(s, TimerService)]
         self.assertEqual(renewal.step, 30)
         contexts = node.parts.server_tls

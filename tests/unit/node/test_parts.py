@@ -11,7 +11,7 @@ from prometheus_client import CollectorRegistry
 from treq.testing import StubTreq
 from twisted.internet.address import IPv4Address
 from twisted.internet.protocol import Factory, Protocol
-from twisted.internet.testing import MemoryReactorClock, StringTransport
+from twisted.internet.testing import StringTransport
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 
@@ -28,6 +28,7 @@ from kgateway.interfaces import (
 )
 from kgateway.net import HostPort
 from kgateway.node.parts import build_parts
+from tests.unit.node.reactors import NodeMemoryReactor
 from tests.unit.relay.fakes import metadata_response
 
 BOOT = (HostPort("10.0.0.1", 9092), HostPort("10.0.0.2", 9092))
@@ -82,7 +83,7 @@ class StoppingNode:
 
 class BuildPartsTests(SynchronousTestCase):
     def setUp(self) -> None:
-        self.reactor = MemoryReactorClock()
+        self.reactor = NodeMemoryReactor()
         self.registry = CollectorRegistry()
         self.parts = build_parts(settings(), self.reactor, self.registry)
 
@@ -90,6 +91,7 @@ class BuildPartsTests(SynchronousTestCase):
         """The first connection the reactor was asked for answers a Metadata request."""
         host, port, factory, _, _ = self.reactor.tcpClients[0]
         broker = factory.buildProtocol(IPv4Address("TCP", host, port))
+        assert broker is not None
         broker.makeConnection(StringTransport())
         broker.dataReceived(metadata_response(1, brokers))
 
@@ -139,11 +141,14 @@ class BuildPartsTests(SynchronousTestCase):
         """The interceptors topic is created compacted; interceptors' own topics are not."""
         configurations, interceptor_records = self.parts.writers
         self.assertIsNone(configurations.finder.create)  # the reader creates it
-        reader = self.parts.interceptor_store.reader  # type: ignore[attr-defined]
+        reader = self.parts.interceptor_store.reader
+        assert isinstance(reader, CompactedTopicReader)
         self.assertEqual(reader.topic, "_kgateway_prod_interceptors")
         self.assertEqual(reader.interval_seconds, 0.5)
+        create = reader.finder.create
+        assert create is not None
         self.assertEqual(
-            (reader.finder.create.what, reader.finder.create.compacted),
+            (create.what, create.compacted),
             ("interceptors topic", True),
         )
         create = interceptor_records.finder.create
@@ -177,7 +182,8 @@ class BuildPartsTests(SynchronousTestCase):
         assert factory is not None
         api = factory(StoppingNode(), lambda: None)
         self.assertIsInstance(api, AdminApiService)
-        http = StubTreq(api.site.resource)
+        # (StubTreq sets treq's functions on itself at run time, unseen by mypy.)
+        http: Any = StubTreq(api.site.resource)
         ready = self.successResultOf(http.get("http://gw.test:8888/health/ready"))
         self.assertEqual(ready.code, 503)
         self.assertIn(b"the node is shutting down", self.successResultOf(ready.content()))

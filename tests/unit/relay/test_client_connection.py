@@ -428,7 +428,7 @@ class ClosingTests(SynchronousTestCase):
 
         # A broker connection that opens after the client is gone is hung up.
         late = RecordingBrokerLeg()
-        leg.broker_ready(late, StringTransport())
+        leg.broker_ready(late, StringTransport())  # type: ignore[arg-type]  # close() only
         self.assertEqual(late.closed, ["client already gone"])
 
 

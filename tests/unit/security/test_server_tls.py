@@ -41,7 +41,7 @@ class Echo(Protocol):
 
     def connectionMade(self) -> None:
         self.principal = peer_principal(self.transport)
-        self.factory.made.append(self)  # type: ignore[attr-defined]
+        self.factory.made.append(self)
 
     def dataReceived(self, data: bytes) -> None:
         assert self.transport is not None
@@ -113,7 +113,7 @@ class Gateway:
             self.echo, self.contexts.creator(client_auth), "OUTSIDE", reactor, self.failures
         )
         tcp: IReactorTCP = reactor
-        self.port = tcp.listenTCP(0, factory, interface="127.0.0.1")
+        self.port = tcp.listenTCP(0, factory, interface="127.0.0.1")  # type: ignore[arg-type]
         case.addCleanup(self.port.stopListening)
         self.case = case
 
@@ -136,7 +136,7 @@ class Gateway:
             if certificate is None
             else PrivateCertificate.loadPEM(certificate.key_pem() + certificate.certificate_pem()),
         )
-        endpoint = SSL4ClientEndpoint(reactor, "127.0.0.1", self.port.getHost().port, options)
+        endpoint = SSL4ClientEndpoint(reactor, "127.0.0.1", self.port.getHost().port, options)  # type: ignore[attr-defined]
         client = yield endpoint.connect(Factory.forProtocol(Client))
         self.case.addCleanup(lambda: _close(client))
         return client

@@ -41,7 +41,7 @@ class StoreTestCase(SynchronousTestCase):
         return self.folder / name
 
     def refused(self, call: object, *args: object, **kwargs: object) -> str:
-        error = self.assertRaises(ConfigError, call, *args, **kwargs)  # type: ignore[arg-type]
+        error = self.assertRaises(ConfigError, call, *args, **kwargs)
         message = str(error)
         self.assertNotIn("\n", message)
         self.assertNotIn(SECRET, message)
@@ -53,7 +53,7 @@ class KeyStoreTests(StoreTestCase):
         """A PEM key store: the key and its chain, the key's certificate first."""
         path = ME.write_pem(self.path("me.pem"))
         for declared in (None, "PEM"):
-            store = load_key_store(KEY, str(path), declared)  # type: ignore[arg-type]
+            store = load_key_store(KEY, str(path), declared)
             self.assertEqual(store.certificate, ME.certificate)
             self.assertEqual(store.chain, (ME.certificate, CA.certificate))
             self.assertNotIn("PRIVATE", repr(store))
@@ -129,7 +129,7 @@ class KeyStoreTests(StoreTestCase):
     def test_pkcs12(self) -> None:
         path = ME.write_pkcs12(self.path("me.p12"), SECRET)
         for declared in (None, "PKCS12", "JKS"):  # Java reads a PKCS12 file declared JKS
-            store = load_key_store(KEY, str(path), declared, password=SECRET)  # type: ignore[arg-type]
+            store = load_key_store(KEY, str(path), declared, password=SECRET)
             self.assertEqual(store.chain, (ME.certificate, CA.certificate))
 
     def test_pkcs12_key_password(self) -> None:
@@ -167,7 +167,7 @@ class KeyStoreTests(StoreTestCase):
     def test_jks(self) -> None:
         path = ME.write_jks(self.path("me.jks"), SECRET)
         for declared in (None, "JKS", "PKCS12"):
-            store = load_key_store(KEY, str(path), declared, password=SECRET)  # type: ignore[arg-type]
+            store = load_key_store(KEY, str(path), declared, password=SECRET)
             self.assertEqual(store.chain, (ME.certificate, CA.certificate))
 
     def test_jks_key_password(self) -> None:
