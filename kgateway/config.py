@@ -27,6 +27,18 @@ from typing import Any
 
 from kgateway.net import HostPort
 from kgateway.protocol.framing import DEFAULT_MAX_FRAME_BYTES
+from kgateway.security.broker_side import (
+    BrokerSecurity,
+    StoreGiven,
+    broker_security,
+    endpoint_identification,
+    secret,
+)
+from kgateway.security.client_tls import TlsNames
+from kgateway.security.oauth import token_endpoint
+from kgateway.security.sasl import SaslNames, sasl_mechanism
+from kgateway.security.security_protocol import security_protocol
+from kgateway.security.stores import StoreSettings, store_type
 from kgateway.setting import (
     AdminUser,
     ConfigError,
@@ -64,11 +76,16 @@ __all__ = [
 
 
 def kafka_client_settings(environ: Mapping[str, str]) -> dict[str, str]:
-    """C{KAFKA_SECURITY_PROTOCOL=X} becomes C{security.protocol=X}, as Kafka's images do."""
+    """
+    C{KAFKA_CLIENT_ID=X} becomes C{client.id=X}, as Kafka's images do: the
+    C{KAFKA_*} variables that are not rows of their own (those are read,
+    checked and kept once, by their rows, secrets included).
+    """
+    rows = {row.env for row in SETTINGS}
     return {
         name[len(KAFKA_CLIENT.prefix) :].lower().replace("_", "."): value
         for name, value in environ.items()
-        if name.startswith(KAFKA_CLIENT.prefix) and name != BOOTSTRAP_SERVERS.env
+        if name.startswith(KAFKA_CLIENT.prefix) and name not in rows
     }
 
 
@@ -271,6 +288,121 @@ LOG_FORMAT = Setting(
     "text, or json: one JSON object per line for log shippers",
 )
 
+# --- issue 13: the broker side's security (how the node and every broker leg reach Kafka) ---
+# The Java client's property names as KAFKA_* variables; they fill one field, broker_security,
+# once checked together (and the stores read) by kgateway.security.broker_side.
+KAFKA_SECURITY_PROTOCOL = Setting(
+    "KAFKA_SECURITY_PROTOCOL",
+    "kafka-security-protocol",
+    None,
+    security_protocol,
+    "PLAINTEXT",
+    "How the node and every client's broker leg reach the brokers: PLAINTEXT, SSL, "
+    "SASL_PLAINTEXT or SASL_SSL",
+)
+KAFKA_SSL_TRUSTSTORE_LOCATION = Setting(
+    "KAFKA_SSL_TRUSTSTORE_LOCATION",
+    "kafka-ssl-truststore-location",
+    None,
+    path,
+    None,
+    "Trust store file: the CA certificates the brokers' certificates must chain to",
+    unset="the system's CA certificates",
+)
+KAFKA_SSL_TRUSTSTORE_TYPE = Setting(
+    "KAFKA_SSL_TRUSTSTORE_TYPE",
+    "kafka-ssl-truststore-type",
+    None,
+    store_type,
+    None,
+    "PEM, PKCS12 or JKS",
+    unset="read from the file",
+)
+KAFKA_SSL_TRUSTSTORE_PASSWORD = Setting(
+    "KAFKA_SSL_TRUSTSTORE_PASSWORD",
+    "kafka-ssl-truststore-password",
+    None,
+    secret,
+    None,
+    "The trust store's password (PKCS12, JKS; a JKS trust store is read without one too)",
+    secret=True,
+)
+KAFKA_SSL_KEYSTORE_LOCATION = Setting(
+    "KAFKA_SSL_KEYSTORE_LOCATION",
+    "kafka-ssl-keystore-location",
+    None,
+    path,
+    None,
+    "Key store file: the node's private key and certificate, for brokers that require "
+    "client certificates (mTLS)",
+)
+KAFKA_SSL_KEYSTORE_TYPE = Setting(
+    "KAFKA_SSL_KEYSTORE_TYPE",
+    "kafka-ssl-keystore-type",
+    None,
+    store_type,
+    None,
+    "PEM (the key, then its certificate chain), PKCS12 or JKS",
+    unset="read from the file",
+)
+KAFKA_SSL_KEYSTORE_PASSWORD = Setting(
+    "KAFKA_SSL_KEYSTORE_PASSWORD",
+    "kafka-ssl-keystore-password",
+    None,
+    secret,
+    None,
+    "The key store's password (PKCS12, JKS)",
+    secret=True,
+)
+KAFKA_SSL_KEY_PASSWORD = Setting(
+    "KAFKA_SSL_KEY_PASSWORD",
+    "kafka-ssl-key-password",
+    None,
+    secret,
+    None,
+    "The private key's password (an encrypted PEM key; a JKS key with a password of its own)",
+    secret=True,
+)
+KAFKA_SSL_ENDPOINT_IDENTIFICATION_ALGORITHM = Setting(
+    "KAFKA_SSL_ENDPOINT_IDENTIFICATION_ALGORITHM",
+    "kafka-ssl-endpoint-identification-algorithm",
+    None,
+    endpoint_identification,
+    "https",
+    "https: a broker's host name must be in its certificate; empty: it is not checked (the "
+    "chain still is)",
+)
+KAFKA_SASL_MECHANISM = Setting(
+    "KAFKA_SASL_MECHANISM",
+    "kafka-sasl-mechanism",
+    None,
+    sasl_mechanism,
+    None,
+    "The node's SASL login: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or OAUTHBEARER (clients "
+    "still log in as themselves)",
+)
+KAFKA_SASL_JAAS_CONFIG = Setting(
+    "KAFKA_SASL_JAAS_CONFIG",
+    "kafka-sasl-jaas-config",
+    None,
+    secret,
+    None,
+    "The node's credentials as a JAAS login module entry, e.g. "
+    'org.apache.kafka.common.security.scram.ScramLoginModule required username="..." '
+    'password="..."; (prefer the environment)',
+    secret=True,
+)
+KAFKA_SASL_OAUTHBEARER_TOKEN_ENDPOINT_URL = Setting(
+    "KAFKA_SASL_OAUTHBEARER_TOKEN_ENDPOINT_URL",
+    "kafka-sasl-oauthbearer-token-endpoint-url",
+    None,
+    token_endpoint,
+    None,
+    "OAUTHBEARER: the OAuth token endpoint the JAAS entry's clientId and clientSecret are "
+    "traded at (client credentials)",
+)
+# --- end issue 13, broker side ---
+
 #: Every setting, in the order C{--help} and the README list them.
 SETTINGS: tuple[Setting[Any], ...] = (
     BOOTSTRAP_SERVERS,
@@ -297,20 +429,81 @@ SETTINGS: tuple[Setting[Any], ...] = (
     SECURED_METRICS,
     ADMIN_API_OPEN_ON_LOOPBACK,
     LOG_FORMAT,
+    # issue 13, broker side
+    KAFKA_SECURITY_PROTOCOL,
+    KAFKA_SSL_TRUSTSTORE_LOCATION,
+    KAFKA_SSL_TRUSTSTORE_TYPE,
+    KAFKA_SSL_TRUSTSTORE_PASSWORD,
+    KAFKA_SSL_KEYSTORE_LOCATION,
+    KAFKA_SSL_KEYSTORE_TYPE,
+    KAFKA_SSL_KEYSTORE_PASSWORD,
+    KAFKA_SSL_KEY_PASSWORD,
+    KAFKA_SSL_ENDPOINT_IDENTIFICATION_ALGORITHM,
+    KAFKA_SASL_MECHANISM,
+    KAFKA_SASL_JAAS_CONFIG,
+    KAFKA_SASL_OAUTHBEARER_TOKEN_ENDPOINT_URL,
 )
 
 KAFKA_CLIENT = Family(
     "KAFKA_",
     "kafka",
     kafka_client_settings,
-    "client settings for the broker side, as Kafka names them (KAFKA_SECURITY_PROTOCOL is "
-    "security.protocol; only PLAINTEXT so far)",
+    "other Kafka client settings, as Kafka names them (KAFKA_CLIENT_ID is client.id): read "
+    "but not used",
 )
 
 #: Every family of settings keyed by a name.
 FAMILIES: tuple[Family, ...] = (KAFKA_CLIENT,)
 
-SUPPORTED_SECURITY_PROTOCOLS = ("PLAINTEXT",)
+#: The names the broker side's settings are known by in its messages.
+BROKER_TLS_NAMES = TlsNames(
+    truststore=StoreSettings(
+        KAFKA_SSL_TRUSTSTORE_LOCATION.env,
+        KAFKA_SSL_TRUSTSTORE_TYPE.env,
+        KAFKA_SSL_TRUSTSTORE_PASSWORD.env,
+    ),
+    keystore=StoreSettings(
+        KAFKA_SSL_KEYSTORE_LOCATION.env,
+        KAFKA_SSL_KEYSTORE_TYPE.env,
+        KAFKA_SSL_KEYSTORE_PASSWORD.env,
+        KAFKA_SSL_KEY_PASSWORD.env,
+    ),
+    identification=KAFKA_SSL_ENDPOINT_IDENTIFICATION_ALGORITHM.env,
+    protocol=KAFKA_SECURITY_PROTOCOL.env,
+)
+BROKER_SASL_NAMES = SaslNames(
+    KAFKA_SASL_MECHANISM.env,
+    KAFKA_SASL_JAAS_CONFIG.env,
+    KAFKA_SASL_OAUTHBEARER_TOKEN_ENDPOINT_URL.env,
+)
+
+
+def _broker_security(given: Mapping[Setting[Any], Any]) -> BrokerSecurity:
+    """The broker side's rows, checked together (issue 13)."""
+    return broker_security(
+        given[KAFKA_SECURITY_PROTOCOL] or KAFKA_SECURITY_PROTOCOL.initial(),
+        tls_names=BROKER_TLS_NAMES,
+        truststore=StoreGiven(
+            given[KAFKA_SSL_TRUSTSTORE_LOCATION],
+            given[KAFKA_SSL_TRUSTSTORE_TYPE],
+            given[KAFKA_SSL_TRUSTSTORE_PASSWORD],
+        ),
+        keystore=StoreGiven(
+            given[KAFKA_SSL_KEYSTORE_LOCATION],
+            given[KAFKA_SSL_KEYSTORE_TYPE],
+            given[KAFKA_SSL_KEYSTORE_PASSWORD],
+            given[KAFKA_SSL_KEY_PASSWORD],
+        ),
+        identification=(
+            KAFKA_SSL_ENDPOINT_IDENTIFICATION_ALGORITHM.initial()
+            if given[KAFKA_SSL_ENDPOINT_IDENTIFICATION_ALGORITHM] is None
+            else given[KAFKA_SSL_ENDPOINT_IDENTIFICATION_ALGORITHM]
+        ),
+        sasl_names=BROKER_SASL_NAMES,
+        mechanism=given[KAFKA_SASL_MECHANISM],
+        jaas=given[KAFKA_SASL_JAAS_CONFIG],
+        token_endpoint=given[KAFKA_SASL_OAUTHBEARER_TOKEN_ENDPOINT_URL],
+    )
 
 
 @dataclass(frozen=True)
@@ -342,8 +535,11 @@ class Settings:
     secured_metrics: bool = SECURED_METRICS.initial()
     admin_api_open_on_loopback: bool = ADMIN_API_OPEN_ON_LOOPBACK.initial()
     log_format: str = LOG_FORMAT.initial()
-    #: C{KAFKA_*} client settings for the broker side, as Kafka names them.
-    kafka: Mapping[str, str] = field(default_factory=dict)
+    #: The other C{KAFKA_*} client settings, as Kafka names them (not shown: who knows
+    #: what they hold).
+    kafka: Mapping[str, str] = field(default_factory=dict, repr=False)
+    #: How the node and the broker legs reach the brokers (issue 13).
+    broker_security: BrokerSecurity = field(default_factory=BrokerSecurity)
 
     def __post_init__(self) -> None:
         if not self.group_id:
@@ -392,12 +588,6 @@ class Settings:
                     f"{row.env} is not set (nor --{row.option}); it is required: {row.about}"
                 )
         families = {family.field: family.read(environ) for family in FAMILIES}
-        protocol = families[KAFKA_CLIENT.field].get("security.protocol", "PLAINTEXT").upper()
-        if protocol not in SUPPORTED_SECURITY_PROTOCOLS:
-            raise ConfigError(
-                f"KAFKA_SECURITY_PROTOCOL={protocol!r} is not supported yet; valid: "
-                + ", ".join(SUPPORTED_SECURITY_PROTOCOLS)
-            )
         fields = {
             row.field: value for row, value in given.items() if row.field and value is not None
         }
@@ -407,6 +597,7 @@ class Settings:
             http_tls=http_tls(
                 HTTP_TLS_KEY.env, given[HTTP_TLS_KEY], HTTP_TLS_CERT.env, given[HTTP_TLS_CERT]
             ),
+            broker_security=_broker_security(given),
         )
         start, count = settings.port_start, settings.port_count
         if count is not None and start + count - 1 > 65535:
