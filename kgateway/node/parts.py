@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 
+import treq
 from prometheus_client import GC_COLLECTOR, PLATFORM_COLLECTOR, PROCESS_COLLECTOR, CollectorRegistry
 from twisted.application.service import IService
 from twisted.internet.defer import Deferred
@@ -39,6 +40,8 @@ from kgateway.interfaces import IMembership, INodeReactor, INodeView, Member
 from kgateway.metrics import InterceptorCollector, TrafficStats
 from kgateway.net import Connector, tcp_connector
 from kgateway.routing.ports import PortPlan
+from kgateway.security.oauth import TokenSource
+from kgateway.security.sasl import SaslLogin, SaslSettings
 
 #: Builds the admin API over the node (its view, and its interceptor store once running).
 AdminApiFactory = Callable[[INodeView, StoreSource], AdminApiService]
@@ -77,8 +80,19 @@ def build_parts(
 ) -> NodeParts:
     """The parts of a node with these settings, on this reactor (and metrics registry)."""
     timeout = settings.upstream_connect_timeout_seconds
-    connect = tcp_connector(reactor, timeout)
-    bootstrap = KafkaLink(settings.bootstrap_servers, connect, reactor, timeout)
+    # issue 13: the broker side's TLS wraps every connection to a broker (the node's own
+    # and each client's broker leg); the node's own connections also log in.
+    security = settings.broker_security
+    tls = security.tls
+    connect = tcp_connector(reactor, timeout, None if tls is None else tls.wrap)
+    bootstrap = KafkaLink(
+        settings.bootstrap_servers,
+        connect,
+        reactor,
+        timeout,
+        tls=tls,
+        login=broker_login(security.sasl, reactor, timeout),
+    )
     directory = BrokerDirectory(bootstrap, refresh_seconds=settings.metadata_refresh_seconds)
     kafka = bootstrap.also_trying(directory.known_addresses)
     replication = partial(replication_for, directory)
@@ -128,6 +142,17 @@ def build_parts(
         registry=metrics,
         admin_api=admin_api,
     )
+
+
+def broker_login(
+    sasl: SaslSettings | None, reactor: INodeReactor, timeout: float
+) -> SaslLogin | None:
+    """The node's SASL login (with its OAuth token source, for OAUTHBEARER), or None."""
+    if sasl is None:
+        return None
+    if sasl.oauth is None:
+        return SaslLogin(sasl)
+    return SaslLogin(sasl, TokenSource(sasl.oauth, reactor, treq.post, timeout).token)
 
 
 def gateway_membership(

@@ -149,11 +149,14 @@ def is_tls_failure(failure: Failure) -> bool:
 
 
 def describe_tls_failure(failure: Failure, address: HostPort, tls: BrokerTls) -> str:
-    """One line on why TLS with the broker at C{address} failed, and what to set."""
+    """
+    One line on why TLS with the broker at C{address} failed, and what to set
+    (without the address: whoever logs it names the broker).
+    """
     names = tls.names
     if failure.check(VerificationError):
         return (
-            f"TLS with {address}: the broker's certificate is not for {address.host!r}: "
+            f"TLS: the broker's certificate is not for {address.host!r}: "
             f"list that host in its subjectAltName, or set {names.identification}= (empty) "
             "to skip the host name check"
         )
@@ -166,19 +169,14 @@ def describe_tls_failure(failure: Failure, address: HostPort, tls: BrokerTls) ->
         else:
             source = f"a CA in {names.truststore.location}={tls.trust_location!r}"
         return (
-            f"TLS with {address}: certificate verify failed: the broker's certificate is not "
+            "TLS: certificate verify failed: the broker's certificate is not "
             f"signed by {source} (or it has expired)"
         )
     if any(
         word in lowered
         for word in ("certificate required", "bad certificate", "unknown ca", "handshake failure")
     ):
-        return (
-            f"TLS with {address}: the broker refused the handshake ({said}): {tls.refusal_hint()}"
-        )
+        return f"TLS: the broker refused the handshake ({said}): {tls.refusal_hint()}"
     if any(word in lowered for word in ("wrong version number", "packet length", "record layer")):
-        return (
-            f"TLS with {address} failed ({said}): is it a TLS listener? check "
-            f"{names.protocol} and the port"
-        )
-    return f"TLS with {address} failed: {said}"
+        return f"TLS failed ({said}): is it a TLS listener? check {names.protocol} and the port"
+    return f"TLS failed: {said}"

@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import urlsplit
 
 import treq
@@ -88,11 +88,8 @@ def token_endpoint(name: str, value: str) -> str:
     return text
 
 
-class HttpClient(Protocol):
-    """What a L{TokenSource} needs of treq (or of a C{treq.testing.StubTreq})."""
-
-    def post(self, url: str, **kwargs: Any) -> Deferred[Any]:
-        """POST to C{url}; fires with a response treq's content functions read."""
+#: treq's C{post} (or a C{treq.testing.StubTreq}'s): fires with a response treq can read.
+HttpPost = Callable[..., "Deferred[Any]"]
 
 
 @dataclass
@@ -109,12 +106,12 @@ class TokenSource:
         self,
         settings: OAuthSettings,
         clock: IReactorTime,
-        http: HttpClient,
+        post: HttpPost,
         timeout_seconds: float = 10.0,
     ) -> None:
         self.settings = settings
         self._clock = clock
-        self._http = http
+        self._post = post
         self._timeout = timeout_seconds
         self._token: _Token | None = None
         self._fetching: list[Deferred[str]] | None = None
@@ -175,7 +172,7 @@ class TokenSource:
         form = {"grant_type": "client_credentials"}
         if settings.scope:
             form["scope"] = settings.scope
-        asking = self._http.post(
+        asking = self._post(
             settings.token_endpoint,
             data=form,
             auth=(settings.client_id, settings.client_secret),
