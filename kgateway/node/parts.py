@@ -9,7 +9,7 @@ instead of patching a node after it was made.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
 
@@ -17,6 +17,7 @@ import treq
 from prometheus_client import GC_COLLECTOR, PLATFORM_COLLECTOR, PROCESS_COLLECTOR, CollectorRegistry
 from twisted.application.service import IService
 from twisted.internet.defer import Deferred
+from twisted.logger import Logger
 
 from kgateway.api.interceptors import StoreSource
 from kgateway.api.server import AdminApiService
@@ -42,6 +43,8 @@ from kgateway.net import Connector, tcp_connector
 from kgateway.routing.ports import PortPlan
 from kgateway.security.oauth import TokenSource
 from kgateway.security.sasl import SaslLogin, SaslSettings
+
+log = Logger()
 
 #: Builds the admin API over the node (its view, and its interceptor store once running).
 AdminApiFactory = Callable[[INodeView, StoreSource], AdminApiService]
@@ -84,6 +87,7 @@ def build_parts(
     # and each client's broker leg); the node's own connections also log in.
     security = settings.broker_security
     tls = security.tls
+    _warn_unread(settings.kafka)
     connect = tcp_connector(reactor, timeout, None if tls is None else tls.wrap)
     bootstrap = KafkaLink(
         settings.bootstrap_servers,
@@ -142,6 +146,17 @@ def build_parts(
         registry=metrics,
         admin_api=admin_api,
     )
+
+
+def _warn_unread(kafka: Mapping[str, str]) -> None:
+    """A KAFKA_SSL_* or KAFKA_SASL_* variable without a row is a setting someone expected."""
+    for name in sorted(kafka):
+        if name.startswith(("ssl.", "sasl.")):
+            log.warn(
+                "KAFKA_{variable} ({name}) is not a setting kgateway reads; it is ignored",
+                variable=name.upper().replace(".", "_"),
+                name=name,
+            )
 
 
 def broker_login(
