@@ -36,7 +36,11 @@ from kgateway.listener import (
 )
 from kgateway.net import HostPort
 from kgateway.protocol.framing import DEFAULT_MAX_FRAME_BYTES
+from kgateway.security import broker_config
 from kgateway.security import server_config as client_tls
+from kgateway.security.broker_side import (
+    BrokerSecurity,
+)
 from kgateway.security.server_config import ServerTls, client_login_refusal, server_tls
 from kgateway.security.server_tls import ServerContexts
 from kgateway.setting import (
@@ -76,11 +80,16 @@ __all__ = [
 
 
 def kafka_client_settings(environ: Mapping[str, str]) -> dict[str, str]:
-    """C{KAFKA_SECURITY_PROTOCOL=X} becomes C{security.protocol=X}, as Kafka's images do."""
+    """
+    C{KAFKA_CLIENT_ID=X} becomes C{client.id=X}, as Kafka's images do: the
+    C{KAFKA_*} variables that are not rows of their own (those are read,
+    checked and kept once, by their rows, secrets included).
+    """
+    rows = {row.env for row in SETTINGS}
     return {
         name[len(KAFKA_CLIENT.prefix) :].lower().replace("_", "."): value
         for name, value in environ.items()
-        if name.startswith(KAFKA_CLIENT.prefix) and name != BOOTSTRAP_SERVERS.env
+        if name.startswith(KAFKA_CLIENT.prefix) and name not in rows
     }
 
 
@@ -283,6 +292,7 @@ LOG_FORMAT = Setting(
     "text, or json: one JSON object per line for log shippers",
 )
 
+
 #: Every setting, in the order C{--help} and the README list them.
 SETTINGS: tuple[Setting[Any], ...] = (
     BOOTSTRAP_SERVERS,
@@ -313,20 +323,21 @@ SETTINGS: tuple[Setting[Any], ...] = (
     # several listeners (kgateway.listener).
     *client_tls.ROWS,
     LISTENER_NAMES,
+    # Issue 13, broker side: how the node and every broker leg reach Kafka
+    # (kgateway.security.broker_config).
+    *broker_config.ROWS,
 )
 
 KAFKA_CLIENT = Family(
     "KAFKA_",
     "kafka",
     kafka_client_settings,
-    "client settings for the broker side, as Kafka names them (KAFKA_SECURITY_PROTOCOL is "
-    "security.protocol; only PLAINTEXT so far)",
+    "other Kafka client settings, as Kafka names them (KAFKA_CLIENT_ID is client.id): read "
+    "but not used",
 )
 
 #: Every family of settings keyed by a name.
 FAMILIES: tuple[Family, ...] = (KAFKA_CLIENT, LISTENERS)
-
-SUPPORTED_SECURITY_PROTOCOLS = ("PLAINTEXT",)
 
 
 @dataclass(frozen=True)
@@ -358,8 +369,11 @@ class Settings:
     secured_metrics: bool = SECURED_METRICS.initial()
     admin_api_open_on_loopback: bool = ADMIN_API_OPEN_ON_LOOPBACK.initial()
     log_format: str = LOG_FORMAT.initial()
-    #: C{KAFKA_*} client settings for the broker side, as Kafka names them.
-    kafka: Mapping[str, str] = field(default_factory=dict)
+    #: The other C{KAFKA_*} client settings, as Kafka names them (not shown: who knows
+    #: what they hold).
+    kafka: Mapping[str, str] = field(default_factory=dict, repr=False)
+    #: How the node and the broker legs reach the brokers (issue 13).
+    broker_security: BrokerSecurity = field(default_factory=BrokerSecurity)
     # Issue 13, client side.
     #: What clients speak to the node (every listener's default).
     security_protocol: str = "PLAINTEXT"
@@ -435,11 +449,13 @@ class Settings:
         variables = families.pop(LISTENERS.field)
         names = given[LISTENER_NAMES]
         _check_single_or_named(given, names, variables)
-        kafka_protocol = families[KAFKA_CLIENT.field].get("security.protocol", "PLAINTEXT")
+        kafka_protocol = (
+            given[broker_config.SECURITY_PROTOCOL] or broker_config.SECURITY_PROTOCOL.initial()
+        )
         protocol_from = client_tls.SECURITY_PROTOCOL
         if given[client_tls.SECURITY_PROTOCOL_ROW] is None:
-            if "security.protocol" in families[KAFKA_CLIENT.field]:
-                protocol_from = "KAFKA_SECURITY_PROTOCOL"
+            if given[broker_config.SECURITY_PROTOCOL] is not None:
+                protocol_from = broker_config.SECURITY_PROTOCOL.env
             given[client_tls.SECURITY_PROTOCOL_ROW] = client_tls.SECURITY_PROTOCOL_ROW.parse(
                 protocol_from, kafka_protocol
             )
@@ -467,17 +483,14 @@ class Settings:
         refusal = client_login_refusal(listeners, kafka_protocol)
         if refusal is not None:
             raise ConfigError(refusal)
-        protocol = kafka_protocol.upper()
-        if protocol not in SUPPORTED_SECURITY_PROTOCOLS:
-            raise ConfigError(
-                f"KAFKA_SECURITY_PROTOCOL={protocol!r} is not supported yet; valid: "
-                + ", ".join(SUPPORTED_SECURITY_PROTOCOLS)
-            )
+        # After the refusal: which clients may sit in front of SASL brokers is the
+        # first thing to fix, before the node's own login.
+        broker_side = broker_config.broker_security_from(given)
         tls = server_tls(lambda row: given.get(row), listeners, protocol_from)
         if tls is not None:
             # Read the stores once now: a bad one stops the start with its one line.
             ServerContexts(tls, {each.client_auth for each in listeners if each.tls})
-        return replace(settings, listeners=listeners, server_tls=tls)
+        return replace(settings, listeners=listeners, server_tls=tls, broker_security=broker_side)
 
 
 def _check_single_or_named(

@@ -9,13 +9,15 @@ instead of patching a node after it was made.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 
+import treq
 from prometheus_client import GC_COLLECTOR, PLATFORM_COLLECTOR, PROCESS_COLLECTOR, CollectorRegistry
 from twisted.application.service import IService
 from twisted.internet.defer import Deferred
+from twisted.logger import Logger
 
 from kgateway.api.interceptors import StoreSource
 from kgateway.api.server import AdminApiService
@@ -38,7 +40,11 @@ from kgateway.interceptors.store import InterceptorStore
 from kgateway.interfaces import AdvertisedListener, IMembership, INodeReactor, INodeView, Member
 from kgateway.metrics import InterceptorCollector, TrafficStats
 from kgateway.net import Connector, tcp_connector
+from kgateway.security.oauth import TokenSource
+from kgateway.security.sasl import SaslLogin, SaslSettings
 from kgateway.security.server_tls import ServerContexts
+
+log = Logger()
 
 #: Builds the admin API over the node (its view, and its interceptor store once running).
 AdminApiFactory = Callable[[INodeView, StoreSource], AdminApiService]
@@ -80,8 +86,20 @@ def build_parts(
 ) -> NodeParts:
     """The parts of a node with these settings, on this reactor (and metrics registry)."""
     timeout = settings.upstream_connect_timeout_seconds
-    connect = tcp_connector(reactor, timeout)
-    bootstrap = KafkaLink(settings.bootstrap_servers, connect, reactor, timeout)
+    # issue 13: the broker side's TLS wraps every connection to a broker (the node's own
+    # and each client's broker leg); the node's own connections also log in.
+    security = settings.broker_security
+    tls = security.tls
+    _warn_unread(settings.kafka)
+    connect = tcp_connector(reactor, timeout, None if tls is None else tls.wrap)
+    bootstrap = KafkaLink(
+        settings.bootstrap_servers,
+        connect,
+        reactor,
+        timeout,
+        tls=tls,
+        login=broker_login(security.sasl, reactor, timeout),
+    )
     directory = BrokerDirectory(bootstrap, refresh_seconds=settings.metadata_refresh_seconds)
     kafka = bootstrap.also_trying(directory.known_addresses)
     replication = partial(replication_for, directory)
@@ -136,6 +154,28 @@ def build_parts(
         admin_api=admin_api,
         server_tls=server_tls,
     )
+
+
+def _warn_unread(kafka: Mapping[str, str]) -> None:
+    """A KAFKA_SSL_* or KAFKA_SASL_* variable without a row is a setting someone expected."""
+    for name in sorted(kafka):
+        if name.startswith(("ssl.", "sasl.")):
+            log.warn(
+                "KAFKA_{variable} ({name}) is not a setting kgateway reads; it is ignored",
+                variable=name.upper().replace(".", "_"),
+                name=name,
+            )
+
+
+def broker_login(
+    sasl: SaslSettings | None, reactor: INodeReactor, timeout: float
+) -> SaslLogin | None:
+    """The node's SASL login (with its OAuth token source, for OAUTHBEARER), or None."""
+    if sasl is None:
+        return None
+    if sasl.oauth is None:
+        return SaslLogin(sasl)
+    return SaslLogin(sasl, TokenSource(sasl.oauth, reactor, treq.post, timeout).token)
 
 
 def gateway_membership(

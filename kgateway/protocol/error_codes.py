@@ -45,3 +45,7 @@ class ErrorCode(IntEnum):
     KAFKA_STORAGE_ERROR = errors.KafkaStorageError.errno
     MEMBER_ID_REQUIRED = errors.MemberIdRequiredError.errno
     UNKNOWN_TOPIC_ID = errors.UnknownTopicIdError.errno
+    # issue 13: the node's own SASL logins
+    UNSUPPORTED_SASL_MECHANISM = errors.UnsupportedSaslMechanismError.errno
+    ILLEGAL_SASL_STATE = errors.IllegalSaslStateError.errno
+    SASL_AUTHENTICATION_FAILED = errors.SaslAuthenticationFailedError.errno

@@ -35,6 +35,7 @@ from kgateway.protocol.codec import (
     preserve_unknown_tags,
     response_class,
 )
+from kgateway.protocol.config_rewrite import rewrite_describe_configs
 from kgateway.protocol.error_codes import ErrorCode
 from kgateway.protocol.skim import has_top_level_tags
 from kgateway.protocol.versions import offered_range
@@ -176,6 +177,8 @@ REWRITERS: dict[int, Rewriter] = {
         (ApiKey.FindCoordinator, rewrite_find_coordinator),
         (ApiKey.ApiVersions, rewrite_api_versions),
         (ApiKey.DescribeCluster, rewrite_describe_cluster),
+        # issue 13: config values that name the cluster's hosts (config_rewrite.py)
+        (ApiKey.DescribeConfigs, rewrite_describe_configs),
     )
 }
 

@@ -89,20 +89,25 @@ class DefaultsTests(SynchronousTestCase):
         self.assertEqual(settings.bootstrap_servers, (HostPort("::1", 9092),))
 
     def test_kafka_client_settings(self) -> None:
+        """The KAFKA_* variables without a row of their own, as Kafka names them."""
         self.assertEqual(
             kafka_client_settings(
                 {
                     **BOOTSTRAP,
                     "KAFKA_SECURITY_PROTOCOL": "PLAINTEXT",
-                    "KAFKA_SASL_MECHANISM": "PLAIN",
+                    "KAFKA_CLIENT_ID": "me",
+                    "KAFKA_SASL_LOGIN_CALLBACK_HANDLER_CLASS": "x.Y",
                     "GATEWAY_PORT_START": "1",
                     "PATH": "/bin",
                 }
             ),
-            {"security.protocol": "PLAINTEXT", "sasl.mechanism": "PLAIN"},
+            {"client.id": "me", "sasl.login.callback.handler.class": "x.Y"},
         )
-        settings = Settings.load({**BOOTSTRAP, "KAFKA_SECURITY_PROTOCOL": "plaintext"}, {})
-        self.assertEqual(settings.kafka, {"security.protocol": "plaintext"})
+        settings = Settings.load(
+            {**BOOTSTRAP, "KAFKA_SECURITY_PROTOCOL": "plaintext", "KAFKA_CLIENT_ID": "me"}, {}
+        )
+        self.assertEqual(settings.kafka, {"client.id": "me"})
+        self.assertEqual(settings.broker_security.protocol, "PLAINTEXT")
 
 
 class BadValueTests(SynchronousTestCase):
@@ -188,13 +193,13 @@ class BadValueTests(SynchronousTestCase):
         )
         self.assert_refused({**BOOTSTRAP, "GATEWAY_BIND_HOST": ""}, "GATEWAY_BIND_HOST", "''")
 
-    def test_unsupported_security_protocol(self) -> None:
+    def test_unknown_security_protocol(self) -> None:
         message = self.assert_refused(
-            {**BOOTSTRAP, "KAFKA_SECURITY_PROTOCOL": "SASL_SSL"},
+            {**BOOTSTRAP, "KAFKA_SECURITY_PROTOCOL": "SASL_TLS"},
             "KAFKA_SECURITY_PROTOCOL",
-            "SASL_SSL",
+            "SASL_TLS",
         )
-        self.assertIn("valid: PLAINTEXT", message)
+        self.assertIn("valid: PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL", message)
 
     def test_value_with_newline_stays_one_line(self) -> None:
         self.assert_refused(
@@ -414,7 +419,7 @@ class RowTests(SynchronousTestCase):
         filled = {row.field for row in SETTINGS if row.field} | {f.field for f in FAMILIES}
         self.assertEqual(
             {f.name for f in dataclasses.fields(Settings)},
-            filled | {"http_tls", "server_tls"},
+            filled | {"http_tls", "server_tls", "broker_security"},
             "fields",
         )
         self.assertEqual(len(filled), len([row for row in SETTINGS if row.field]) + len(FAMILIES))
@@ -473,6 +478,10 @@ class RowTests(SynchronousTestCase):
                 "GATEWAY_SSL_KEY_STORE_PASSWORD",
                 "GATEWAY_SSL_KEY_PASSWORD",
                 "GATEWAY_SSL_TRUST_STORE_PASSWORD",
+                "KAFKA_SSL_TRUSTSTORE_PASSWORD",
+                "KAFKA_SSL_KEYSTORE_PASSWORD",
+                "KAFKA_SSL_KEY_PASSWORD",
+                "KAFKA_SASL_JAAS_CONFIG",
             ],
         )
         for row in secrets:

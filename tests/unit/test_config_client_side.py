@@ -272,7 +272,7 @@ class RefusalTests(SynchronousTestCase):
         message = refused(
             self,
             {"KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT"},
-            "KAFKA_SECURITY_PROTOCOL",
+            "KAFKA_SASL_MECHANISM is not set",
         )
         self.assertNotIn("log in for them", message)
 

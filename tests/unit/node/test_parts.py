@@ -5,13 +5,15 @@ share the node's one link to Kafka, on a MemoryReactorClock.
 
 from __future__ import annotations
 
-from typing import Any
+from pathlib import Path
+from typing import Any, cast
 
 from prometheus_client import CollectorRegistry
 from treq.testing import StubTreq
 from twisted.internet.address import IPv4Address
 from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.testing import StringTransport
+from twisted.logger import ILogObserver, LogEvent, formatEvent, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 
@@ -30,6 +32,7 @@ from kgateway.net import HostPort
 from kgateway.node.parts import build_parts
 from tests.unit.node.reactors import NodeMemoryReactor
 from tests.unit.relay.fakes import metadata_response
+from tests.unit.security.certificates import CertificateAuthority
 
 BOOT = (HostPort("10.0.0.1", 9092), HostPort("10.0.0.2", 9092))
 USER = AdminUser("ops", "pw", admin=True)
@@ -201,3 +204,48 @@ class BuildPartsTests(SynchronousTestCase):
         names = {family.name for family in registry.collect()}
         self.assertIn("python_info", names)
         self.assertIs(self.parts.registry, self.registry)
+
+
+class BrokerSecurityPartsTests(SynchronousTestCase):
+    """issue 13: the broker side's TLS and login reach the link and the relay's connector."""
+
+    def test_tls_and_login(self) -> None:
+        folder = Path(self.mktemp())
+        folder.mkdir()
+        ca = CertificateAuthority.make().write_pem(folder / "ca.pem")
+        loaded = Settings.load(
+            {
+                "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9093",
+                "KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+                "GATEWAY_SECURITY_PROTOCOL": "SASL_PLAINTEXT",
+                "KAFKA_SSL_TRUSTSTORE_LOCATION": str(ca),
+                "KAFKA_SASL_MECHANISM": "PLAIN",
+                "KAFKA_SASL_JAAS_CONFIG": "org.apache.kafka.common.security.plain."
+                'PlainLoginModule required username="gw" password="pw";',
+                "KAFKA_SSL_KEYSTORE_CERTIFICATE_CHAIN": "-----BEGIN ...",
+                "GATEWAY_ADMIN_API_USERS": '[{"username": "ops", "password": "pw"}]',
+            },
+            {},
+        )
+        events: list[LogEvent] = []
+        observer = cast(ILogObserver, events.append)
+        globalLogPublisher.addObserver(observer)
+        self.addCleanup(globalLogPublisher.removeObserver, observer)
+        reactor = NodeMemoryReactor()
+        parts = build_parts(loaded, reactor, CollectorRegistry())
+        self.assertIs(parts.kafka.tls, loaded.broker_security.tls)
+        assert parts.kafka.login is not None
+        self.assertEqual(parts.kafka.login.settings, loaded.broker_security.sasl)
+        self.assertIn(
+            "KAFKA_SSL_KEYSTORE_CERTIFICATE_CHAIN (ssl.keystore.certificate.chain) is not a "
+            "setting kgateway reads; it is ignored",
+            [formatEvent(e) for e in events],
+        )
+        # The relay's connector: its first bytes on the wire are a TLS ClientHello.
+        parts.connect(HostPort("127.0.0.1", 9093), Factory.forProtocol(Protocol))
+        host, port, factory, _, _ = reactor.tcpClients[-1]
+        wire = StringTransport()
+        protocol = factory.buildProtocol(IPv4Address("TCP", host, port))
+        assert protocol is not None
+        protocol.makeConnection(wire)
+        self.assertEqual(wire.value()[:1], b"\x16")  # a TLS handshake record
