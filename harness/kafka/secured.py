@@ -137,6 +137,15 @@ def secured_listeners(
     return listeners
 
 
+SECURED_OVERRIDES: dict[str, object] = {
+    # A refused login is answered, then the connection closed this much later (Kafka's
+    # default is 100 ms). kafka-python sometimes saw the close before reading the answer and
+    # reported a bare disconnect; a second lets every client read why it was refused.
+    "connection.failed.authentication.delay.ms": 1000,
+}
+"""Broker settings every secured cluster gets (a caller's C{overrides} win)."""
+
+
 class SecuredKafkaCluster(KafkaCluster):
     """A L{KafkaCluster} with the listeners of L{secured_listeners}, SCRAM users formatted in.
 
@@ -158,6 +167,7 @@ class SecuredKafkaCluster(KafkaCluster):
         sasl: bool = True,
         oauth: bool = True,
         format_args: Sequence[str] = (),
+        overrides: dict[str, object] | None = None,
         **cluster_args: object,
     ) -> None:
         """A secured cluster (not started); see the class docstring."""
@@ -188,6 +198,7 @@ class SecuredKafkaCluster(KafkaCluster):
                     oauth=oauth,
                 ),
                 format_args=[*scram_format_args(self.users), *format_args],
+                overrides={**SECURED_OVERRIDES, **(overrides or {})},
                 **cluster_args,  # type: ignore[arg-type]
             )
         except BaseException:

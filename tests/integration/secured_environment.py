@@ -19,6 +19,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,16 +35,38 @@ from harness.gateway_process import GatewayProcess
 from harness.kafka import (
     CONSOLE_CONSUMER,
     CONSOLE_PRODUCER,
+    TOPIC_COMMAND,
     ensure_kafka_libs,
     java_tool_command,
 )
 from harness.kafka.secured import MTLS, SASL_SSL, SSL, SecuredKafkaCluster
+from harness.secured_gateway import BrokerSide, ClientSide
 
 CLIENTS = Path(__file__).parent / "clients"
 FAMILIES = ("java", "librdkafka", "kafka-python", "franz-go")
 """The client families every scenario runs with."""
 STORE_PASSWORD = "store-secret"
 """The password of every key and trust store the tests write."""
+
+AUTHENTICATION_REFUSED = {
+    # Java: the admin client fails at once with the broker's error.
+    "java": r"SaslAuthenticationException: Authentication failed",
+    # librdkafka keeps retrying; each refused login is reported, then deliveries time out.
+    "librdkafka": r"librdkafka error: _AUTHENTICATION: .*Authentication failed",
+    # kafka-python logs each refused bootstrap connection and retries until it times out.
+    "kafka-python": r"SaslAuthenticationFailedError: .*Authentication failed",
+    "franz-go": r"SASL_AUTHENTICATION_FAILED",
+}
+"""What each family prints when its SASL login is refused (a wrong password)."""
+
+CERTIFICATE_REFUSED = {
+    "java": r"SslAuthenticationException|SSLHandshakeException",
+    "librdkafka": r"librdkafka error: _(TRANSPORT|SSL): .*(alert|certificate|handshake)",
+    "kafka-python": r"SSLError|ALERT|alert",
+    "franz-go": r"tls: |remote error",
+}
+"""What each family prints when the server refuses its TLS handshake (no or a bad client
+certificate): the server's alert, as each TLS stack words it."""
 
 _counter = itertools.count()
 
@@ -141,7 +164,97 @@ class SecuredEnvironment:
             self.gateways[key] = node
         return self.gateways[key]
 
+    def ssl_gateway(self) -> GatewayProcess:
+        """TLS for clients, TLS to the brokers' SSL listener."""
+        return self.gateway(
+            "ssl",
+            {
+                **BrokerSide(SSL).env(self.cluster),
+                **ClientSide(
+                    SSL, self.gateway_key_store("ssl"), key_store_password=STORE_PASSWORD
+                ).env(),
+            },
+        )
+
+    def mtls_gateway(self) -> GatewayProcess:
+        """TLS that requires a client certificate of the cluster's CA; to the brokers, TLS
+        with the node's own client certificate (their MTLS listener requires one too)."""
+        node = self.client_certificate("CN=kgateway node,O=kgateway tests")
+        return self.gateway(
+            "mtls",
+            {
+                **BrokerSide(MTLS, key_store=node.key_store).env(self.cluster),
+                **ClientSide(
+                    SSL,
+                    self.gateway_key_store("mtls"),
+                    key_store_password=STORE_PASSWORD,
+                    trust_store=self.cluster.ca_file,
+                    trust_store_type="pem",
+                    client_auth="REQUIRE",
+                ).env(),
+            },
+        )
+
+    def sasl_gateway(self) -> GatewayProcess:
+        """SASL_SSL for clients (their logins relayed to the brokers), SASL_SSL to the
+        brokers with SCRAM-SHA-512 as the user C{kgateway} for the node's own connections."""
+        return self.gateway(
+            "sasl",
+            {
+                **BrokerSide(
+                    SASL_SSL, mechanism="SCRAM-SHA-512", user=self.cluster.user("kgateway")
+                ).env(self.cluster),
+                **ClientSide(
+                    SASL_SSL, self.gateway_key_store("sasl"), key_store_password=STORE_PASSWORD
+                ).env(),
+            },
+        )
+
     # -- clients ------------------------------------------------------------------------
+
+    def start(
+        self, name: str, command: list[str], route: Route
+    ) -> tuple[subprocess.Popen[str], Path]:
+        """Start a client under strace in the background: the process and its trace (give
+        both to L{finish})."""
+        trace = self.workdir / "traces" / f"{next(_counter):03d}-{name}.strace"
+        trace.parent.mkdir(parents=True, exist_ok=True)
+        process = subprocess.Popen(
+            audited_command(command, trace),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        return process, trace
+
+    def finish(
+        self, name: str, process: subprocess.Popen[str], trace: Path, route: Route, timeout: float
+    ) -> subprocess.CompletedProcess[str]:
+        """Wait for a client L{start}ed earlier and audit it as L{run} does."""
+        try:
+            stdout, stderr = process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            stdout, stderr = process.communicate()
+            raise AssertionError(
+                f"{name} did not finish in {timeout}s:\n{stderr[-3000:]}"
+            ) from None
+        if process.returncode != 0:
+            raise AssertionError(
+                f"{name} exited with {process.returncode}\nstdout:\n{stdout[-3000:]}\n"
+                f"stderr:\n{stderr[-3000:]}" + self._gateway_log(route)
+            )
+        self._audit(name, trace, route)
+        return subprocess.CompletedProcess(process.args, 0, stdout, stderr)
+
+    def _audit(self, name: str, trace: Path, route: Route) -> None:
+        assert_never_connected(trace, set(route.forbidden))
+        reached = {port for _, port in connected_addresses(trace)}
+        if not reached & route.reach:
+            raise AssertionError(
+                f"{name} never connected to {sorted(route.reach)}: it reached {sorted(reached)}"
+            )
 
     def create_topic(self, prefix: str, partitions: int = 3) -> str:
         """A new topic (set up over PLAINTEXT by the test itself: not a client under test)."""
@@ -180,12 +293,7 @@ class SecuredEnvironment:
                 f"{name} exited with {result.returncode}\nstdout:\n{result.stdout[-3000:]}\n"
                 f"stderr:\n{result.stderr[-3000:]}" + self._gateway_log(route)
             )
-        assert_never_connected(trace, set(route.forbidden))
-        reached = {port for _, port in connected_addresses(trace)}
-        if not reached & route.reach:
-            raise AssertionError(
-                f"{name} never connected to {sorted(route.reach)}: it reached {sorted(reached)}"
-            )
+        self._audit(name, trace, route)
         return result
 
     @staticmethod
@@ -224,6 +332,34 @@ class SecuredEnvironment:
             raise ValueError(f"family {family!r}: use one of {FAMILIES}")
         return self.run(family, command, route, timeout=timeout + 60, check=check)
 
+    def refusal(
+        self, family: str, route: Route, topic: str, timeout: float = 15.0
+    ) -> tuple[subprocess.CompletedProcess[str], float]:
+        """Run a client that should be refused: the finished process and its seconds.
+
+        Java runs C{kafka-topics --list --command-config} (its admin client gives up on the
+        first refusal); the other families their round trip with a short timeout.
+        """
+        started = time.monotonic()
+        if family == "java":
+            result = self.run(
+                "java-topics-refused",
+                java_tool_command(
+                    TOPIC_COMMAND,
+                    "--bootstrap-server",
+                    route.bootstrap,
+                    "--list",
+                    "--command-config",
+                    str(self.java_properties(route)),
+                ),
+                route,
+                timeout=timeout + 90,
+                check=False,
+            )
+        else:
+            result = self.roundtrip_process(family, route, topic, 5, timeout, check=False)
+        return result, time.monotonic() - started
+
     def java_properties(self, route: Route, extra: dict[str, str] | None = None) -> Path:
         """A Java client properties file for the route's security."""
         path = self.workdir / "java" / f"{next(_counter):03d}.properties"
@@ -242,6 +378,7 @@ class SecuredEnvironment:
             "java-console-producer",
             java_tool_command(
                 CONSOLE_PRODUCER,
+                TOPIC_COMMAND,
                 "--bootstrap-server",
                 route.bootstrap,
                 "--topic",
@@ -339,4 +476,14 @@ def secured() -> SecuredEnvironment:
     return _shared
 
 
-__all__ = ["FAMILIES", "MTLS", "SASL_SSL", "SSL", "Route", "SecuredEnvironment", "secured"]
+__all__ = [
+    "AUTHENTICATION_REFUSED",
+    "CERTIFICATE_REFUSED",
+    "FAMILIES",
+    "MTLS",
+    "SASL_SSL",
+    "SSL",
+    "Route",
+    "SecuredEnvironment",
+    "secured",
+]

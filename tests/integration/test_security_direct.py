@@ -11,10 +11,18 @@ listeners' ports are forbidden.
 
 from __future__ import annotations
 
+import re
+
 from twisted.trial.unittest import TestCase
 
 from harness.kafka.secured import MTLS, OAUTH, SASL_SSL, SSL
-from tests.integration.secured_environment import FAMILIES, SecuredEnvironment, secured
+from tests.integration.secured_environment import (
+    AUTHENTICATION_REFUSED,
+    CERTIFICATE_REFUSED,
+    FAMILIES,
+    SecuredEnvironment,
+    secured,
+)
 
 
 class DirectScenarios:
@@ -74,4 +82,54 @@ class FranzGoDirectTests(DirectScenarios, TestCase):
     family = "franz-go"
 
 
+class DirectRefusalScenarios:
+    """What each family does when the brokers refuse it: what the gateway tests then expect
+    to see, unchanged, through a gateway."""
+
+    family: str
+    env: SecuredEnvironment
+
+    def setUp(self) -> None:
+        self.env = secured()
+
+    def assertRefused(self, listener: str, security: object, patterns: dict[str, str]) -> None:
+        env = self.env
+        topic = env.create_topic(f"refused-{self.family}")
+        route = env.direct(listener, security)  # type: ignore[arg-type]
+        result, seconds = env.refusal(self.family, route, topic)
+        assert isinstance(self, TestCase)
+        output = result.stdout + result.stderr
+        self.assertNotEqual(result.returncode, 0, output[-3000:])
+        if not re.search(patterns[self.family], output):
+            self.fail(f"{patterns[self.family]!r} not in the output:\n{output[-3000:]}")
+        if self.family == "java":
+            self.assertLess(seconds, 45, "the Java admin client should give up at once")
+
+    def test_wrong_password(self) -> None:
+        """A wrong SCRAM password: the broker refuses the login."""
+        security = self.env.sasl("SCRAM-SHA-512", password="not-the-password")
+        self.assertRefused(SASL_SSL, security, AUTHENTICATION_REFUSED)
+
+    def test_missing_client_certificate(self) -> None:
+        """No client certificate on the listener that requires one."""
+        self.assertRefused(MTLS, self.env.tls(), CERTIFICATE_REFUSED)
+
+
+class JavaDirectRefusalTests(DirectRefusalScenarios, TestCase):
+    family = "java"
+
+
+class LibrdkafkaDirectRefusalTests(DirectRefusalScenarios, TestCase):
+    family = "librdkafka"
+
+
+class KafkaPythonDirectRefusalTests(DirectRefusalScenarios, TestCase):
+    family = "kafka-python"
+
+
+class FranzGoDirectRefusalTests(DirectRefusalScenarios, TestCase):
+    family = "franz-go"
+
+
 assert {c.family for c in DirectScenarios.__subclasses__()} == set(FAMILIES)
+assert {c.family for c in DirectRefusalScenarios.__subclasses__()} == set(FAMILIES)

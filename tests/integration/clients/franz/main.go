@@ -118,6 +118,9 @@ func clientOptions(o options) ([]kgo.Opt, error) {
 	opts := []kgo.Opt{
 		kgo.SeedBrokers(strings.Split(o.bootstrap, ",")...),
 		kgo.ClientID("franz-client"),
+		// Warnings on stderr: a refused login or handshake is logged there (the produce
+		// itself only ends in a timeout, as franz-go retries).
+		kgo.WithLogger(kgo.BasicLogger(os.Stderr, kgo.LogLevelWarn, nil)),
 		kgo.RequestRetries(3),
 		kgo.RetryTimeout(o.timeout / 2),
 	}
