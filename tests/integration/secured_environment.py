@@ -153,6 +153,9 @@ class SecuredEnvironment:
         """The node called C{key}, started with C{env} on first use (C{KAFKA_*} and
         C{GATEWAY_*} variables, L{harness.secured_gateway}); later calls get the same node."""
         if key not in self.gateways:
+            # A gateway cluster of its own: nodes sharing a cluster id hand out each
+            # other's ports, and these nodes differ in what their ports speak.
+            env = {"GATEWAY_CLUSTER_ID": f"sec-{key}", **env}
             node = GatewayProcess(
                 env["KAFKA_BOOTSTRAP_SERVERS"],
                 self.workdir / f"gateway-{key}.log",
