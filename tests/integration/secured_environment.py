@@ -179,17 +179,18 @@ class SecuredEnvironment:
             },
         )
 
-    def mtls_gateway(self) -> GatewayProcess:
+    def mtls_gateway(self, key: str = "mtls") -> GatewayProcess:
         """TLS that requires a client certificate of the cluster's CA; to the brokers, TLS
-        with the node's own client certificate (their MTLS listener requires one too)."""
+        with the node's own client certificate (their MTLS listener requires one too).
+        Another C{key} is another node of the same kind."""
         node = self.client_certificate("CN=kgateway node,O=kgateway tests")
         return self.gateway(
-            "mtls",
+            key,
             {
                 **BrokerSide(MTLS, key_store=node.key_store).env(self.cluster),
                 **ClientSide(
                     SSL,
-                    self.gateway_key_store("mtls"),
+                    self.gateway_key_store(key),
                     key_store_password=STORE_PASSWORD,
                     trust_store=self.cluster.ca_file,
                     trust_store_type="pem",
