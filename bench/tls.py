@@ -8,7 +8,8 @@ repetition, each case through:
 
 - C{direct} (PLAINTEXT) and C{direct, TLS} (the brokers' SSL listener): the baselines;
 - C{kgateway ×1} plaintext, and C{kgateway ×1, TLS}: TLS for clients
-  (C{GATEWAY_SECURITY_PROTOCOL=SSL}) and to the brokers (C{KAFKA_SECURITY_PROTOCOL=SSL});
+  (C{GATEWAY_SECURITY_PROTOCOL=SSL}) and to the brokers (C{KAFKA_SECURITY_PROTOCOL=SSL}),
+  and C{kgateway ×1, client-tls}: TLS for clients only, the client leg's share;
 - Kroxylicious, plaintext and with TLS on its gateway and to its target cluster;
 - kafka-proxy (built from C{../shared/peers/kafka-proxy-<commit>.tar.gz}), plaintext and with
   C{--proxy-listener-tls-enable} and C{--tls-enable}, on loopback only.
@@ -50,13 +51,14 @@ BEGIN = "<!-- tls:begin (python -m bench --tls) -->"
 END = "<!-- tls:end -->"
 CASE_KEYS = ("java-produce-acks1", "java-consume", "rdkafka-produce-acks1", "rdkafka-consume")
 STORE_PASSWORD = "bench-store-secret"
-#: Plaintext target → its TLS counterpart, for the "TLS / plaintext" ratios.
-PAIRS = {
-    "direct": "direct-tls",
-    "kgateway-1": "kgateway-1-tls",
-    "kroxylicious": "kroxylicious-tls",
-    "kafka-proxy": "kafka-proxy-tls",
-}
+#: (column, plaintext target, its TLS counterpart), for the "TLS / plaintext" ratios.
+PAIRS = (
+    ("direct", "direct", "direct-tls"),
+    ("kgateway", "kgateway-1", "kgateway-1-tls"),
+    ("kgateway, client leg only", "kgateway-1", "kgateway-1-client-tls"),
+    ("Kroxylicious", "kroxylicious", "kroxylicious-tls"),
+    ("kafka-proxy", "kafka-proxy", "kafka-proxy-tls"),
+)
 
 
 def _log(message: str) -> None:
@@ -154,6 +156,29 @@ def main(args: argparse.Namespace) -> int:
             notes.append(f"kgateway ×1 with TLS was not measured: the node did not start: {reason}")
             _log(notes[-1])
             tls_gateway.stop()
+        # TLS for clients only (plaintext to the brokers): the client leg's share.
+        client_env = {
+            **ClientSide(
+                SSL, workdir / "tls" / "gateway.p12", key_store_password=STORE_PASSWORD
+            ).env(),
+        }
+        client_tls_gateway = KGateway(
+            plain_bootstrap,
+            workdir,
+            1,
+            min(brokers),
+            env=client_env,
+            security=client,
+            suffix="client-tls",
+        )
+        try:
+            client_tls_gateway.start()
+            targets.append(client_tls_gateway)
+        except Exception as error:  # noqa: BLE001 - reported, the rest still measured
+            reason = _kgateway_error(client_tls_gateway) or _first_line(error)
+            notes.append(f"kgateway ×1 with client TLS only was not measured: {reason}")
+            _log(notes[-1])
+            client_tls_gateway.stop()
         for finder in (peers.kroxylicious, peers.kafka_proxy):
             peer = finder()
             found.append(peer)
@@ -289,18 +314,18 @@ def section(
     for case in cases:
         row = [_fmt(_median(runs, case.key, key, "mb")) for key in keys]
         lines.append(f"| {case.title} | " + " | ".join(row) + " |")
+    pairs = [(label, plain, tls) for label, plain, tls in PAIRS if {plain, tls} <= set(keys)]
     lines += [
         "",
         "### TLS against plaintext (each target's TLS throughput / its own plaintext)",
         "",
-        "| case | " + " | ".join(p for p in PAIRS if p in keys and PAIRS[p] in keys) + " |",
-        "|---|" + "---|" * sum(1 for p in PAIRS if p in keys and PAIRS[p] in keys),
+        "| case | " + " | ".join(label for label, _, _ in pairs) + " |",
+        "|---|" + "---|" * len(pairs),
     ]
     for case in cases:
         row = [
             _ratio(_median(runs, case.key, tls, "mb"), _median(runs, case.key, plain, "mb"))
-            for plain, tls in PAIRS.items()
-            if plain in keys and tls in keys
+            for _, plain, tls in pairs
         ]
         lines.append(f"| {case.title} | " + " | ".join(row) + " |")
     peers_tls = [k for k in ("direct-tls", "kroxylicious-tls", "kafka-proxy-tls") if k in keys]
