@@ -70,9 +70,15 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
         action="store_true",
         help="only the interceptor cost benchmark (bench/interceptors.py)",
     )
+    parser.add_argument(
+        "--tls",
+        action="store_true",
+        help="only the TLS benchmark: TLS on both legs against plaintext, beside "
+        "Kroxylicious and kafka-proxy with TLS (bench/tls.py)",
+    )
     args = parser.parse_args(argv)
-    if args.interceptors:
-        return args  # bench.interceptors picks its own defaults
+    if args.interceptors or args.tls:
+        return args  # bench.interceptors and bench.tls pick their own defaults
     defaults = (
         {"repetitions": 1, "records": 3000, "latency_records": 1000, "connections": 200}
         if args.smoke
@@ -227,6 +233,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from . import interceptors
 
         return interceptors.main(args)
+    if args.tls:
+        from . import tls
+
+        return tls.main(args)
     # Stop in order (nodes, brokers, report) on Ctrl-C or SIGTERM, even when started in the
     # background, where the shell leaves SIGINT ignored.
     signal.signal(signal.SIGTERM, _interrupt)

@@ -5,6 +5,7 @@ that strace can watch every connect() it makes.
     python bench/rdkafka_client.py produce --bootstrap H:P --topic T --records N \
         --record-size 1024 --acks all [--rate 5000]
     python bench/rdkafka_client.py consume --bootstrap H:P --topic T --records N --group G
+    ... [--config security.protocol=ssl --config ssl.ca.location=ca.pem]
 
 Prints one JSON object: records, bytes, seconds, MB/s (MiB/s, as Kafka's tools
 count), and for produce the delivery latency percentiles in milliseconds
@@ -30,6 +31,11 @@ def _percentile(sorted_values: list[float], fraction: float) -> float:
     return sorted_values[index]
 
 
+def _extra(args: argparse.Namespace) -> dict[str, str]:
+    """The C{--config name=value} settings (TLS for the TLS benchmark)."""
+    return dict(item.split("=", 1) for item in args.config)
+
+
 def produce(args: argparse.Namespace) -> dict[str, object]:
     """Send C{args.records} records as fast as allowed (or at C{args.rate}/s)."""
     producer = Producer(
@@ -39,6 +45,7 @@ def produce(args: argparse.Namespace) -> dict[str, object]:
             "linger.ms": args.linger_ms,
             "queue.buffering.max.kbytes": 65536,
             "client.id": "kgateway-bench-rdkafka",
+            **_extra(args),
         }
     )
     payload = b"x" * args.record_size
@@ -106,6 +113,7 @@ def consume(args: argparse.Namespace) -> dict[str, object]:
             # next fetch: direct runs, whose fetches come back soonest, hit that most
             # and read 130 MiB/s against 550 through a proxy. 10 ms keeps the stall out.
             "fetch.queue.backoff.ms": 10,
+            **_extra(args),
         }
     )
     # Timed from the first record, not from the assignment: between the two librdkafka
@@ -152,6 +160,13 @@ def main() -> None:
     parser.add_argument("--linger-ms", type=int, default=5)
     parser.add_argument("--group", default="kgateway-bench-rdkafka")
     parser.add_argument("--timeout", type=float, default=300.0)
+    parser.add_argument(
+        "--config",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a librdkafka setting, e.g. security.protocol=ssl (repeatable)",
+    )
     args = parser.parse_args()
     result = produce(args) if args.mode == "produce" else consume(args)
     json.dump(result, sys.stdout)

@@ -9,13 +9,16 @@ move (the second proof, after strace, that traffic really went through it).
 from __future__ import annotations
 
 import re
+import ssl
 import subprocess
 import time
 import urllib.request
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
+from harness.client_security import ClientSecurity
 from harness.gateway_process import GatewayProcess
 from harness.ports import free_port_range
 from harness.probe import advertised_brokers
@@ -40,12 +43,25 @@ def _prometheus_sums(port: int, prefixes: Sequence[str]) -> list[float] | None:
     return sums
 
 
+@dataclass(frozen=True)
+class PeerTls:
+    """TLS for a peer proxy on both legs: its server certificate for clients (PEM key and
+    chain), the CA of the brokers' certificates, and how clients then connect."""
+
+    certificate: Path
+    key: Path
+    upstream_ca: Path
+    client: ClientSecurity
+
+
 class Target:
     """Something Kafka clients can bootstrap against."""
 
     key = "?"
     title = "?"
     is_proxy = True
+    #: How clients connect (TLS settings); None: plaintext.
+    security: ClientSecurity | None = None
 
     @property
     def bootstrap(self) -> str:
@@ -80,9 +96,18 @@ class Direct(Target):
     title = "direct"
     is_proxy = False
 
-    def __init__(self, bootstrap_servers: str, broker_ports: set[int]) -> None:
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        broker_ports: set[int],
+        security: ClientSecurity | None = None,
+        key: str = "direct",
+        title: str = "direct",
+    ) -> None:
         self._bootstrap = bootstrap_servers
         self._ports = broker_ports
+        self.security = security
+        self.key, self.title = key, title
 
     @property
     def bootstrap(self) -> str:
@@ -103,9 +128,13 @@ class KGateway(Target):
         nodes: int,
         min_broker_id: int,
         racks: Sequence[str] = ("a", "b", "c"),
+        env: Mapping[str, str] | None = None,
+        security: ClientSecurity | None = None,
+        suffix: str = "",
     ) -> None:
-        self.key = f"kgateway-{nodes}"
-        self.title = f"kgateway ×{nodes}"
+        self.key = f"kgateway-{nodes}{'-' + suffix if suffix else ''}"
+        self.title = f"kgateway ×{nodes}{', ' + suffix if suffix else ''}"
+        self.security = security
         cluster_id = f"bench{nodes}-{uuid.uuid4().hex[:8]}"
         self.nodes = [
             GatewayProcess(
@@ -115,6 +144,7 @@ class KGateway(Target):
                 env={
                     "GATEWAY_CLUSTER_ID": cluster_id,
                     **({"GATEWAY_RACK_ID": racks[index % len(racks)]} if nodes > 1 else {}),
+                    **(env or {}),
                 },
             )
             for index in range(nodes)
@@ -187,7 +217,11 @@ class PeerProcess(Target):
     log_path: Path
 
     def _launch(self, command: list[str], bootstrap_port: int, timeout: float) -> None:
-        """Start C{command}; return once it answers Metadata on C{bootstrap_port}."""
+        """Start C{command}; return once it answers Metadata on C{bootstrap_port} (over TLS,
+        trusting C{security.ca}, when the target has client TLS settings)."""
+        context = None
+        if self.security is not None and self.security.ca is not None:
+            context = ssl.create_default_context(cafile=str(self.security.ca))
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
                 command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
@@ -200,7 +234,7 @@ class PeerProcess(Target):
                     + self.log_path.read_text(errors="replace")[-2000:]
                 )
             try:
-                advertised_brokers("127.0.0.1", bootstrap_port, timeout=2)
+                advertised_brokers("127.0.0.1", bootstrap_port, timeout=2, tls=context)
                 return
             except OSError:
                 time.sleep(0.25)
@@ -226,7 +260,17 @@ class KafkaProxy(PeerProcess):
     key = "kafka-proxy"
     title = "kafka-proxy"
 
-    def __init__(self, binary: Path, brokers: dict[int, tuple[str, int]], workdir: Path) -> None:
+    def __init__(
+        self,
+        binary: Path,
+        brokers: dict[int, tuple[str, int]],
+        workdir: Path,
+        tls: PeerTls | None = None,
+    ) -> None:
+        """kafka-proxy for C{brokers}; with C{tls}, TLS to the brokers (their CA verified)
+        and a TLS listener for clients (the given server certificate), on loopback only."""
+        if tls is not None:
+            self.key, self.title, self.security = "kafka-proxy-tls", "kafka-proxy, TLS", tls.client
         first = free_port_range(len(brokers) + 1)
         self._ports = {broker: first + i for i, broker in enumerate(sorted(brokers))}
         self._metrics_port = first + len(brokers)
@@ -238,14 +282,28 @@ class KafkaProxy(PeerProcess):
                 f"{host}:{port},127.0.0.1:{self._ports[broker]}",
             )
         ]
-        self.log_path = workdir / "kafka-proxy.log"
+        tls_flags = (
+            [
+                "--tls-enable",
+                "--tls-ca-chain-cert-file", str(tls.upstream_ca),
+                "--proxy-listener-tls-enable",
+                "--proxy-listener-cert-file", str(tls.certificate),
+                "--proxy-listener-key-file", str(tls.key),
+            ]
+            if tls is not None
+            else []
+        )  # fmt: skip
+        self.log_path = workdir / f"{self.key}.log"
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._launch(
             [
                 str(binary),
                 "server",
                 *mappings,
+                *tls_flags,
                 "--dynamic-listeners-disable",
+                "--default-listener-ip",
+                "127.0.0.1",
                 "--http-listen-address",
                 f"127.0.0.1:{self._metrics_port}",
             ],
@@ -283,14 +341,40 @@ class Kroxylicious(PeerProcess):
         bootstrap_servers: str,
         brokers: dict[int, tuple[str, int]],
         workdir: Path,
+        tls: PeerTls | None = None,
     ) -> None:
+        """Kroxylicious for the cluster at C{bootstrap_servers}; with C{tls}, TLS to the
+        brokers (their CA trusted) and on the virtual cluster's gateway (the given PEM key
+        and certificate)."""
+        if tls is not None:
+            self.key, self.title, self.security = (
+                "kroxylicious-tls",
+                "Kroxylicious, TLS",
+                tls.client,
+            )
         low, high = min(brokers), max(brokers)
         first = free_port_range(high - low + 3)
         self._bootstrap_port = first
         # portIdentifiesNode gives node id n the port bootstrap + 1 + (n - low).
         self._ports = {first + 1 + (broker - low) for broker in brokers} | {first}
         self._metrics_port = first + high - low + 2
-        config = workdir / "kroxylicious.yaml"
+        upstream_tls = (
+            "      tls:\n"
+            "        trust:\n"
+            f"          storeFile: {tls.upstream_ca}\n"
+            "          storeType: PEM\n"
+            if tls is not None
+            else ""
+        )
+        gateway_tls = (
+            "        tls:\n"
+            "          key:\n"
+            f"            privateKeyFile: {tls.key}\n"
+            f"            certificateFile: {tls.certificate}\n"
+            if tls is not None
+            else ""
+        )
+        config = workdir / f"{self.key}.yaml"
         config.parent.mkdir(parents=True, exist_ok=True)
         config.write_text(
             "management:\n"
@@ -301,17 +385,16 @@ class Kroxylicious(PeerProcess):
             "virtualClusters:\n"
             "  - name: bench\n"
             "    targetCluster:\n"
-            f"      bootstrapServers: {bootstrap_servers}\n"
-            "    gateways:\n"
+            f"      bootstrapServers: {bootstrap_servers}\n" + upstream_tls + "    gateways:\n"
             "      - name: default\n"
             "        portIdentifiesNode:\n"
             f"          bootstrapAddress: 127.0.0.1:{first}\n"
             "          nodeIdRanges:\n"
             "            - name: brokers\n"
             f"              start: {low}\n"
-            f"              end: {high}\n"
+            f"              end: {high}\n" + gateway_tls
         )
-        self.log_path = workdir / "kroxylicious.log"
+        self.log_path = workdir / f"{self.key}.log"
         self._launch(["java", "-cp", f"{lib}/*", str(launcher), str(config)], first, timeout=60)
 
     @property

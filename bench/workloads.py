@@ -22,6 +22,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from harness.client_security import ClientSecurity
 from harness.connect_audit import (
     assert_never_connected,
     audited_command,
@@ -144,11 +145,27 @@ def _strace(command: list[str], trace: Path) -> list[str]:
 
 
 def client_command(
-    case: Case, bootstrap: str, ctx: Context, records: int | None = None
+    case: Case,
+    bootstrap: str,
+    ctx: Context,
+    records: int | None = None,
+    security: ClientSecurity | None = None,
 ) -> list[str]:
-    """The client's argv for one run of C{case} against C{bootstrap}."""
+    """The client's argv for one run of C{case} against C{bootstrap}; C{security}: how it
+    connects (TLS), plaintext without."""
     count = str(records or case.records)
     group = f"bench-{uuid.uuid4().hex[:10]}"
+    config: list[str] = []
+    if case.client == "java" and security is not None:
+        path = ctx.workdir / "client-config" / f"{uuid.uuid4().hex[:10]}.properties"
+        flag = "--consumer.config" if case.kind == "consume" else "--producer.config"
+        config = [flag, str(security.write_java_properties(path))]
+    elif security is not None:
+        config = [
+            arg
+            for key, value in security.rdkafka_config().items()
+            for arg in ("--config", f"{key}={value}")
+        ]
     if case.client == "java":
         if case.kind == "consume":
             return java_tool_command(
@@ -164,6 +181,7 @@ def client_command(
                 "--timeout",
                 "120000",
                 "--hide-header",
+                *config,
             )
         props = [f"bootstrap.servers={bootstrap}", f"acks={case.acks}", "client.id=kgateway-bench"]
         if case.kind == "latency":
@@ -178,6 +196,7 @@ def client_command(
             str(RECORD_SIZE),
             "--throughput",
             str(case.rate if case.kind == "latency" else -1),
+            *config,
             "--producer-props",
             *props,
         )
@@ -187,6 +206,7 @@ def client_command(
         case.kind if case.kind == "consume" else "produce",
     ]
     command += ["--bootstrap", bootstrap, "--records", count, "--record-size", str(RECORD_SIZE)]
+    command += config
     if case.kind == "consume":
         return command + ["--topic", ctx.consume_topic, "--group", group]
     command += ["--topic", ctx.produce_topic, "--acks", case.acks]
@@ -297,7 +317,7 @@ def run(
         / f"{case.key}-{target.key}-{repetition}-{uuid.uuid4().hex[:6]}.strace"
     )
     trace.parent.mkdir(parents=True, exist_ok=True)
-    command = _strace(client_command(case, target.bootstrap, ctx, count), trace)
+    command = _strace(client_command(case, target.bootstrap, ctx, count, target.security), trace)
     bytes_before = target.bytes_moved()
     requests_before = target.requests_counted()
     pids = target.pids()
