@@ -27,6 +27,8 @@ from typing import Any
 
 from kgateway.net import HostPort
 from kgateway.protocol.framing import DEFAULT_MAX_FRAME_BYTES
+from kgateway.relay.budget import DEFAULT_MAX_BUFFERED_BYTES
+from kgateway.relay.pre_auth import DEFAULT_MAX_PRE_AUTH_FRAME_BYTES
 from kgateway.setting import (
     AdminUser,
     ConfigError,
@@ -262,6 +264,43 @@ ADMIN_API_OPEN_ON_LOOPBACK = Setting(
     "true: with no users, serve the admin API without authentication, but only when "
     f"{HTTP_BIND_HOST.env} is a loopback address",
 )
+# Issue 12, memory and time limits: what a client can make a node hold, and for how long.
+MAX_BUFFERED_BYTES = Setting(
+    "GATEWAY_MAX_BUFFERED_BYTES",
+    "max-buffered-bytes",
+    "max_buffered_bytes",
+    positive_int,
+    str(DEFAULT_MAX_BUFFERED_BYTES),
+    "Bytes the node's client connections may hold in all (frames held whole, answers "
+    "waiting, send buffers); over it the node stops reading from those holding the most",
+)
+MAX_PRE_AUTH_FRAME_BYTES = Setting(
+    "GATEWAY_MAX_PRE_AUTH_FRAME_BYTES",
+    "max-pre-auth-frame-bytes",
+    "max_pre_auth_frame_bytes",
+    positive_int,
+    str(DEFAULT_MAX_PRE_AUTH_FRAME_BYTES),
+    "Largest frame from a client that has not logged in yet, where the broker requires SASL "
+    "(Kafka's sasl.server.max.receive.size)",
+)
+CONNECTIONS_MAX_IDLE = Setting(
+    "GATEWAY_CONNECTIONS_MAX_IDLE_MS",
+    "connections-max-idle-ms",
+    "connections_max_idle_seconds",
+    positive_milliseconds_as_seconds,
+    "600000",
+    "A client connection with no request and nothing in flight for this long is closed "
+    "(Kafka's connections.max.idle.ms)",
+)
+REQUEST_RECEIVE_TIMEOUT = Setting(
+    "GATEWAY_REQUEST_RECEIVE_TIMEOUT_MS",
+    "request-receive-timeout-ms",
+    "request_receive_timeout_seconds",
+    positive_milliseconds_as_seconds,
+    "30000",
+    "A request frame must arrive whole within this long of its first byte, or the "
+    "connection is closed",
+)
 LOG_FORMAT = Setting(
     "GATEWAY_LOG_FORMAT",
     "log-format",
@@ -296,6 +335,11 @@ SETTINGS: tuple[Setting[Any], ...] = (
     ADMIN_API_USERS,
     SECURED_METRICS,
     ADMIN_API_OPEN_ON_LOOPBACK,
+    # Issue 12: memory and time limits.
+    MAX_BUFFERED_BYTES,
+    MAX_PRE_AUTH_FRAME_BYTES,
+    CONNECTIONS_MAX_IDLE,
+    REQUEST_RECEIVE_TIMEOUT,
     LOG_FORMAT,
 )
 
@@ -341,6 +385,11 @@ class Settings:
     admin_api_users: tuple[AdminUser, ...] = ()
     secured_metrics: bool = SECURED_METRICS.initial()
     admin_api_open_on_loopback: bool = ADMIN_API_OPEN_ON_LOOPBACK.initial()
+    # Issue 12: memory and time limits.
+    max_buffered_bytes: int = MAX_BUFFERED_BYTES.initial()
+    max_pre_auth_frame_bytes: int = MAX_PRE_AUTH_FRAME_BYTES.initial()
+    connections_max_idle_seconds: float = CONNECTIONS_MAX_IDLE.initial()
+    request_receive_timeout_seconds: float = REQUEST_RECEIVE_TIMEOUT.initial()
     log_format: str = LOG_FORMAT.initial()
     #: C{KAFKA_*} client settings for the broker side, as Kafka names them.
     kafka: Mapping[str, str] = field(default_factory=dict)

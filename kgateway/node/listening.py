@@ -9,6 +9,8 @@ This is the one module of the node that knows the relay's client factory.
 
 from __future__ import annotations
 
+import time
+
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import quoteStringArgument, serverFromString
 from twisted.internet.interfaces import IListeningPort
@@ -25,7 +27,9 @@ from kgateway.interfaces import (
 )
 from kgateway.metrics import TrafficStats
 from kgateway.net import Connector
+from kgateway.relay.budget import MemoryBudget
 from kgateway.relay.client_protocol import ClientConnectionFactory
+from kgateway.relay.guard_stats import GuardStats
 from kgateway.routing.mapping import FixedHostMapper, RackAwareMapper
 from kgateway.routing.ports import PortPlan
 from kgateway.routing.router import PortRouter
@@ -55,8 +59,15 @@ def client_factory(
     settings: Settings,
     stats: TrafficStats,
     interceptors: InterceptorSet,
+    reactor: INodeReactor | None = None,
+    budget: MemoryBudget | None = None,
+    guard: GuardStats | None = None,
 ) -> ClientConnectionFactory:
-    """The client factory every port of the plan listens with; the port picks the broker."""
+    """
+    The client factory every port of the plan listens with; the port picks the
+    broker.  C{reactor} runs the connections' time limits; C{budget} is the
+    node's memory budget (every listener's connections share it).
+    """
     return ClientConnectionFactory(
         PortRouter(plan, directory),
         planner,
@@ -64,6 +75,14 @@ def client_factory(
         max_frame_bytes=settings.max_frame_bytes,
         stats=stats,
         interceptors=interceptors,
+        # Issue 12: memory and time limits.
+        now=time.monotonic,
+        clock=reactor,
+        budget=budget if budget is not None else MemoryBudget(settings.max_buffered_bytes),
+        guard=guard,
+        idle_seconds=settings.connections_max_idle_seconds,
+        request_receive_seconds=settings.request_receive_timeout_seconds,
+        max_pre_auth_frame_bytes=settings.max_pre_auth_frame_bytes,
     )
 
 

@@ -64,6 +64,8 @@ class GatewayNode(MultiService):
         self.reactor = reactor
         self.directory = parts.directory
         self.directory.setServiceParent(self)
+        if parts.loop_lag is not None:
+            parts.loop_lag.setServiceParent(self)
         self.plan: PortPlan | None = None
         self.membership: IMembership | None = None
         #: Accepts the client connections of every Kafka port, once listening.
@@ -153,7 +155,16 @@ class GatewayNode(MultiService):
                 )
         parts = self.parts
         self.factory = factory = client_factory(
-            plan, self.directory, planner, parts.connect, settings, parts.stats, parts.interceptors
+            plan,
+            self.directory,
+            planner,
+            parts.connect,
+            settings,
+            parts.stats,
+            parts.interceptors,
+            reactor=self.reactor,
+            budget=parts.budget,
+            guard=parts.guard,
         )
         try:
             for port in plan.ports:
