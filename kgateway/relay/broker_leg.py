@@ -208,7 +208,10 @@ def open_broker_leg(
     leg = _new_broker_leg(core)
     started = now()
     attempt = connect(address, _BrokerConnectionFactory(leg, owner, max_frame_bytes, stats))
-    core.attempt = attempt
+    if not attempt.called:
+        # Kept to cancel it; one that already fired (the connection opened,
+        # or failed, at once) would only tie the leg to itself in a cycle.
+        core.attempt = attempt
 
     def not_connected(failure: Failure) -> None:
         # A cancelled attempt is the client leaving, not the broker failing.

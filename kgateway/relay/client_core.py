@@ -36,6 +36,26 @@ from kgateway.routing.router import Route
 _CLOSING = int(Reason.CLOSING)
 
 
+class _ClosedLeg:
+    """Stands in for a broker leg once the connection is over: closing it again is nothing."""
+
+    def connected(self, wire: object) -> None:
+        """Not connecting any more."""
+
+    def connect_failed(self, reason: str) -> None:
+        """Not connecting any more."""
+
+    def close(self, reason: str) -> None:
+        """Already closed."""
+
+    def lost(self, reason: str) -> None:
+        """Already gone."""
+
+
+#: The broker leg of every connection that is over.
+CLOSED_LEG: BrokerLeg = _ClosedLeg()
+
+
 class RelaySettings(TypingProtocol):
     """What every connection of one listener shares (its factory provides it)."""
 
@@ -114,9 +134,12 @@ class ClientCore:
             self.reader.stop(reason)
 
     def close_when_answered(self) -> None:
-        """Hang up once nothing is in flight (now, if nothing is)."""
-        if not self.inflight:
-            self.transport.loseConnection()
+        """Hang up once nothing is in flight, held or waiting to go (now, if nothing is)."""
+        if self.inflight or self.waiting:
+            return
+        if self.route is not None and self.requests.held is not None:
+            return
+        self.transport.loseConnection()
 
     def release(self) -> None:
         """Whatever the connection holds is dropped, and the budget forgets it at once."""
@@ -156,6 +179,18 @@ class ClientCore:
             self.transport.abortConnection()
         else:
             self.transport.loseConnection()
+
+    def detach(self) -> None:
+        """
+        The client's connection is gone: let go of the broker leg (which
+        reports to this connection's machine) and of a request an interceptor
+        still holds (whose decision would report to it too), so nothing ties
+        the machine, this core and the leg in a cycle the garbage collector
+        would have to find.  Their memory is free as soon as Twisted lets go.
+        """
+        if self.route is not None:
+            self.broker = CLOSED_LEG
+            self.requests.held = None
 
     def describe(self) -> str:
         """The connection, for log lines."""

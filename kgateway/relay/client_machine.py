@@ -117,12 +117,18 @@ def _data_path(behaviour: Behaviour[P]) -> Behaviour[P]:
 
 
 def _wait_for_request(leg: ClientInputs, held: HeldRequest) -> None:
-    held.decision.addCallback(leg.request_decided, held)
+    # The Deferred is taken out of what its callback is given: decision ->
+    # callback -> held -> decision would be a cycle.
+    decision, held.decision = held.decision, None
+    if decision is not None:
+        decision.addCallback(leg.request_decided, held)
 
 
 def _wait_for_responses(leg: ClientInputs, held: list[HeldResponse]) -> None:
     for each in held:
-        each.decision.addCallback(leg.response_decided, each)
+        decision, each.decision = each.decision, None
+        if decision is not None:
+            decision.addCallback(leg.response_decided, each)
 
 
 def _build() -> Callable[[ClientCore], ClientInputs]:
@@ -301,7 +307,7 @@ def _build() -> Callable[[ClientCore], ClientInputs]:
             "{conn}: {reason}; closing once the {count} requests before it are answered",
             conn=core.describe(),
             reason=reason,
-            count=len(core.inflight),
+            count=len(core.inflight) + len(core.waiting) + (core.requests.held is not None),
         )
         if core.requests.held is not None:
             # Requests wait behind one an interceptor holds: they were sent
@@ -430,6 +436,7 @@ def _build() -> Callable[[ClientCore], ClientInputs]:
         )
         core.finish()
         core.broker.close("client closed")
+        core.detach()
 
     # A closed connection drops whatever still arrives: a late route, frames,
     # an interceptor's decision, a second close.
@@ -440,7 +447,12 @@ def _build() -> Callable[[ClientCore], ClientInputs]:
     Closed.upon(ClientInputs.request_decided).loop().returns(None)
     Closed.upon(ClientInputs.response_decided).loop().returns(None)
     Closed.upon(ClientInputs.broker_lost).loop().returns(None)
-    Closed.upon(ClientInputs.client_lost).loop().returns(None)
+
+    @Closed.upon(ClientInputs.client_lost).loop()
+    def gone(leg: ClientInputs, core: ClientCore, reason: str) -> None:
+        # The last input a connection gets: nothing may tie it in a cycle now.
+        core.detach()
+
     Closed.upon(ClientInputs.drain).loop().returns(None)
     Closed.upon(ClientInputs.abort).loop().returns(None)
     Closed.upon(ClientInputs.refuse).loop().returns(None)

@@ -110,14 +110,15 @@ class WaitingFrames:
         self.bytes = 0
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(eq=False, slots=True)
 class HeldRequest:
     """A request an interceptor is still deciding on; later frames wait behind it."""
 
     info: RequestInfo
     call: RequestCall
     arrived_at: float
-    decision: Deferred[Outcome]
+    #: Taken by whoever waits for it (so the answer does not hold itself in a cycle).
+    decision: Deferred[Outcome] | None
 
 
 @dataclass(eq=False, slots=True)

@@ -45,13 +45,14 @@ from kgateway.relay.transport import Piece, Transport, write_pieces
 _SASL_AUTHENTICATE = int(ApiKey.SaslAuthenticate)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(eq=False, slots=True)
 class HeldResponse:
     """A broker's answer an interceptor is still deciding on; later answers wait behind it."""
 
     pending: Pending
     call: ResponseCall
-    decision: Deferred[Outcome]
+    #: Taken by whoever waits for it (so the answer does not hold itself in a cycle).
+    decision: Deferred[Outcome] | None
 
 
 @dataclass(eq=False, slots=True)
