@@ -18,6 +18,7 @@ Kafka connections: whole frames only, and an exception for a bad frame.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from struct import Struct
 from typing import NamedTuple
 
@@ -49,6 +50,9 @@ class Cut(NamedTuple):
 
 _NOTHING = Cut(None, False, [])
 
+#: Takes the pieces of a frame passed on: each piece, and whether it is the last.
+Sink = Callable[[bytes, bool], None]
+
 
 class FrameStream:
     """
@@ -67,6 +71,7 @@ class FrameStream:
         "_buffered",
         "_need",
         "_passing",
+        "_sink",
         "_decided",
         "error",
         "new_frame",
@@ -83,8 +88,9 @@ class FrameStream:
         self._buffered = 0
         # Total size (prefix included) of the frame being held, once known.
         self._need = -1
-        # Bytes still to come of a frame being passed on.
+        # Bytes still to come of a frame being passed on, and who takes them.
         self._passing = 0
+        self._sink: Sink | None = None
         self._decided = False
         #: Why the stream stopped (a bad frame), or None.
         self.error: str | None = None
@@ -142,18 +148,25 @@ class FrameStream:
         """The incomplete frame is held until it is whole (it is not offered again)."""
         self._decided = True
 
-    def pass_on(self) -> list[bytes]:
+    def pass_on(self, sink: Sink | None = None) -> list[bytes]:
         """
         Pass the incomplete frame on as it arrives: the pieces held so far are
-        returned (and no longer held); its later pieces come as L{Cut.tail}.
+        returned (and no longer held); its later pieces go to C{sink} as they
+        arrive (without the caller being asked: a multi-MiB frame costs the
+        caller nothing per read), or come as L{Cut.tail} without one.
         """
         pieces = self._pieces
+        self._sink = sink
         self._passing = self._need - self._buffered
         self._pieces = []
         self._buffered = 0
         self._need = -1
         self._decided = False
         return pieces
+
+    def drop_sink(self) -> None:
+        """The sink goes away: the rest of a passed frame comes as L{Cut.tail} again."""
+        self._sink = None
 
     def stop(self, reason: str) -> None:
         """Take nothing more: drop what is held (the connection is closing)."""
@@ -163,6 +176,7 @@ class FrameStream:
         self._buffered = 0
         self._need = -1
         self._passing = 0
+        self._sink = None
 
     def feed(self, data: bytes) -> Cut:
         """Add C{data}: the next piece of a passed frame, if any, then every frame it completes."""
@@ -175,13 +189,23 @@ class FrameStream:
         tail_ends = False
         passing = self._passing
         if passing:
+            sink = self._sink
             if end <= passing:
-                self._passing = passing - end
-                return Cut(data, self._passing == 0, [])
-            tail = data[:passing]
-            tail_ends = True
-            pos = passing
+                self._passing = left = passing - end
+                if sink is None:
+                    return Cut(data, left == 0, [])
+                if not left:
+                    self._sink = None
+                sink(data, left == 0)
+                return _NOTHING
             self._passing = 0
+            pos = passing
+            if sink is None:
+                tail = data[:passing]
+                tail_ends = True
+            else:
+                self._sink = None
+                sink(data[:passing], True)
         frames: list[list[bytes]] = []
         try:
             if self._pieces:

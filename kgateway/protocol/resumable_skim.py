@@ -300,6 +300,12 @@ class TopLevelTags:
     def feed(self, piece: bytes) -> list[bytes | memoryview]:
         """The next piece of the frame: the bytes that may go on now."""
         window = self._window
+        end = window.end
+        if self._walk is not None and window.start == end and end + len(piece) <= self._cursor:
+            # The usual read of a large response: all of it inside records the
+            # walk skips over.  It goes on as it is, and nothing is kept.
+            window.start = window.end = end + len(piece)
+            return [piece]
         window.add(piece)
         if self._walk is not None and window.end >= self._need:
             self._advance(self._walk)

@@ -166,10 +166,12 @@ class BrokerConnection(Protocol):
             log.error("Broker sent a bad frame: {reason}; closing", reason=reader.error)
             self.stream.abortConnection()
             return
-        # Every read, even one inside a response kept whole: the owner counts
-        # what is held, and may decide to pass the response on.
+        # Every read but those of a response passed on (the reader hands them
+        # to the owner's sink), even one inside a response kept whole: the
+        # owner counts what is held, and may decide to pass the response on.
         # After the owner closed the leg the owner itself drops these.
-        self.owner.responses(cut)
+        if cut.frames or cut.tail is not None or reader.buffered:
+            self.owner.responses(cut)
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         self.stats.broker_connections_open -= 1

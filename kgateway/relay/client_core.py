@@ -20,7 +20,7 @@ from kgateway.interfaces import ConnectionView, IAddressPlanner
 from kgateway.log_limit import LogLimiter
 from kgateway.metrics import TrafficStats
 from kgateway.net import Connector
-from kgateway.protocol.framing import FrameStream
+from kgateway.protocol.framing import Cut, FrameStream
 from kgateway.relay.broker_leg import BrokerLeg
 from kgateway.relay.budget import Holding, MemoryBudget
 from kgateway.relay.deadlines import ConnectionTimer
@@ -34,6 +34,29 @@ from kgateway.relay.transport import Transport, queued_bytes
 from kgateway.routing.router import Route
 
 _CLOSING = int(Reason.CLOSING)
+
+
+class DataInputs(TypingProtocol):
+    """Where a connection's reads go: its machine's inputs, or the relaying data path."""
+
+    def requests(self, cut: Cut) -> None:
+        """A read of the client."""
+
+    def responses(self, cut: Cut) -> None:
+        """A read of the broker."""
+
+
+class _Dropped:
+    """Where the reads of a connection that is over go: nowhere."""
+
+    def requests(self, cut: Cut) -> None:
+        """Dropped."""
+
+    def responses(self, cut: Cut) -> None:
+        """Dropped."""
+
+
+_DROPPED = _Dropped()
 
 
 class _ClosedLeg:
@@ -94,6 +117,9 @@ class ClientCore:
     #: The frame limit until the client logged in (when the broker requires SASL).
     pre_auth: PreAuthLimit
     timer: ConnectionTimer | None = None
+    #: Where reads go now: the machine's inputs, or while relaying the data
+    #: path itself (set by the machine's states).
+    data: DataInputs = _DROPPED
     inflight: InFlight = field(default_factory=InFlight)
     #: The one queue of requests that cannot go on yet.
     waiting: WaitingFrames = field(default_factory=WaitingFrames)
@@ -143,8 +169,13 @@ class ClientCore:
 
     def release(self) -> None:
         """Whatever the connection holds is dropped, and the budget forgets it at once."""
+        self.data = _DROPPED
         self.waiting.clear()
         self.reader.stop("closed")
+        broker_reader = self.broker_reader
+        if broker_reader is not None:
+            # What the broker still sends goes to the machine, which drops it.
+            broker_reader.drop_sink()
         self.holding.release()
         timer = self.timer
         if timer is not None:
@@ -188,6 +219,7 @@ class ClientCore:
         the machine, this core and the leg in a cycle the garbage collector
         would have to find.  Their memory is free as soon as Twisted lets go.
         """
+        self.data = _DROPPED
         if self.route is not None:
             self.broker = CLOSED_LEG
             self.requests.held = None

@@ -131,6 +131,73 @@ def _wait_for_responses(leg: ClientInputs, held: list[HeldResponse]) -> None:
             decision.addCallback(leg.response_decided, each)
 
 
+@_data_path
+def _relay_requests(leg: ClientInputs, core: ClientCore, cut: Cut) -> None:
+    held = core.requests.admit(cut)
+    core.responses.deliver_ready()
+    if held is not None:
+        _wait_for_request(leg, held)
+
+
+@_data_path
+def _relay_responses(leg: ClientInputs, core: ClientCore, cut: Cut) -> None:
+    held = core.responses.relay(cut)
+    if held:
+        _wait_for_responses(leg, held)
+
+
+class LegOwner:
+    """
+    What the broker leg reports to: its lifecycle as the machine's inputs,
+    its responses to wherever the connection's reads go now (L{ClientCore.data}).
+    """
+
+    __slots__ = ("_leg", "_core")
+
+    def __init__(self, leg: ClientInputs, core: ClientCore) -> None:
+        self._leg = leg
+        self._core = core
+
+    def broker_ready(self, broker: BrokerLeg, transport: Transport, reader: FrameStream) -> None:
+        """The broker connection is open."""
+        self._leg.broker_ready(broker, transport, reader)
+
+    def responses(self, cut: Cut) -> None:
+        """A read of the broker."""
+        self._core.data.responses(cut)
+
+    def broker_lost(self, reason: str) -> None:
+        """The broker connection is gone."""
+        self._leg.broker_lost(reason)
+
+
+class RelayingData:
+    """
+    Where a relaying connection's reads go: the data path itself, without an
+    Automat input per read.  An input costs a scan of the machine's
+    transitions (a set, so the scan's length changes from one process to the
+    next), which was the largest single cost of a small request; the broker
+    leg leaves frames out of its machine for the same reason.  The Relaying
+    state installs it and every transition out of Relaying takes it away
+    (L{ClientCore.data} goes back to the machine's inputs), so what a read
+    does still depends on the state alone.
+    """
+
+    __slots__ = ("_leg", "_core")
+
+    def __init__(self, leg: ClientInputs, core: ClientCore) -> None:
+        self._leg = leg
+        self._core = core
+
+    def requests(self, cut: Cut) -> None:
+        """A read of the client, while relaying."""
+        _relay_requests(self._leg, self._core, cut)
+
+    def responses(self, cut: Cut) -> None:
+        """A read of the broker, while relaying."""
+        _relay_responses(self._leg, self._core, cut)
+
+
 def _build() -> Callable[[ClientCore], ClientInputs]:
     machine = TypeMachineBuilder(ClientInputs, ClientCore)
     AwaitingRoute = machine.state("AwaitingRoute")
@@ -176,7 +243,7 @@ def _build() -> Callable[[ClientCore], ClientInputs]:
         # opened (a refused connection) runs once this behaviour is done.
         core.broker = open_broker_leg(
             route.address,
-            leg,
+            LegOwner(leg, core),
             settings.connect,
             settings.max_frame_bytes,
             settings.stats,
@@ -243,6 +310,7 @@ def _build() -> Callable[[ClientCore], ClientInputs]:
         core.requests.start(transport)
         core.responses.start(reader)
         core.gate.resume(_ROUTING)
+        core.data = RelayingData(leg, core)
         frames = core.waiting.take()
         if frames:
             held = core.requests.admit(Cut(None, False, [[frame] for frame in frames]))
@@ -254,20 +322,10 @@ def _build() -> Callable[[ClientCore], ClientInputs]:
         if refusal is not None:
             raise Refused(refusal)
 
-    @Relaying.upon(ClientInputs.requests).loop()
-    @_data_path
-    def relay_requests(leg: ClientInputs, core: ClientCore, cut: Cut) -> None:
-        held = core.requests.admit(cut)
-        core.responses.deliver_ready()
-        if held is not None:
-            _wait_for_request(leg, held)
-
-    @Relaying.upon(ClientInputs.responses).loop()
-    @_data_path
-    def relay_responses(leg: ClientInputs, core: ClientCore, cut: Cut) -> None:
-        held = core.responses.relay(cut)
-        if held:
-            _wait_for_responses(leg, held)
+    # Reads reach these through RelayingData, not as inputs; they are the
+    # machine's too, so the Relaying state answers every input it is given.
+    Relaying.upon(ClientInputs.requests).loop()(_relay_requests)
+    Relaying.upon(ClientInputs.responses).loop()(_relay_responses)
 
     @Relaying.upon(ClientInputs.request_decided).loop()
     @_data_path
@@ -292,12 +350,14 @@ def _build() -> Callable[[ClientCore], ClientInputs]:
 
     @Relaying.upon(ClientInputs.drain).to(Draining)
     def start_draining(leg: ClientInputs, core: ClientCore) -> None:
+        core.data = leg
         core.settings.logs.info("{conn}: draining for shutdown", conn=core.describe())
         core.stop_taking("draining for shutdown")
         core.close_when_answered()
 
     @Relaying.upon(ClientInputs.refuse).to(Draining)
     def start_refusing(leg: ClientInputs, core: ClientCore, reason: str) -> None:
+        core.data = leg
         settings = core.settings
         if "above what the gateway offers" in reason:
             settings.guard.refused_versions += 1

@@ -99,6 +99,7 @@ class ClientConnection(Protocol):
             self.timer,
         )
         self.machine = machine = new_client_machine(self.core)
+        self.core.data = machine
         factory.connections.add(self)
         accepted = Accepted(self.peer, getattr(transport.getHost(), "port", None))
         factory.router.route(accepted).addCallbacks(machine.routed, self._unroutable)
@@ -120,7 +121,10 @@ class ClientConnection(Protocol):
                 timer.frame_began(now)
             elif not reader.in_frame:
                 timer.frame_started = -1.0
-        self.machine.requests(cut)
+        # A read that only continued a frame passed on went to the broker
+        # from the reader itself: nothing for the machine.
+        if cut.frames or cut.tail is not None or reader.buffered:
+            self.core.data.requests(cut)
         if not failed and reader.error is not None:
             self.machine.refuse(f"bad frame from client: {reader.error}")
 

@@ -184,7 +184,7 @@ class RequestPath:
             self.offer(self.now())
         return None
 
-    def pass_tail(self, piece: bytes) -> None:
+    def pass_tail(self, piece: bytes, last: bool = False) -> None:
         """The next piece of the frame being passed on."""
         size = len(piece)
         self.bytes_from_client += size
@@ -321,7 +321,8 @@ class RequestPath:
                 REWRITERS.get(api_key),
                 hinted(api_key, version),
             )
-        pieces = reader.pass_on()
+        # The rest goes straight from the reader to the broker as it arrives.
+        pieces = reader.pass_on(self.pass_tail)
         received = sum(map(len, pieces))
         self.bytes_from_client += received
         self.stats.bytes_from_client += received

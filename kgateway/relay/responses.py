@@ -171,9 +171,29 @@ class ResponsePath:
             self.hints = HintsStream(head.hints, head.api_version, reader.frame_size, self._mapping)
         self.passing = head
         out: list[Piece] = []
-        for piece in reader.pass_on():
+        for piece in reader.pass_on(self._tail):
             self._pass_piece(piece, False, out, [])
         self._deliver([], out)
+
+    def _tail(self, piece: bytes, last: bool) -> None:
+        """The next piece of the response being passed on, straight from the broker's reader."""
+        if not last and self.hints is None:
+            # The usual read of a large response: it goes on as it is.
+            size = len(piece)
+            self.bytes_to_client += size
+            self.stats.bytes_to_client += size
+            write_pieces(self.transport, (piece,))
+            return
+        out: list[Piece] = []
+        done: list[Pending] = []
+        try:
+            self._pass_piece(piece, last, out, done)
+        except FrameError as e:
+            # Part of the response is already with the client: nothing to do but close.
+            self.logs.warn("{conn}: closing: {reason}", conn=self.conn, reason=str(e))
+            self.transport.abortConnection()
+            return
+        self._deliver(done, out)
 
     def _pass_piece(self, piece: bytes, last: bool, out: list[Piece], done: list[Pending]) -> None:
         hints = self.hints
