@@ -24,178 +24,35 @@ no behaviour asks whether the connection is still open.
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import wraps
-from typing import Concatenate, ParamSpec
-from typing import Protocol as TypingProtocol
 
 from automat import TypeMachineBuilder
 
 from kgateway.interceptors.api import ClientInfo, Outcome
 from kgateway.interceptors.identity import SaslObserver
-from kgateway.protocol.framing import Cut, FrameError, FrameStream, joined
+from kgateway.protocol.framing import Cut, FrameStream, joined
 from kgateway.relay.broker_leg import BrokerLeg, open_broker_leg
 from kgateway.relay.client_core import ClientCore
+from kgateway.relay.client_inputs import ClientInputs
+from kgateway.relay.data_path import (
+    LegOwner,
+    RelayingData,
+    data_path,
+    relay_requests,
+    relay_responses,
+    wait_for_request,
+    wait_for_responses,
+)
 from kgateway.relay.read_gate import ReadGate, Reason
 from kgateway.relay.requests import HeldRequest, Refused, RequestPath
 from kgateway.relay.responses import HeldResponse, ResponsePath
 from kgateway.relay.transport import Transport
 from kgateway.routing.router import Route
 
+__all__ = ["ClientInputs", "new_client_machine"]
+
 # Plain ints: the reasons not to read that the machine sets and lifts.
 _ROUTING = int(Reason.ROUTING)
 _CLOSING = int(Reason.CLOSING)
-
-P = ParamSpec("P")
-
-
-class ClientInputs(TypingProtocol):
-    """The inputs of a client connection's machine (also its broker leg's owner)."""
-
-    def routed(self, route: Route) -> None:
-        """The router decided where the connection goes."""
-
-    def unroutable(self, reason: str) -> None:
-        """The router found no broker for the connection."""
-
-    def broker_ready(self, broker: BrokerLeg, transport: Transport, reader: FrameStream) -> None:
-        """The broker connection is open on C{transport}; C{reader} cuts its responses."""
-
-    def requests(self, cut: Cut) -> None:
-        """A read of the client: a passed frame's next piece, then whole request frames."""
-
-    def responses(self, cut: Cut) -> None:
-        """A read of the broker: a passed response's next piece, then whole responses."""
-
-    def request_decided(self, outcome: Outcome, held: HeldRequest) -> None:
-        """The interceptors decided on the request they held."""
-
-    def response_decided(self, outcome: Outcome, held: HeldResponse) -> None:
-        """The interceptors decided on a broker answer they held."""
-
-    def broker_lost(self, reason: str) -> None:
-        """The broker connection failed or closed."""
-
-    def client_lost(self, reason: str) -> None:
-        """The client's connection closed."""
-
-    def drain(self) -> None:
-        """Stop taking requests, deliver the answers in flight, then close."""
-
-    def abort(self, reason: str) -> None:
-        """A protocol error: close both sides at once."""
-
-    def refuse(self, reason: str) -> None:
-        """A request the gateway refuses: take nothing more, answer the earlier ones, close."""
-
-    def idle(self, reason: str) -> None:
-        """Nothing was asked for too long, and nothing is in flight: close."""
-
-
-Behaviour = Callable[Concatenate[ClientInputs, ClientCore, P], None]
-
-
-def _data_path(behaviour: Behaviour[P]) -> Behaviour[P]:
-    """
-    The one place where what happens to a frame ends: a refused request
-    closes the connection once the earlier answers are out, a protocol error
-    (an unpairable response, an interceptor's Close) closes it at once, and
-    otherwise the budget learns what the connection holds now.
-    """
-
-    @wraps(behaviour)
-    def guarded(leg: ClientInputs, core: ClientCore, /, *args: P.args, **kwargs: P.kwargs) -> None:
-        try:
-            behaviour(leg, core, *args, **kwargs)
-        except Refused as e:
-            # Automat runs this input after the current one (it is re-entrant).
-            leg.refuse(str(e))
-        except FrameError as e:
-            leg.abort(str(e))
-        core.account()
-
-    return guarded
-
-
-def _wait_for_request(leg: ClientInputs, held: HeldRequest) -> None:
-    # The Deferred is taken out of what its callback is given: decision ->
-    # callback -> held -> decision would be a cycle.
-    decision, held.decision = held.decision, None
-    if decision is not None:
-        decision.addCallback(leg.request_decided, held)
-
-
-def _wait_for_responses(leg: ClientInputs, held: list[HeldResponse]) -> None:
-    for each in held:
-        decision, each.decision = each.decision, None
-        if decision is not None:
-            decision.addCallback(leg.response_decided, each)
-
-
-@_data_path
-def _relay_requests(leg: ClientInputs, core: ClientCore, cut: Cut) -> None:
-    held = core.requests.admit(cut)
-    core.responses.deliver_ready()
-    if held is not None:
-        _wait_for_request(leg, held)
-
-
-@_data_path
-def _relay_responses(leg: ClientInputs, core: ClientCore, cut: Cut) -> None:
-    held = core.responses.relay(cut)
-    if held:
-        _wait_for_responses(leg, held)
-
-
-class LegOwner:
-    """
-    What the broker leg reports to: its lifecycle as the machine's inputs,
-    its responses to wherever the connection's reads go now (L{ClientCore.data}).
-    """
-
-    __slots__ = ("_leg", "_core")
-
-    def __init__(self, leg: ClientInputs, core: ClientCore) -> None:
-        self._leg = leg
-        self._core = core
-
-    def broker_ready(self, broker: BrokerLeg, transport: Transport, reader: FrameStream) -> None:
-        """The broker connection is open."""
-        self._leg.broker_ready(broker, transport, reader)
-
-    def responses(self, cut: Cut) -> None:
-        """A read of the broker."""
-        self._core.data.responses(cut)
-
-    def broker_lost(self, reason: str) -> None:
-        """The broker connection is gone."""
-        self._leg.broker_lost(reason)
-
-
-class RelayingData:
-    """
-    Where a relaying connection's reads go: the data path itself, without an
-    Automat input per read.  An input costs a scan of the machine's
-    transitions (a set, so the scan's length changes from one process to the
-    next), which was the largest single cost of a small request; the broker
-    leg leaves frames out of its machine for the same reason.  The Relaying
-    state installs it and every transition out of Relaying takes it away
-    (L{ClientCore.data} goes back to the machine's inputs), so what a read
-    does still depends on the state alone.
-    """
-
-    __slots__ = ("_leg", "_core")
-
-    def __init__(self, leg: ClientInputs, core: ClientCore) -> None:
-        self._leg = leg
-        self._core = core
-
-    def requests(self, cut: Cut) -> None:
-        """A read of the client, while relaying."""
-        _relay_requests(self._leg, self._core, cut)
-
-    def responses(self, cut: Cut) -> None:
-        """A read of the broker, while relaying."""
-        _relay_responses(self._leg, self._core, cut)
 
 
 def _build() -> Callable[[ClientCore], ClientInputs]:
@@ -208,7 +65,7 @@ def _build() -> Callable[[ClientCore], ClientInputs]:
 
     @AwaitingRoute.upon(ClientInputs.requests).loop()
     @AwaitingBroker.upon(ClientInputs.requests).loop()
-    @_data_path
+    @data_path
     def wait(leg: ClientInputs, core: ClientCore, cut: Cut) -> None:
         # The transport is paused: at most the rest of one read arrives.
         # Nothing is passed on before the broker is there.
@@ -289,7 +146,7 @@ def _build() -> Callable[[ClientCore], ClientInputs]:
         core.transport.loseConnection()
 
     @AwaitingBroker.upon(ClientInputs.broker_ready).to(Relaying)
-    @_data_path
+    @data_path
     def start_relaying(
         leg: ClientInputs,
         core: ClientCore,
@@ -316,7 +173,7 @@ def _build() -> Callable[[ClientCore], ClientInputs]:
             held = core.requests.admit(Cut(None, False, [[frame] for frame in frames]))
             core.responses.deliver_ready()
             if held is not None:
-                _wait_for_request(leg, held)
+                wait_for_request(leg, held)
                 return
         refusal = core.waiting.refusal
         if refusal is not None:
@@ -324,11 +181,11 @@ def _build() -> Callable[[ClientCore], ClientInputs]:
 
     # Reads reach these through RelayingData, not as inputs; they are the
     # machine's too, so the Relaying state answers every input it is given.
-    Relaying.upon(ClientInputs.requests).loop()(_relay_requests)
-    Relaying.upon(ClientInputs.responses).loop()(_relay_responses)
+    Relaying.upon(ClientInputs.requests).loop()(relay_requests)
+    Relaying.upon(ClientInputs.responses).loop()(relay_responses)
 
     @Relaying.upon(ClientInputs.request_decided).loop()
-    @_data_path
+    @data_path
     def resume_requests(
         leg: ClientInputs, core: ClientCore, outcome: Outcome, held: HeldRequest
     ) -> None:
@@ -339,10 +196,10 @@ def _build() -> Callable[[ClientCore], ClientInputs]:
         finally:
             core.responses.deliver_ready()
         if again is not None:
-            _wait_for_request(leg, again)
+            wait_for_request(leg, again)
 
     @Relaying.upon(ClientInputs.response_decided).loop()
-    @_data_path
+    @data_path
     def release_response(
         leg: ClientInputs, core: ClientCore, outcome: Outcome, held: HeldResponse
     ) -> None:
@@ -391,15 +248,15 @@ def _build() -> Callable[[ClientCore], ClientInputs]:
         core.account()
 
     @Draining.upon(ClientInputs.responses).loop()
-    @_data_path
+    @data_path
     def answer_then_maybe_close(leg: ClientInputs, core: ClientCore, cut: Cut) -> None:
         held = core.responses.relay(cut)
         if held:
-            _wait_for_responses(leg, held)
+            wait_for_responses(leg, held)
         core.close_when_answered()
 
     @Draining.upon(ClientInputs.request_decided).loop()
-    @_data_path
+    @data_path
     def settle_then_maybe_close(
         leg: ClientInputs, core: ClientCore, outcome: Outcome, held: HeldRequest
     ) -> None:
@@ -418,12 +275,12 @@ def _build() -> Callable[[ClientCore], ClientInputs]:
         finally:
             core.responses.deliver_ready()
         if again is not None:
-            _wait_for_request(leg, again)
+            wait_for_request(leg, again)
             return
         core.close_when_answered()
 
     @Draining.upon(ClientInputs.response_decided).loop()
-    @_data_path
+    @data_path
     def release_then_maybe_close(
         leg: ClientInputs, core: ClientCore, outcome: Outcome, held: HeldResponse
     ) -> None:
