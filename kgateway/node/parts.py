@@ -38,6 +38,7 @@ from kgateway.interceptors.store import InterceptorStore
 from kgateway.interfaces import IMembership, INodeReactor, INodeView, Member
 from kgateway.metrics import InterceptorCollector, TrafficStats
 from kgateway.net import Connector, tcp_connector
+from kgateway.node.free_memory import FreeMemory
 from kgateway.node.loop_lag import LoopLag, LoopLagCollector
 from kgateway.relay.budget import MemoryBudget
 from kgateway.relay.guard_stats import GuardCollector, GuardStats
@@ -118,7 +119,7 @@ def build_parts(
     metrics = _registry(registry)
     metrics.register(InterceptorCollector(interceptors))
     # Issue 12: the memory budget, the limits' counters, the loop's lag.
-    budget = MemoryBudget(settings.max_buffered_bytes)
+    budget = MemoryBudget(settings.max_buffered_bytes, on_drained=FreeMemory())
     guard = GuardStats()
     loop_lag = LoopLag(reactor)
     metrics.register(GuardCollector(guard, budget))

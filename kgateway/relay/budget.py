@@ -19,7 +19,7 @@ The partial-frame deadline closes whoever stays stuck.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from twisted.logger import Logger
 
@@ -92,9 +92,17 @@ class MemoryBudget:
         limit: int = DEFAULT_MAX_BUFFERED_BYTES,
         resume_fraction: float = 0.75,
         logs: LogLimiter | None = None,
+        on_drained: Callable[[], None] | None = None,
     ) -> None:
         self.limit = limit
         self.resume_below = int(limit * resume_fraction)
+        #: Called when what was held in a burst is free again (the node gives the
+        #: pages back to the system): once the total fell under an eighth of the
+        #: budget after it had reached a quarter of it (and 32 MiB).
+        self.on_drained = on_drained
+        self._burst_at = max(limit // 4, 32 * 1024 * 1024)
+        self._drained_at = limit // 8
+        self._bursting = False
         #: Bytes held now, every connection together.
         self.total = 0
         #: The most held at once.
@@ -127,6 +135,12 @@ class MemoryBudget:
             self._holders -= 1
         if total > self.peak:
             self.peak = total
+        if total >= self._burst_at:
+            self._bursting = True
+        elif self._bursting and total <= self._drained_at:
+            self._bursting = False
+            if self.on_drained is not None:
+                self.on_drained()
         if total > self.limit:
             if not self._over:
                 self._over = True

@@ -216,15 +216,14 @@ def _build() -> Callable[[ClientCore], ClientInputs]:
     def start_refusing(leg: ClientInputs, core: ClientCore, reason: str) -> None:
         core.data = leg
         settings = core.settings
-        if "above what the gateway offers" in reason:
-            settings.guard.refused_versions += 1
-        else:
-            settings.guard.refused_frames += 1
+        before = len(core.inflight) + len(core.waiting) + (core.requests.held is not None)
         settings.logs.warn(
-            "{conn}: {reason}; closing once the {count} requests before it are answered",
+            "{conn}: {reason}; closing once the {count} requests before it are answered"
+            if before
+            else "{conn}: {reason}; closing",
             conn=core.describe(),
             reason=reason,
-            count=len(core.inflight) + len(core.waiting) + (core.requests.held is not None),
+            count=before,
         )
         if core.requests.held is not None:
             # Requests wait behind one an interceptor holds: they were sent

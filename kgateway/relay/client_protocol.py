@@ -126,6 +126,7 @@ class ClientConnection(Protocol):
         if cut.frames or cut.tail is not None or reader.buffered:
             self.core.data.requests(cut)
         if not failed and reader.error is not None:
+            self.factory.guard.refused_frames += 1
             self.machine.refuse(f"bad frame from client: {reader.error}")
 
     # The timer's questions (TimedConnection).

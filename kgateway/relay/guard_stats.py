@@ -25,9 +25,8 @@ class GuardStats:
     closed_idle: int = 0
     #: Connections closed because a request frame did not arrive within its deadline.
     frames_timed_out: int = 0
-    #: Requests refused for a version above the offered one (ApiVersions excepted).
-    refused_versions: int = 0
-    #: Connections closed for a frame that could not be read (length, header, limit).
+    #: Connections closed for a frame that could not be cut (its length, or over the limit).
+    #: Versions above the offered one are kgateway_request_errors_total's unsupported_version.
     refused_frames: int = 0
     #: Leader hints left out of streamed responses (gateway addresses did not fit).
     leader_hints_left_out: int = 0
@@ -77,14 +76,12 @@ class GuardCollector(Collector):
             "GATEWAY_REQUEST_RECEIVE_TIMEOUT_MS",
             stats.frames_timed_out,
         )
-        refused = CounterMetricFamily(
-            "kgateway_requests_refused",
-            "Connections closed, after the earlier answers, for a request the gateway refuses",
-            labels=["reason"],
+        yield _counter(
+            "bad_frames",
+            "Connections closed, after the earlier answers, for a frame that could not be cut "
+            "(a negative length, or over the frame limit)",
+            stats.refused_frames,
         )
-        refused.add_metric(["unsupported_version"], stats.refused_versions)
-        refused.add_metric(["bad_frame"], stats.refused_frames)
-        yield refused
         yield _counter(
             "leader_hints_left_out",
             "KIP-951 leader hints left out of streamed responses to keep their length",

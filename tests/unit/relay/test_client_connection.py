@@ -211,7 +211,8 @@ class ResponsePairingTests(SynchronousTestCase):
             ),
             logs(),
         )
-        self.assertEqual(client.wire.factory.guard.refused_versions, 1)
+        errors = client.wire.factory.stats.apis[55].errors
+        self.assertEqual(errors, {"unsupported_version": 1})
 
     def test_unsupported_version_alone_closes_at_once(self) -> None:
         """Nothing before it: the connection closes as soon as it arrives."""

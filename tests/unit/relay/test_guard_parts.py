@@ -131,3 +131,18 @@ class ConnectionTimerTests(SynchronousTestCase):
     def test_stop(self) -> None:
         self.timer.stop()
         self.assertEqual(self.clock.getDelayedCalls(), [])
+
+
+class DrainedTests(SynchronousTestCase):
+    def test_told_once_a_burst_drained(self) -> None:
+        told: list[int] = []
+        budget = MemoryBudget(limit=400 << 20, on_drained=lambda: told.append(budget.total))
+        holding = budget.holding("c", [ReadGate(StringTransport())])
+        holding.set(50 << 20)
+        holding.set(10 << 20)
+        self.assertEqual(told, [])  # no burst: never reached a quarter of the budget
+        holding.set(150 << 20)
+        holding.set(60 << 20)
+        self.assertEqual(told, [])  # not yet under an eighth
+        holding.release()
+        self.assertEqual(told, [0])
