@@ -28,6 +28,8 @@ class GuardStats:
     #: Connections closed for a frame that could not be cut (its length, or over the limit).
     #: Versions above the offered one are kgateway_request_errors_total's unsupported_version.
     refused_frames: int = 0
+    #: Streamed responses whose leader hints were rewritten in place (same length).
+    leader_hints_streamed: int = 0
     #: Leader hints left out of streamed responses (gateway addresses did not fit).
     leader_hints_left_out: int = 0
 
@@ -81,6 +83,12 @@ class GuardCollector(Collector):
             "Connections closed, after the earlier answers, for a frame that could not be cut "
             "(a negative length, or over the frame limit)",
             stats.refused_frames,
+        )
+        yield _counter(
+            "streamed_leader_hints",
+            "Responses passed on as they arrived whose KIP-951 leader hints were rewritten "
+            "in place, to the same length",
+            stats.leader_hints_streamed,
         )
         yield _counter(
             "leader_hints_left_out",

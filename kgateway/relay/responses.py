@@ -213,6 +213,7 @@ class ResponsePath:
         fitted = hints.outcome
         assert fitted is not None
         self.stats.api(pending.api_key).rewritten += 1
+        self.guard.leader_hints_streamed += 1
         left_out = fitted.mapped - fitted.kept
         if left_out:
             self.guard.leader_hints_left_out += left_out
