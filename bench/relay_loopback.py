@@ -42,7 +42,7 @@ def _recv_frame(sock: socket.socket, buffer: bytearray) -> int:
         if not n:
             raise ConnectionError("closed")
         got += n
-    (size,) = _LENGTH.unpack_from(buffer, 0)
+    size: int = _LENGTH.unpack_from(buffer, 0)[0]
     if size + 4 > len(buffer):
         view.release()
         buffer.extend(bytes(size + 4 - len(buffer)))
@@ -221,6 +221,7 @@ def run_gateway(port_file: Path, broker_port: int, idle_interceptor: bool = Fals
 
     epollreactor.install()
     from twisted.internet import reactor
+    from twisted.internet.address import IPv4Address
     from twisted.internet.defer import succeed
     from zope.interface import implementer
 
@@ -246,9 +247,10 @@ def run_gateway(port_file: Path, broker_port: int, idle_interceptor: bool = Fals
         interceptors=_idle_interceptors(reactor) if idle_interceptor else None,  # type: ignore[arg-type]
         **_limits(reactor),
     )
-    port = reactor.listenTCP(0, factory, interface="127.0.0.1")  # type: ignore[attr-defined]
-    port_file.write_text(str(port.getHost().port))
-    reactor.run()  # type: ignore[attr-defined]
+    address = reactor.listenTCP(0, factory, interface="127.0.0.1").getHost()
+    assert isinstance(address, IPv4Address)
+    port_file.write_text(str(address.port))
+    reactor.run()
 
 
 def _cpu(pid: int) -> float:

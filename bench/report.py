@@ -354,7 +354,9 @@ def proof_section(report: Report) -> list[str]:
     if failed:
         lines += ["", "Runs left out of the medians:", ""]
         lines += [
-            f"- {r.case} via {r.target}, repetition {r.repetition}: {r.error[:400]}" for r in failed
+            f"- {r.case} via {r.target}, repetition {r.repetition}: {r.error[:400]}"
+            for r in report.runs
+            if r.error is not None
         ]
     return lines
 

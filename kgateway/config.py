@@ -22,13 +22,29 @@ from __future__ import annotations
 import socket
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+from kgateway.listener import (
+    LISTENER_NAMES,
+    LISTENER_PREFIX,
+    LISTENERS,
+    Listener,
+    ListenerDefaults,
+    default_listener,
+    read_listeners,
+)
 from kgateway.net import HostPort
 from kgateway.protocol.framing import DEFAULT_MAX_FRAME_BYTES
 from kgateway.relay.budget import DEFAULT_MAX_BUFFERED_BYTES
 from kgateway.relay.pre_auth import DEFAULT_MAX_PRE_AUTH_FRAME_BYTES
+from kgateway.security import broker_config
+from kgateway.security import server_config as client_tls
+from kgateway.security.broker_side import (
+    BrokerSecurity,
+)
+from kgateway.security.server_config import ServerTls, client_login_refusal, server_tls
+from kgateway.security.server_tls import ServerContexts
 from kgateway.setting import (
     AdminUser,
     ConfigError,
@@ -66,11 +82,16 @@ __all__ = [
 
 
 def kafka_client_settings(environ: Mapping[str, str]) -> dict[str, str]:
-    """C{KAFKA_SECURITY_PROTOCOL=X} becomes C{security.protocol=X}, as Kafka's images do."""
+    """
+    C{KAFKA_CLIENT_ID=X} becomes C{client.id=X}, as Kafka's images do: the
+    C{KAFKA_*} variables that are not rows of their own (those are read,
+    checked and kept once, by their rows, secrets included).
+    """
+    rows = {row.env for row in SETTINGS}
     return {
         name[len(KAFKA_CLIENT.prefix) :].lower().replace("_", "."): value
         for name, value in environ.items()
-        if name.startswith(KAFKA_CLIENT.prefix) and name != BOOTSTRAP_SERVERS.env
+        if name.startswith(KAFKA_CLIENT.prefix) and name not in rows
     }
 
 
@@ -310,6 +331,7 @@ LOG_FORMAT = Setting(
     "text, or json: one JSON object per line for log shippers",
 )
 
+
 #: Every setting, in the order C{--help} and the README list them.
 SETTINGS: tuple[Setting[Any], ...] = (
     BOOTSTRAP_SERVERS,
@@ -341,20 +363,25 @@ SETTINGS: tuple[Setting[Any], ...] = (
     CONNECTIONS_MAX_IDLE,
     REQUEST_RECEIVE_TIMEOUT,
     LOG_FORMAT,
+    # Issue 13, client side: TLS towards clients (kgateway.security.server_config) and
+    # several listeners (kgateway.listener).
+    *client_tls.ROWS,
+    LISTENER_NAMES,
+    # Issue 13, broker side: how the node and every broker leg reach Kafka
+    # (kgateway.security.broker_config).
+    *broker_config.ROWS,
 )
 
 KAFKA_CLIENT = Family(
     "KAFKA_",
     "kafka",
     kafka_client_settings,
-    "client settings for the broker side, as Kafka names them (KAFKA_SECURITY_PROTOCOL is "
-    "security.protocol; only PLAINTEXT so far)",
+    "other Kafka client settings, as Kafka names them (KAFKA_CLIENT_ID is client.id): read "
+    "but not used",
 )
 
 #: Every family of settings keyed by a name.
-FAMILIES: tuple[Family, ...] = (KAFKA_CLIENT,)
-
-SUPPORTED_SECURITY_PROTOCOLS = ("PLAINTEXT",)
+FAMILIES: tuple[Family, ...] = (KAFKA_CLIENT, LISTENERS)
 
 
 @dataclass(frozen=True)
@@ -391,12 +418,39 @@ class Settings:
     connections_max_idle_seconds: float = CONNECTIONS_MAX_IDLE.initial()
     request_receive_timeout_seconds: float = REQUEST_RECEIVE_TIMEOUT.initial()
     log_format: str = LOG_FORMAT.initial()
-    #: C{KAFKA_*} client settings for the broker side, as Kafka names them.
-    kafka: Mapping[str, str] = field(default_factory=dict)
+    #: The other C{KAFKA_*} client settings, as Kafka names them (not shown: who knows
+    #: what they hold).
+    kafka: Mapping[str, str] = field(default_factory=dict, repr=False)
+    #: How the node and the broker legs reach the brokers (issue 13).
+    broker_security: BrokerSecurity = field(default_factory=BrokerSecurity)
+    # Issue 13, client side.
+    #: What clients speak to the node (every listener's default).
+    security_protocol: str = "PLAINTEXT"
+    #: Client certificates on TLS listeners (every TLS listener's default).
+    ssl_client_auth: str = client_tls.CLIENT_AUTH_ROW.initial()
+    #: What the TLS listeners serve; None when no listener speaks TLS.
+    server_tls: ServerTls | None = None
+    #: The node's listeners; empty: one, DEFAULT, made from the single-listener fields
+    #: when the settings are made (so a C{replace} of those fields keeps the old listener).
+    listeners: tuple[Listener, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.group_id:
             object.__setattr__(self, "group_id", f"kgateway_{self.cluster_id}")
+        if not self.listeners:
+            default = default_listener(self._defaults(), self.port_start, self.port_count)
+            object.__setattr__(self, "listeners", (default,))
+
+    def _defaults(self, protocol_from: str = "", auth_given: bool = False) -> ListenerDefaults:
+        """The node-wide settings every listener takes where it sets nothing of its own."""
+        return ListenerDefaults(
+            self.security_protocol,
+            protocol_from or client_tls.SECURITY_PROTOCOL,
+            self.advertised_host,
+            self.bind_host,
+            self.ssl_client_auth,
+            auth_given,
+        )
 
     @property
     def license_topic(self) -> str:
@@ -441,11 +495,18 @@ class Settings:
                     f"{row.env} is not set (nor --{row.option}); it is required: {row.about}"
                 )
         families = {family.field: family.read(environ) for family in FAMILIES}
-        protocol = families[KAFKA_CLIENT.field].get("security.protocol", "PLAINTEXT").upper()
-        if protocol not in SUPPORTED_SECURITY_PROTOCOLS:
-            raise ConfigError(
-                f"KAFKA_SECURITY_PROTOCOL={protocol!r} is not supported yet; valid: "
-                + ", ".join(SUPPORTED_SECURITY_PROTOCOLS)
+        variables = families.pop(LISTENERS.field)
+        names = given[LISTENER_NAMES]
+        _check_single_or_named(given, names, variables)
+        kafka_protocol = (
+            given[broker_config.SECURITY_PROTOCOL] or broker_config.SECURITY_PROTOCOL.initial()
+        )
+        protocol_from = client_tls.SECURITY_PROTOCOL
+        if given[client_tls.SECURITY_PROTOCOL_ROW] is None:
+            if given[broker_config.SECURITY_PROTOCOL] is not None:
+                protocol_from = broker_config.SECURITY_PROTOCOL.env
+            given[client_tls.SECURITY_PROTOCOL_ROW] = client_tls.SECURITY_PROTOCOL_ROW.parse(
+                protocol_from, kafka_protocol
             )
         fields = {
             row.field: value for row, value in given.items() if row.field and value is not None
@@ -463,7 +524,41 @@ class Settings:
                 f"{PORT_COUNT.env}={count} with {PORT_START.env}={start} goes past port 65535; "
                 f"valid: at most {65536 - start}"
             )
-        return settings
+        defaults = settings._defaults(protocol_from, given[client_tls.CLIENT_AUTH_ROW] is not None)
+        if names is None:
+            listeners: tuple[Listener, ...] = (default_listener(defaults, start, count),)
+        else:
+            listeners = read_listeners(names, variables, defaults)
+        refusal = client_login_refusal(listeners, kafka_protocol)
+        if refusal is not None:
+            raise ConfigError(refusal)
+        # After the refusal: which clients may sit in front of SASL brokers is the
+        # first thing to fix, before the node's own login.
+        broker_side = broker_config.broker_security_from(given)
+        tls = server_tls(lambda row: given.get(row), listeners, protocol_from)
+        if tls is not None:
+            # Read the stores once now: a bad one stops the start with its one line.
+            ServerContexts(tls, {each.client_auth for each in listeners if each.tls})
+        return replace(settings, listeners=listeners, server_tls=tls, broker_security=broker_side)
+
+
+def _check_single_or_named(
+    given: Mapping[Setting[Any], Any], names: tuple[str, ...] | None, variables: Mapping[str, str]
+) -> None:
+    """Listeners are named, or one made of the single-listener settings; never both."""
+    if names is None and variables:
+        raise ConfigError(
+            f"{min(variables)} is set but {LISTENER_NAMES.env} is not: name the listeners "
+            f"there, e.g. {LISTENER_NAMES.env}=INTERNAL,EXTERNAL"
+        )
+    if names is None:
+        return
+    for single in (PORT_START, PORT_COUNT):
+        if given[single] is not None:
+            raise ConfigError(
+                f"{single.env} is set beside {LISTENER_NAMES.env}: each listener has its own "
+                f"ports ({LISTENER_PREFIX}<NAME>_PORTS); unset {single.env}"
+            )
 
 
 def main(argv: Sequence[str]) -> int:

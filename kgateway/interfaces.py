@@ -60,10 +60,30 @@ class IBrokerDirectory(Interface):
 
 # The gateway cluster --------------------------------------------------------------
 
+#: The listener a node's single-listener settings make, and the one every member
+#: of an older kgateway (which described no listeners) has.
+DEFAULT_LISTENER = "DEFAULT"
+
+
+@dataclass(frozen=True, order=True, slots=True)
+class AdvertisedListener:
+    """One listener of a gateway node as the others see it: its name, host and ports."""
+
+    name: str
+    host: str
+    port_start: int
+    port_count: int
+
 
 @dataclass(frozen=True, order=True)
 class Member:
-    """One gateway node as the others see it."""
+    """
+    One gateway node as the others see it.
+
+    C{host}, C{port_start} and C{port_count} are its first listener's (all
+    an older node reads); C{listeners} has every listener, and is empty in
+    the description of an older node, which has one, L{DEFAULT_LISTENER}.
+    """
 
     node_name: str
     host: str
@@ -74,12 +94,30 @@ class Member:
     joined_at: float = 0.0
     #: The id the group coordinator gave this member ("" before it joined).
     member_id: str = ""
+    #: Every listener, the first one's host and ports the same as the member's own.
+    listeners: tuple[AdvertisedListener, ...] = ()
 
-    def port_for(self, broker_id: int) -> int | None:
-        """This node's port for a broker, or None when the id is off its plan."""
+    def every_listener(self) -> tuple[AdvertisedListener, ...]:
+        """Its listeners (an older node's: one, DEFAULT, of its host and ports)."""
+        if self.listeners:
+            return self.listeners
+        return (AdvertisedListener(DEFAULT_LISTENER, self.host, self.port_start, self.port_count),)
+
+    def listener(self, name: str | None = None) -> AdvertisedListener | None:
+        """The listener of that name (None: its first), or None when it has none of that name."""
+        listeners = self.every_listener()
+        if name is None:
+            return listeners[0]
+        return next((each for each in listeners if each.name == name), None)
+
+    def port_for(self, broker_id: int, listener: str | None = None) -> int | None:
+        """This node's port for a broker on a listener, or None when it has no such port."""
+        advertised = self.listener(listener)
+        if advertised is None:
+            return None
         offset = broker_id - self.min_broker_id
-        if 0 <= offset < self.port_count:
-            return self.port_start + offset
+        if 0 <= offset < advertised.port_count:
+            return advertised.port_start + offset
         return None
 
     def to_json(self) -> dict[str, object]:
@@ -90,7 +128,17 @@ class Member:
     def from_json(cls, data: dict[str, object]) -> Member:
         """Read a member back; unknown keys (from newer nodes) are ignored."""
         known = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
-        return cls(**known)  # type: ignore[arg-type]
+        raw = known.pop("listeners", None) or []
+        listeners = tuple(
+            AdvertisedListener(
+                str(each["name"]),
+                str(each["host"]),
+                int(each["port_start"]),
+                int(each["port_count"]),
+            )
+            for each in raw  # type: ignore[attr-defined]
+        )
+        return cls(**known, listeners=listeners)  # type: ignore[arg-type]
 
 
 class IMembership(Interface):
@@ -148,6 +196,10 @@ class ConnectionView:
     #: Requests awaiting their answer to the client.
     in_flight: int
     age_seconds: float
+    #: The subject of the client's TLS certificate (mTLS), e.g. "CN=app-1,O=acme".
+    principal: str | None = None
+    #: The listener it arrived on.
+    listener: str = DEFAULT_LISTENER
 
 
 class IRelayedConnection(Interface):
@@ -194,8 +246,11 @@ class INodeView(Interface):
     def roster() -> list[Member]:
         """The gateway cluster's members as this node last heard (empty before it listens)."""
 
-    def planner() -> IAddressPlanner | None:
-        """What hands out the addresses clients are given (None before it listens)."""
+    def planner(listener: str | None = None) -> IAddressPlanner | None:
+        """
+        What hands out the addresses clients of a listener (None: the first) are
+        given; None before it listens, or for a listener it does not have.
+        """
 
     def connections() -> list[ConnectionView]:
         """Its client connections relayed to a broker now."""

@@ -10,6 +10,12 @@ into Prometheus families, in whatever C{CollectorRegistry} it was given.
 The gateway does not decode response bodies, so Kafka error codes inside
 them are not counted; C{kgateway_request_errors_total} counts what the
 gateway itself saw go wrong with a request (see L{ErrorReason}).
+
+Series are bounded: an API key gets series of its own only when Kafka names
+it (kafka-python's C{ApiKey}) or the gateway reviewed it; any other key a
+client sends (a fuzzer may send all 32,768) is counted under
+C{api_key="unknown", api="unknown"}.  So a scrape costs the same whatever
+clients sent.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
+from kafka.protocol.api_key import ApiKey
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -63,6 +70,13 @@ class ErrorReason:
     REWRITE_FAILED = "rewrite_failed"
     #: The connection closed before the response reached the client.
     UNANSWERED = "unanswered"
+
+
+#: The API keys that get series of their own: the ones Kafka names and the reviewed ones.
+KNOWN_API_KEYS: frozenset[int] = frozenset(int(key) for key in ApiKey) | frozenset(REVIEWED)
+
+#: Where the requests of every other API key are counted (labelled C{unknown}).
+UNKNOWN_API_KEY = -1
 
 
 @dataclass(slots=True)
@@ -110,9 +124,14 @@ class TrafficStats:
         self.upstream_connection_failures = 0
 
     def api(self, api_key: int) -> ApiTraffic:
-        """The counters of C{api_key}, made on first use."""
+        """The counters of C{api_key}, made on first use; an unknown key's are shared."""
         traffic = self.apis.get(api_key)
         if traffic is None:
+            if api_key not in KNOWN_API_KEYS:
+                api_key = UNKNOWN_API_KEY
+                traffic = self.apis.get(api_key)
+                if traffic is not None:
+                    return traffic
             traffic = self.apis[api_key] = ApiTraffic(api_key)
         return traffic
 
@@ -150,7 +169,17 @@ class NodeSnapshot:
 def api_name(api_key: int) -> str:
     """The API's name for a label, e.g. C{Produce}."""
     review = REVIEWED.get(api_key)
-    return review.name if review is not None else f"ApiKey{api_key}"
+    if review is not None:
+        return review.name
+    if api_key in KNOWN_API_KEYS:
+        return str(ApiKey(api_key).name)
+    return "unknown" if api_key == UNKNOWN_API_KEY else f"ApiKey{api_key}"
+
+
+def _api_labels(api_key: int) -> list[str]:
+    if api_key == UNKNOWN_API_KEY:
+        return ["unknown", "unknown"]
+    return [str(api_key), api_name(api_key)]
 
 
 class GatewayCollector(Collector):
@@ -224,7 +253,7 @@ class GatewayCollector(Collector):
         )
         bounds = [repr(b) for b in LATENCY_BUCKETS] + ["+Inf"]
         for api_key, traffic in sorted(self.stats.apis.items()):
-            values = [str(api_key), api_name(api_key)]
+            values = _api_labels(api_key)
             requests.add_metric(values, traffic.requests)
             if traffic.rewritten:
                 rewritten.add_metric(values, traffic.rewritten)

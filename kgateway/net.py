@@ -14,7 +14,7 @@ from typing import cast
 
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import HostnameEndpoint
-from twisted.internet.interfaces import IReactorTime
+from twisted.internet.interfaces import IReactorTime, IStreamClientEndpoint
 from twisted.internet.protocol import Factory, Protocol
 
 
@@ -33,11 +33,24 @@ class HostPort:
 Connector = Callable[[HostPort, Factory], "Deferred[Protocol]"]
 
 
-def tcp_connector(reactor: IReactorTime, timeout: float) -> Connector:
-    """Connect with a host-name endpoint (resolves names, tries every address)."""
+#: Puts something (TLS) around the TCP endpoint for an address.
+EndpointWrapper = Callable[[HostPort, IStreamClientEndpoint], IStreamClientEndpoint]
+
+
+def tcp_connector(
+    reactor: IReactorTime, timeout: float, wrap: EndpointWrapper | None = None
+) -> Connector:
+    """
+    Connect with a host-name endpoint (resolves names, tries every address),
+    wrapped by C{wrap} when given (the broker side's TLS).
+    """
 
     def connect(address: HostPort, factory: Factory) -> Deferred[Protocol]:
-        attempt = HostnameEndpoint(reactor, address.host, address.port, timeout=timeout)
-        return cast("Deferred[Protocol]", attempt.connect(factory))
+        endpoint: IStreamClientEndpoint = HostnameEndpoint(
+            reactor, address.host, address.port, timeout=timeout
+        )
+        if wrap is not None:
+            endpoint = wrap(address, endpoint)
+        return cast("Deferred[Protocol]", endpoint.connect(factory))
 
     return connect

@@ -7,7 +7,7 @@ import sys
 
 from twisted.python import usage
 
-from kgateway.config import SETTINGS, ConfigError, Settings
+from kgateway.config import FAMILIES, SETTINGS, ConfigError, Settings
 from kgateway.interfaces import INodeReactor
 from kgateway.node.service import GatewayNode
 from kgateway.node.service import makeService as make_node
@@ -20,8 +20,8 @@ class Options(usage.Options):
     longdesc = (
         "Run one kgateway node: a Kafka protocol gateway with one port per broker. "
         "Every option can also be set by the environment variable shown; an option "
-        "given here wins. KAFKA_* variables (e.g. KAFKA_SECURITY_PROTOCOL) are "
-        "client settings for the broker side."
+        "given here wins. Families of variables, keyed by a name, are read from the "
+        "environment only: " + " ".join(f"{family.prefix}*: {family.about}." for family in FAMILIES)
     )
     optParameters = [
         [

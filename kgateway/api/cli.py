@@ -2,7 +2,8 @@
 The C{kgateway} command: talks to any node's admin API.
 
     kgateway status                 is the node ready; the cluster's members and brokers
-    kgateway mapping [--rack a]     which gateway addresses each broker is handed out at
+    kgateway mapping [--rack a] [--listener EXTERNAL]
+                                    which gateway addresses each broker is handed out at
     kgateway connections            this node's client connections
     kgateway interceptors list      the cluster's interceptors (and those this node cannot run)
     kgateway interceptors get NAME  one interceptor's configuration, as JSON
@@ -165,8 +166,12 @@ async def status(api: AdminApi, options: argparse.Namespace, out: IO[str]) -> in
 
 async def mapping(api: AdminApi, options: argparse.Namespace, out: IO[str]) -> int:
     """For each broker, the gateway addresses it is handed out at."""
-    params = {"rack": options.rack} if options.rack else None
-    _, data = await api.get("/api/v1/mapping", params=params)
+    params = {
+        name: value
+        for name, value in (("rack", options.rack), ("listener", options.listener))
+        if value
+    }
+    _, data = await api.get("/api/v1/mapping", params=params or None)
     if options.json:
         json.dump(data, out, indent=1)
         out.write("\n")
@@ -187,7 +192,11 @@ async def mapping(api: AdminApi, options: argparse.Namespace, out: IO[str]) -> i
                 nodes or "none: no gateway node has a port for it",
             )
         )
-    out.write(f"mode: {data['mode']}" + (f", rack {data['rack']}" if data["rack"] else "") + "\n")
+    out.write(
+        f"mode: {data['mode']}, listener {data['listener']}"
+        + (f", rack {data['rack']}" if data["rack"] else "")
+        + "\n"
+    )
     out.write(table(("BROKER", "RACK", "ADDRESS", "SAME RACK", "HANDED OUT AT"), rows) + "\n")
     return OK
 
@@ -213,7 +222,9 @@ async def connections(api: AdminApi, options: argparse.Namespace, out: IO[str]) 
         for c in data["connections"]
     ]
     node = data["answered_by"]
-    out.write(f"{len(rows)} client connection(s) on {node['id'] or node['host']}\n")
+    total = data.get("total", len(rows))
+    shown = "" if total == len(rows) else f" (the oldest {len(rows)} shown)"
+    out.write(f"{total} client connection(s) on {node['id'] or node['host']}{shown}\n")
     if rows:
         headers = ("PEER", "PORT -> BROKER", "BROKER", "CLIENT ID", "IN", "OUT", "IN FLIGHT", "AGE")
         out.write(table(headers, rows) + "\n")
@@ -331,6 +342,7 @@ def parser(environ: dict[str, str]) -> argparse.ArgumentParser:
     commands.add_parser("status", help="readiness, members and brokers")
     by_rack = commands.add_parser("mapping", help="where each broker is handed out")
     by_rack.add_argument("--rack", help="only the brokers in this rack")
+    by_rack.add_argument("--listener", help="the addresses of this listener (default: the first)")
     commands.add_parser("connections", help="this node's client connections")
     configured = commands.add_parser("interceptors", help="the cluster's interceptors")
     actions = configured.add_subparsers(dest="action", required=True, metavar="ACTION")

@@ -9,7 +9,6 @@ interceptors topic, so a GET right after it shows it.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Any
 
@@ -21,7 +20,7 @@ from twisted.web.resource import IResource
 from twisted.web.server import NOT_DONE_YET
 
 from kgateway.api.auth import IAdminAuth
-from kgateway.api.web import JsonResource, error_body, json_body
+from kgateway.api.web import BadBody, JsonResource, error_body, json_body, read_json
 from kgateway.interceptors.api import InvalidConfig
 from kgateway.interceptors.spec import InterceptorSpec
 from kgateway.interceptors.store import IInterceptorAdmin, InterceptorNotFound
@@ -109,9 +108,10 @@ class Interceptor(_Guarded):
         if store is None:
             return refusal
         try:
-            raw = json.loads(request.content.read() if request.content is not None else b"")
-        except ValueError as e:
-            return error_body(request, 400, "Invalid interceptor", f"the body is not JSON: {e}")
+            raw = read_json(request)
+        except BadBody as e:
+            title = "Invalid interceptor" if e.code == 400 else "Body too large"
+            return error_body(request, e.code, title, e.message)
         try:
             spec = InterceptorSpec.parse(raw, self.name)
         except InvalidConfig as e:

@@ -126,16 +126,32 @@ _SCHEMAS: dict[str, Any] = {
             "min_broker_id",
             "rack",
             "joined_at",
+            "listeners",
         ],
         "properties": {
             "id": {"type": "string", "description": "the node's name"},
             "member_id": {**_STR_OR_NULL, "description": "its id in the Kafka group"},
-            "host": {"type": "string", "description": "advertised host"},
-            "port_start": {"type": "integer"},
-            "port_count": {"type": "integer"},
+            "host": {"type": "string", "description": "advertised host (its first listener's)"},
+            "port_start": {"type": "integer", "description": "its first listener's"},
+            "port_count": {"type": "integer", "description": "its first listener's"},
             "min_broker_id": {"type": "integer"},
             "rack": _STR_OR_NULL,
             "joined_at": {"type": "string", "format": "date-time"},
+            "listeners": {
+                "description": "every listener (a node of an older kgateway: one, DEFAULT)",
+                "type": "array",
+                "minItems": 1,
+                "items": {
+                    "type": "object",
+                    "required": ["name", "host", "port_start", "port_count"],
+                    "properties": {
+                        "name": {"type": "string"},
+                        "host": {"type": "string", "description": "advertised host"},
+                        "port_start": {"type": "integer"},
+                        "port_count": {"type": "integer"},
+                    },
+                },
+            },
         },
     },
     "Broker": {
@@ -161,14 +177,15 @@ _SCHEMAS: dict[str, Any] = {
     },
     "Mapping": {
         "type": "object",
-        "required": ["mode", "rack", "brokers"],
+        "required": ["mode", "listener", "rack", "brokers"],
         "properties": {
             "mode": {
                 "type": "string",
                 "enum": ["rack-aware", "load-balancer"],
                 "description": "rack-aware: internal load balancing; load-balancer: every "
-                "broker at GATEWAY_ADVERTISED_HOST",
+                "broker at the listener's advertised host",
             },
+            "listener": {"type": "string", "description": "whose addresses these are"},
             "rack": _STR_OR_NULL,
             "brokers": {
                 "type": "array",
@@ -213,9 +230,14 @@ _SCHEMAS: dict[str, Any] = {
     },
     "Connections": {
         "type": "object",
-        "required": ["answered_by", "connections"],
+        "required": ["answered_by", "connections", "total"],
         "properties": {
             "answered_by": _ref("Node"),
+            "total": {
+                "type": "integer",
+                "minimum": 0,
+                "description": "connections on the node; the list has the oldest `limit` of them",
+            },
             "connections": {
                 "type": "array",
                 "items": {
@@ -230,6 +252,8 @@ _SCHEMAS: dict[str, Any] = {
                         "bytes_to_client",
                         "in_flight",
                         "age_seconds",
+                        "listener",
+                        "principal",
                     ],
                     "properties": {
                         "peer": {"type": "string", "description": "client host:port"},
@@ -244,6 +268,12 @@ _SCHEMAS: dict[str, Any] = {
                         "bytes_to_client": {"type": "integer", "minimum": 0},
                         "in_flight": {"type": "integer", "minimum": 0},
                         "age_seconds": {"type": "number", "minimum": 0},
+                        "listener": {"type": "string", "description": "where it arrived"},
+                        "principal": {
+                            **_STR_OR_NULL,
+                            "description": "the subject of its TLS client certificate "
+                            '(mTLS), e.g. "CN=app-1,O=acme"; null without one',
+                        },
                     },
                 },
             },
@@ -251,7 +281,9 @@ _SCHEMAS: dict[str, Any] = {
     },
     "Scope": {
         "description": 'which connections it applies to: "global" (the default), a client-id '
-        "regular expression (the whole id must match) or a SASL user",
+        "regular expression (the whole id must match), a SASL user, or a TLS client "
+        "certificate's subject (the principal: itself, or a regular expression the whole "
+        "subject matches)",
         "oneOf": [
             {"type": "string", "enum": ["global"]},
             {
@@ -264,6 +296,12 @@ _SCHEMAS: dict[str, Any] = {
                 "type": "object",
                 "required": ["username"],
                 "properties": {"username": {"type": "string", "minLength": 1}},
+                "additionalProperties": False,
+            },
+            {
+                "type": "object",
+                "required": ["principal"],
+                "properties": {"principal": {"type": "string", "minLength": 1}},
                 "additionalProperties": False,
             },
         ],
@@ -371,7 +409,7 @@ DOCUMENT: dict[str, Any] = {
             _json(_ref("Mapping"), "The mapping"),
             more={
                 "400": _ERROR,
-                "404": _json(_ref("Error"), "No broker in that rack"),
+                "404": _json(_ref("Error"), "No broker in that rack, or no such listener"),
                 "503": _json(_ref("Error"), "The node has not seen the brokers yet"),
             },
             parameters=[
@@ -381,11 +419,30 @@ DOCUMENT: dict[str, Any] = {
                     "required": False,
                     "description": "only the brokers in this rack",
                     "schema": {"type": "string", "minLength": 1},
-                }
+                },
+                {
+                    "name": "listener",
+                    "in": "query",
+                    "required": False,
+                    "description": "the addresses of this listener (default: the node's first)",
+                    "schema": {"type": "string", "minLength": 1},
+                },
             ],
         ),
         "/api/v1/connections": _get(
-            "This node's client connections", _json(_ref("Connections"), "The connections")
+            "This node's client connections, oldest first",
+            _json(_ref("Connections"), "The connections"),
+            more={"400": _ERROR},
+            parameters=[
+                {
+                    "name": "limit",
+                    "in": "query",
+                    "required": False,
+                    "description": "at most this many connections (default 1000): a listing "
+                    "is built on the node's event loop, so its size is bounded",
+                    "schema": {"type": "integer", "minimum": 1, "maximum": 100000},
+                }
+            ],
         ),
         "/api/v1/interceptors": _get(
             "The cluster's interceptors, and those this node cannot run",
@@ -405,9 +462,11 @@ DOCUMENT: dict[str, Any] = {
                     "201": _json(_ref("Interceptor"), "Created"),
                     "400": _json(
                         _ref("Error"),
-                        "Not JSON, a bad shape, an unknown plugin or "
-                        "a config the plugin rejects; nothing was stored",
+                        "Not JSON, nested deeper than 64 levels, a bad shape, an unknown "
+                        "plugin, a pattern RE2 cannot run in linear time, or a config the "
+                        "plugin rejects; nothing was stored",
                     ),
+                    "413": _json(_ref("Error"), "The body is larger than 1 MiB"),
                 },
                 {
                     "required": True,

@@ -20,7 +20,14 @@ from twisted.web.resource import IResource, Resource
 from kgateway.api.auth import IAdminAuth
 from kgateway.api.interceptors import Interceptors, Plugins, StoreSource
 from kgateway.api.openapi import DOCUMENT
-from kgateway.api.status import INodeStatus, NotReady, UnknownRack, versions
+from kgateway.api.status import (
+    DEFAULT_CONNECTIONS_LIMIT,
+    INodeStatus,
+    NotReady,
+    UnknownListener,
+    UnknownRack,
+    versions,
+)
 from kgateway.api.web import JsonResource, Unauthorized, error_body, json_body
 
 
@@ -85,6 +92,8 @@ class JsonView(JsonResource):
             return error_body(request, 503, "Not ready", str(e))
         except UnknownRack as e:
             return error_body(request, 404, "Unknown rack", str(e))
+        except UnknownListener as e:
+            return error_body(request, 404, "Unknown listener", str(e))
         except BadQuery as e:
             return error_body(request, 400, "Bad request", str(e))
 
@@ -93,14 +102,36 @@ class BadQuery(Exception):
     """A query parameter has a value the API cannot use."""
 
 
-def _rack(request: IRequest) -> str | None:
-    values: list[bytes] = (request.args or {}).get(b"rack") or []
+#: The most connections one listing may ask for.
+MAX_CONNECTIONS_LIMIT = 100_000
+
+
+def _query(request: IRequest, name: str, empty: str) -> str | None:
+    values: list[bytes] = (request.args or {}).get(name.encode()) or []
     if not values:
         return None
-    rack = values[-1].decode(errors="replace").strip()
-    if not rack:
-        raise BadQuery("rack must not be empty; leave it out for every rack")
-    return rack
+    value = values[-1].decode(errors="replace").strip()
+    if not value:
+        raise BadQuery(f"{name} must not be empty; leave it out for {empty}")
+    return value
+
+
+def _rack(request: IRequest) -> str | None:
+    return _query(request, "rack", "every rack")
+
+
+def _listener(request: IRequest) -> str | None:
+    return _query(request, "listener", "the node's first listener")
+
+
+def _limit(request: IRequest) -> int:
+    values: list[bytes] = (request.args or {}).get(b"limit") or []
+    if not values:
+        return DEFAULT_CONNECTIONS_LIMIT
+    raw = values[-1].decode(errors="replace").strip()
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_CONNECTIONS_LIMIT:
+        raise BadQuery(f"limit must be a whole number from 1 to {MAX_CONNECTIONS_LIMIT}")
+    return int(raw)
 
 
 class AdminRoot(JsonResource):
@@ -146,8 +177,8 @@ def admin_root(
     root.putChild(b"openapi.json", OpenApi())
     views = {
         b"cluster": JsonView(lambda request: status.cluster()),
-        b"mapping": JsonView(lambda request: status.mapping(_rack(request))),
-        b"connections": JsonView(lambda request: status.connections()),
+        b"mapping": JsonView(lambda request: status.mapping(_rack(request), _listener(request))),
+        b"connections": JsonView(lambda request: status.connections(_limit(request))),
         b"interceptors": Interceptors(interceptors, guard),
         b"plugins": Plugins(interceptors, guard),
     }

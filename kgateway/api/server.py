@@ -20,6 +20,7 @@ from kgateway.api.auth import BasicAuth, IAdminAuth, OpenOnLoopback
 from kgateway.api.interceptors import StoreSource
 from kgateway.api.resources import admin_root
 from kgateway.api.status import INodeStatus
+from kgateway.api.web import BoundedRequest
 from kgateway.config import Settings
 from kgateway.interfaces import INodeReactor
 
@@ -78,6 +79,8 @@ class AdminApiService(StreamServerEndpointService):
                 status, registry, guard_for(settings), settings.secured_metrics, interceptors
             )
         )
+        # Bodies past the limit are dropped as they arrive, not buffered.
+        self.site.requestFactory = BoundedRequest
         self.site.displayTracebacks = False
         self.site.noisy = False
         endpoint = serverFromString(reactor, endpoint_description(settings))

@@ -25,6 +25,9 @@ from kgateway.routing.mapping import RackAwareMapper
 
 JSON = dict[str, Any]
 
+#: How many connections C{/api/v1/connections} lists unless asked for another number.
+DEFAULT_CONNECTIONS_LIMIT = 1000
+
 #: The distributions /versions reports, by the name they are installed under.
 DEPENDENCIES = (
     "twisted",
@@ -44,6 +47,10 @@ class UnknownRack(Exception):
     """No broker is in the rack asked for."""
 
 
+class UnknownListener(Exception):
+    """The node has no listener of the name asked for."""
+
+
 class INodeStatus(Interface):
     """A node's state as the admin API reports it."""
 
@@ -53,11 +60,14 @@ class INodeStatus(Interface):
     def cluster() -> JSON:
         """The gateway members, the brokers, and which node answered."""
 
-    def mapping(rack: str | None) -> JSON:
-        """For each broker (in C{rack}, if given): the gateway addresses clients may be given."""
+    def mapping(rack: str | None, listener: str | None = None) -> JSON:
+        """
+        For each broker (in C{rack}, if given): the gateway addresses clients of
+        C{listener} (None: the node's first) may be given.
+        """
 
-    def connections() -> JSON:
-        """This node's client connections."""
+    def connections(limit: int = DEFAULT_CONNECTIONS_LIMIT) -> JSON:
+        """This node's client connections: the oldest C{limit}, and how many there are."""
 
 
 def versions() -> JSON:
@@ -82,7 +92,7 @@ def iso_time(seconds: float) -> str:
 
 
 def member_json(member: Member) -> JSON:
-    """One gateway cluster member."""
+    """One gateway cluster member (host and ports: its first listener's), with its listeners."""
     return {
         "id": member.node_name,
         "member_id": member.member_id or None,
@@ -92,6 +102,15 @@ def member_json(member: Member) -> JSON:
         "min_broker_id": member.min_broker_id,
         "rack": member.rack,
         "joined_at": iso_time(member.joined_at),
+        "listeners": [
+            {
+                "name": each.name,
+                "host": each.host,
+                "port_start": each.port_start,
+                "port_count": each.port_count,
+            }
+            for each in member.every_listener()
+        ],
     }
 
 
@@ -133,7 +152,7 @@ class NodeStatus:
         myself = self.node.myself()
         return {
             "id": myself.node_name if myself is not None else None,
-            "host": self.settings.advertised_host,
+            "host": self.settings.listeners[0].advertised_host,
             "port_start": myself.port_start if myself is not None else None,
             "rack": self.settings.rack_id,
         }
@@ -154,9 +173,15 @@ class NodeStatus:
             ],
         }
 
-    def mapping(self, rack: str | None) -> JSON:
+    def mapping(self, rack: str | None, listener: str | None = None) -> JSON:
         """For each broker: the addresses a metadata response may give it, and their nodes."""
-        planner = self.node.planner()
+        names = [each.name for each in self.settings.listeners]
+        if listener is not None and listener.upper() not in names:
+            raise UnknownListener(
+                f"this node has no listener {listener!r}; listeners: {', '.join(names)}"
+            )
+        name = names[0] if listener is None else listener.upper()
+        planner = self.node.planner(name)
         if planner is None:
             raise NotReady("the node has not seen the brokers yet, so it has no mapping")
         brokers = sorted(self.node.brokers().values(), key=lambda b: b.node_id)
@@ -168,10 +193,15 @@ class NodeStatus:
                     f"no broker is in rack {rack!r}; racks: {', '.join(racks) or 'none'}"
                 )
         roster = self._roster()
+        rack_aware = isinstance(planner, RackAwareMapper)
         entries = []
         for broker in brokers:
             candidates = planner.candidates(broker.node_id)
-            nodes = [_member_at(roster, broker.node_id, c) for c in candidates]
+            # Behind a load balancer a candidate is the balancer, no node.
+            nodes = [
+                _member_at(roster, broker.node_id, c, name) if rack_aware else None
+                for c in candidates
+            ]
             entries.append(
                 {
                     "broker_id": broker.node_id,
@@ -191,13 +221,18 @@ class NodeStatus:
                 }
             )
         return {
-            "mode": "rack-aware" if isinstance(planner, RackAwareMapper) else "load-balancer",
+            "mode": "rack-aware" if rack_aware else "load-balancer",
+            "listener": name,
             "rack": rack,
             "brokers": entries,
         }
 
-    def connections(self) -> JSON:
-        """This node's client connections, oldest first."""
+    def connections(self, limit: int = DEFAULT_CONNECTIONS_LIMIT) -> JSON:
+        """This node's client connections, oldest first: at most C{limit} of them."""
+        views = self.node.connections()
+        # Sorted as views, and only the page turned into rows: a node with 10,000
+        # connections answers in a few milliseconds of its event loop.
+        oldest = sorted(views, key=lambda c: (-c.age_seconds, c.port or 0, c.peer))[:limit]
         rows: list[JSON] = [
             {
                 "peer": c.peer,
@@ -209,15 +244,23 @@ class NodeStatus:
                 "bytes_to_client": c.bytes_to_client,
                 "in_flight": c.in_flight,
                 "age_seconds": round(max(0.0, c.age_seconds), 3),
+                "listener": c.listener,
+                "principal": c.principal,
             }
-            for c in self.node.connections()
+            for c in oldest
         ]
-        rows.sort(key=lambda row: (-float(row["age_seconds"]), row["port"] or 0, row["peer"]))
-        return {"answered_by": self._myself(), "connections": rows}
+        return {"answered_by": self._myself(), "connections": rows, "total": len(views)}
 
 
-def _member_at(roster: list[Member], broker_id: int, endpoint: HostPort) -> Member | None:
+def _member_at(
+    roster: list[Member], broker_id: int, endpoint: HostPort, listener: str
+) -> Member | None:
     for member in roster:
-        if member.host == endpoint.host and member.port_for(broker_id) == endpoint.port:
+        advertised = member.listener(listener)
+        if (
+            advertised is not None
+            and advertised.host == endpoint.host
+            and member.port_for(broker_id, listener) == endpoint.port
+        ):
             return member
     return None

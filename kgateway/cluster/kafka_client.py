@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.error import ConnectionLost
-from twisted.internet.interfaces import IAddress
+from twisted.internet.interfaces import IAddress, IHandshakeListener
 from twisted.internet.protocol import Factory, Protocol, connectionDone
 from twisted.python.failure import Failure
+from zope.interface import implementer
 
 from kgateway.protocol.codec import response_class
 from kgateway.protocol.framing import FrameReader
@@ -36,6 +37,7 @@ class KafkaRequestError(Exception):
 _Waiting = tuple[Any, int, "Deferred[Any] | None"]
 
 
+@implementer(IHandshakeListener)
 class KafkaClientProtocol(Protocol):
     """Requests out, responses matched back by correlation id."""
 
@@ -47,6 +49,11 @@ class KafkaClientProtocol(Protocol):
         # Not "connected": Protocol.makeConnection sets that attribute to 1.
         self.opened: Deferred[KafkaClientProtocol] = Deferred()
         self.closed: Deferred[None] = Deferred()
+        #: Whether a TLS handshake completed (never, on a plain connection).
+        self.secured = False
+        self._securing: list[Deferred[None]] = []
+        #: Why the connection was lost (a TLS alert, say), once it was.
+        self.lost: Failure | None = None
         #: Whoever opened it gave up: hang up, even if the connection opens later.
         self.abandoned = False
 
@@ -55,6 +62,23 @@ class KafkaClientProtocol(Protocol):
             self.close()
             return
         self.opened.callback(self)
+
+    def handshakeCompleted(self) -> None:
+        """TLS is up (Twisted calls this on an L{IHandshakeListener})."""
+        self.secured = True
+        waiting, self._securing = self._securing, []
+        for waiter in waiting:
+            waiter.callback(None)
+
+    def when_secured(self) -> Deferred[None]:
+        """Fires once TLS is up; fails with the reason if the connection is lost first."""
+        if self.secured:
+            return succeed(None)
+        if self.lost is not None:
+            return fail(self.lost)
+        waiter: Deferred[None] = Deferred()
+        self._securing.append(waiter)
+        return waiter
 
     def version_for(self, api_key: int, highest_known: int, lowest_known: int = 0) -> int:
         """The highest version both the broker and the codec know."""
@@ -104,6 +128,10 @@ class KafkaClientProtocol(Protocol):
             self._fail_all(Failure(KafkaRequestError(f"bad response from the broker: {e}")))
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
+        self.lost = reason
+        waiting, self._securing = self._securing, []
+        for waiter in waiting:
+            waiter.errback(reason)
         self._fail_all(Failure(ConnectionLost(reason.getErrorMessage())))
         if not self.closed.called:
             self.closed.callback(None)

@@ -63,9 +63,14 @@ class ClientInfo:
     client_id: str | None = None
     #: The SASL username it authenticated as, where the gateway could read it (PLAIN).
     username: str | None = None
+    #: The subject of its TLS client certificate (mTLS), RFC 4514 style: "CN=app-1,O=acme".
+    principal: str | None = None
     #: What interceptors keep about this connection, each under its own key; it goes
     #: away with the connection, so nothing needs expiring.
     state: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    #: Which interceptors' scopes take this connection in, decided once per client id and
+    #: username by L{kgateway.interceptors.registry.InterceptorSet} and kept here.
+    scope_decision: Any = field(default=None, compare=False, repr=False)
 
     @property
     def host(self) -> str:

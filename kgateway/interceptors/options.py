@@ -8,11 +8,11 @@ C{"config.maxPartitions must be an integer >= 1, got 'ten'"}.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import Any
 
 from kgateway.interceptors.api import InvalidConfig
+from kgateway.interceptors.patterns import compile_pattern
 
 _MISSING = object()
 
@@ -90,14 +90,14 @@ class Options:
         return value
 
     def pattern(self, key: str, default: Any = _MISSING) -> Any:
-        """A regular expression, compiled (matched against whole names by the caller)."""
+        """
+        A regular expression, compiled by RE2 so that it runs in linear time
+        (L{kgateway.interceptors.patterns}); matched against whole names by the caller.
+        """
         value = self.string(key, default)
         if value is default and default is not _MISSING:
             return value
-        try:
-            return re.compile(value)
-        except re.error as e:
-            raise InvalidConfig(f"config.{key} {value!r} is not a regular expression: {e}") from e
+        return compile_pattern(value, f"config.{key}")
 
     def strings(self, key: str, default: Any = _MISSING, choices: tuple[str, ...] = ()) -> Any:
         """A list of strings."""

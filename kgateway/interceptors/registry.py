@@ -6,13 +6,18 @@ package, so a separately installed distribution that ships a module in
 C{kgateway/plugins/} adds its own.  L{InterceptorSet} holds the built
 interceptors of the current configuration, in priority order, and answers the
 data path's one question: which of them want this message from this client.
+
+A scope is judged once per connection (and again when its client id or
+username changes, or the configuration does), not per request: the answer
+is kept on the connection's L{ClientInfo}, so a scope pattern costs a
+connection one match, whatever it sends.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from twisted.logger import Logger
@@ -66,6 +71,24 @@ class ActiveInterceptor:
         return self.spec.name
 
 
+#: How many API keys' chains a connection keeps (the data path only asks about offered
+#: keys, a few dozen; the bound is there so that no request can grow the table).
+MAX_CACHED_KEYS = 128
+
+
+@dataclass
+class ScopeDecision:
+    """Which running interceptors a connection is in scope of, and its chains by API key."""
+
+    generation: int
+    client_id: str | None
+    username: str | None
+    #: Names of the running interceptors whose scope takes the connection in.
+    in_scope: frozenset[str]
+    requests: dict[int, tuple[ActiveInterceptor, ...]] = field(default_factory=dict)
+    responses: dict[int, tuple[ActiveInterceptor, ...]] = field(default_factory=dict)
+
+
 class InterceptorSet:
     """The interceptors of the current configuration, built and ordered by priority."""
 
@@ -86,6 +109,8 @@ class InterceptorSet:
         self.failed: dict[str, str] = {}
         #: Decisions reported through L{audit}, by (interceptor, plugin, decision), for /metrics.
         self.decisions: Counter[tuple[str, str, str]] = Counter()
+        # Bumped at every change: the connections' scope decisions are then stale.
+        self._generation = 0
 
     def __len__(self) -> int:
         return len(self._ordered)
@@ -155,33 +180,63 @@ class InterceptorSet:
         )
         self._requests.clear()
         self._responses.clear()
+        self._generation += 1
 
     def for_request(self, api_key: int, client: ClientInfo) -> tuple[ActiveInterceptor, ...]:
         """The interceptors that want this request, in order (empty: relay it untouched)."""
-        return self._wanting(self._requests, "requests", api_key, client)
+        if not self._ordered:
+            return ()
+        decision = self._decision(client)
+        chain = decision.requests.get(api_key)
+        if chain is None:
+            chain = self._chain(self._requests, "requests", api_key, decision, decision.requests)
+        return chain
 
     def for_response(self, api_key: int, client: ClientInfo) -> tuple[ActiveInterceptor, ...]:
         """The interceptors that want this response, in order."""
-        return self._wanting(self._responses, "responses", api_key, client)
-
-    def _wanting(
-        self,
-        cache: dict[int, tuple[ActiveInterceptor, ...]],
-        hook: str,
-        api_key: int,
-        client: ClientInfo,
-    ) -> tuple[ActiveInterceptor, ...]:
-        # hook: "requests" or "responses", the interceptor attribute naming the keys it wants.
         if not self._ordered:
             return ()
-        wanting = cache.get(api_key)
-        if wanting is None:
-            wanting = cache[api_key] = tuple(
-                a for a in self._ordered if api_key in getattr(a.interceptor, hook)
+        decision = self._decision(client)
+        chain = decision.responses.get(api_key)
+        if chain is None:
+            chain = self._chain(self._responses, "responses", api_key, decision, decision.responses)
+        return chain
+
+    def _decision(self, client: ClientInfo) -> ScopeDecision:
+        """The connection's scope decision, judged again only when something it rests on changed."""
+        decision: ScopeDecision | None = client.scope_decision
+        if (
+            decision is None
+            or decision.generation != self._generation
+            or decision.client_id != client.client_id
+            or decision.username != client.username
+        ):
+            decision = client.scope_decision = ScopeDecision(
+                self._generation,
+                client.client_id,
+                client.username,
+                frozenset(a.name for a in self._ordered if a.spec.scope.applies_to(client)),
             )
-        if not wanting:
-            return ()
-        return tuple(a for a in wanting if a.spec.scope.applies_to(client))
+        return decision
+
+    def _chain(
+        self,
+        wanting_by_key: dict[int, tuple[ActiveInterceptor, ...]],
+        hook: str,
+        api_key: int,
+        decision: ScopeDecision,
+        chains: dict[int, tuple[ActiveInterceptor, ...]],
+    ) -> tuple[ActiveInterceptor, ...]:
+        # hook: "requests" or "responses", the interceptor attribute naming the keys it wants.
+        wanting = wanting_by_key.get(api_key)
+        if wanting is None:
+            wanting = tuple(a for a in self._ordered if api_key in getattr(a.interceptor, hook))
+            if len(wanting_by_key) < MAX_CACHED_KEYS:
+                wanting_by_key[api_key] = wanting
+        chain = tuple(a for a in wanting if a.name in decision.in_scope)
+        if len(chains) < MAX_CACHED_KEYS:
+            chains[api_key] = chain
+        return chain
 
     def audit(self, event: AuditEvent) -> None:
         """Count a decision and hand it to every running audit sink."""
@@ -202,6 +257,7 @@ class InterceptorSet:
         self._ordered = ()
         self._requests.clear()
         self._responses.clear()
+        self._generation += 1
 
     def _stop(self, active: ActiveInterceptor) -> None:
         try:

@@ -14,47 +14,67 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kgateway.interceptors.api import ClientInfo, InvalidConfig
+from kgateway.interceptors.patterns import TextPattern, compile_pattern
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _FIELDS = {"name", "plugin", "priority", "config", "scope"}
 
 
+_SCOPES = {"clientId", "username", "principal"}
+
+
 @dataclass(frozen=True)
 class Scope:
-    """Which connections an interceptor applies to: all, a client-id pattern, or a SASL user."""
+    """
+    Which connections an interceptor applies to: all, a client-id pattern, a
+    SASL user, or a TLS client certificate's subject (the principal: itself,
+    or a regular expression the whole subject matches).
+    """
 
     client_id: str | None = None
     username: str | None = None
-    _pattern: re.Pattern[str] | None = field(default=None, compare=False, repr=False)
+    principal: str | None = None
+    _pattern: TextPattern | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def parse(cls, raw: Any) -> Scope:
-        """From JSON: absent or "global", {"clientId": regex} or {"username": name}."""
+        """From JSON: absent or "global", {"clientId": regex}, {"username": name} or
+        {"principal": subject or regex}."""
         if raw is None or raw == "global":
             return cls()
-        if not isinstance(raw, Mapping) or not raw or set(raw) - {"clientId", "username"}:
+        if not isinstance(raw, Mapping) or not raw or set(raw) - _SCOPES:
             raise InvalidConfig(
-                'scope must be "global", {"clientId": "<regex>"} or {"username": "<name>"}'
+                'scope must be "global", {"clientId": "<regex>"}, {"username": "<name>"} '
+                'or {"principal": "<subject or regex>"}'
             )
         if len(raw) != 1:
-            raise InvalidConfig("scope names one of clientId or username, not both")
+            raise InvalidConfig("scope names one of clientId, username or principal, not more")
+        if "principal" in raw:
+            subject = raw["principal"]
+            if not isinstance(subject, str) or not subject:
+                raise InvalidConfig(
+                    'scope.principal must be a certificate subject ("CN=app-1,O=acme") or a '
+                    "regular expression"
+                )
+            compiled: TextPattern | None
+            try:
+                compiled = compile_pattern(subject, "scope.principal")
+            except InvalidConfig:
+                compiled = None  # a subject that is no pattern RE2 runs: matched as itself
+            return cls(principal=subject, _pattern=compiled)
         if "clientId" in raw:
             pattern = raw["clientId"]
             if not isinstance(pattern, str) or not pattern:
                 raise InvalidConfig("scope.clientId must be a non-empty regular expression")
-            try:
-                compiled = re.compile(pattern)
-            except re.error as e:
-                raise InvalidConfig(
-                    f"scope.clientId {pattern!r} is not a regular expression: {e}"
-                ) from e
-            return cls(client_id=pattern, _pattern=compiled)
+            return cls(client_id=pattern, _pattern=compile_pattern(pattern, "scope.clientId"))
         username = raw["username"]
         if not isinstance(username, str) or not username:
             raise InvalidConfig("scope.username must be a non-empty string")
         return cls(username=username)
 
     def to_json(self) -> Any:
+        if self.principal is not None:
+            return {"principal": self.principal}
         if self.client_id is not None:
             return {"clientId": self.client_id}
         if self.username is not None:
@@ -63,6 +83,12 @@ class Scope:
 
     def applies_to(self, client: ClientInfo) -> bool:
         """Whether a connection is in scope (the whole client id must match the pattern)."""
+        if self.principal is not None:
+            subject = client.principal
+            return subject is not None and (
+                subject == self.principal
+                or (self._pattern is not None and self._pattern.fullmatch(subject) is not None)
+            )
         if self._pattern is not None:
             return (
                 client.client_id is not None
@@ -134,6 +160,6 @@ class InterceptorSpec:
     def decode(cls, value: bytes) -> InterceptorSpec:
         try:
             raw = json.loads(value)
-        except ValueError as e:
+        except (ValueError, RecursionError) as e:
             raise InvalidConfig(f"not JSON: {e}") from e
         return cls.parse(raw)

@@ -1,7 +1,8 @@
 """
-What the node listens with once its port plan is known: the planner of the
-addresses clients are given, the client factory (one per listener, routing
-by the port a connection arrived on), the endpoint each port listens on,
+What the node listens with once its port plans are known: for each listener
+(L{ListenerPlan}) the planner of the addresses its clients are given, its
+client factory (routing by the port a connection arrived on), TLS in front
+of it for an SSL or SASL_SSL listener, the endpoint each port listens on,
 and the admin API's view of the connections.
 
 This is the one module of the node that knows the relay's client factory.
@@ -10,14 +11,18 @@ This is the one module of the node that knows the relay's client factory.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import quoteStringArgument, serverFromString
-from twisted.internet.interfaces import IListeningPort
+from twisted.internet.interfaces import IListeningPort, IProtocolFactory
 
 from kgateway.config import Settings
 from kgateway.interceptors.registry import InterceptorSet
 from kgateway.interfaces import (
+    DEFAULT_LISTENER,
+    AdvertisedListener,
     ConnectionView,
     IAddressPlanner,
     IBrokerDirectory,
@@ -25,6 +30,7 @@ from kgateway.interfaces import (
     INodeReactor,
     IRelayedConnection,
 )
+from kgateway.listener import Listener, check_overlaps
 from kgateway.metrics import TrafficStats
 from kgateway.net import Connector
 from kgateway.relay.budget import MemoryBudget
@@ -33,22 +39,68 @@ from kgateway.relay.guard_stats import GuardStats
 from kgateway.routing.mapping import FixedHostMapper, RackAwareMapper
 from kgateway.routing.ports import PortPlan
 from kgateway.routing.router import PortRouter
+from kgateway.security.handshake import HandshakeFailures, tls_factory
+from kgateway.security.server_tls import ServerContexts
+
+
+@dataclass(frozen=True)
+class ListenerPlan:
+    """One listener and its ports, once the brokers decided how many."""
+
+    listener: Listener
+    plan: PortPlan
+
+    @property
+    def advertised(self) -> AdvertisedListener:
+        """The listener as the node describes it to the others in its roster entry."""
+        listener, plan = self.listener, self.plan
+        return AdvertisedListener(listener.name, listener.advertised_host, plan.start, plan.count)
+
+    @property
+    def ports_setting(self) -> str:
+        """The setting that gives its ports, for messages."""
+        if self.listener.name == DEFAULT_LISTENER:
+            return "GATEWAY_PORT_START and GATEWAY_PORT_COUNT"
+        return self.listener.setting("PORTS")
+
+
+def plan_listeners(
+    listeners: Sequence[Listener], min_broker_id: int, highest_broker_id: int
+) -> list[ListenerPlan]:
+    """
+    Every listener's port plan: its own count, or as many ports as the brokers
+    need (highest id - min id + 3, so two more brokers fit); a
+    L{kgateway.setting.ConfigError} when two plans share a port.
+    """
+    need = max(highest_broker_id - min_broker_id + 3, 1)
+    plans = [
+        ListenerPlan(each, PortPlan(each.port_start, each.port_count or need, min_broker_id))
+        for each in listeners
+    ]
+    check_overlaps(listeners, {each.listener.name: each.plan.ports for each in plans})
+    return plans
 
 
 def address_planner(
-    settings: Settings, plan: PortPlan, membership: IMembership, directory: IBrokerDirectory
+    settings: Settings,
+    listening: ListenerPlan,
+    membership: IMembership,
+    directory: IBrokerDirectory,
 ) -> IAddressPlanner:
-    """The gateway addresses clients are given: the roster's nodes, or the load balancer."""
+    """
+    The gateway addresses a listener's clients are given: its roster
+    addresses (the nodes' same listener), or its advertised host (a load balancer).
+    """
     if not settings.internal_load_balancing:
         # External load balancing: the load balancer's address for every
         # broker, and any node serves any port behind it.
-        return FixedHostMapper(settings.advertised_host, plan)
+        return FixedHostMapper(listening.listener.advertised_host, listening.plan)
 
     def rack(broker_id: int) -> str | None:
         broker = directory.broker(broker_id)
         return broker.rack if broker is not None else None
 
-    return RackAwareMapper(lambda: membership.roster, rack)
+    return RackAwareMapper(lambda: membership.roster, rack, listening.listener.name)
 
 
 def client_factory(
@@ -62,11 +114,14 @@ def client_factory(
     reactor: INodeReactor | None = None,
     budget: MemoryBudget | None = None,
     guard: GuardStats | None = None,
+    requires_sasl: bool = False,
 ) -> ClientConnectionFactory:
     """
     The client factory every port of the plan listens with; the port picks the
     broker.  C{reactor} runs the connections' time limits; C{budget} is the
-    node's memory budget (every listener's connections share it).
+    node's memory budget (every listener's connections share it);
+    C{requires_sasl}: the listener's clients log in (SASL_PLAINTEXT, SASL_SSL),
+    so their frames are small until they have.
     """
     return ClientConnectionFactory(
         PortRouter(plan, directory),
@@ -82,17 +137,37 @@ def client_factory(
         guard=guard,
         idle_seconds=settings.connections_max_idle_seconds,
         request_receive_seconds=settings.request_receive_timeout_seconds,
+        requires_sasl=requires_sasl,
         max_pre_auth_frame_bytes=settings.max_pre_auth_frame_bytes,
     )
 
 
+def serving_factory(
+    listener: Listener,
+    factory: ClientConnectionFactory,
+    contexts: ServerContexts | None,
+    reactor: INodeReactor,
+    failures: HandshakeFailures,
+) -> IProtocolFactory:
+    """
+    What a listener's ports listen with: its client factory, behind TLS for
+    SSL and SASL_SSL (the current context of its client-auth mode for each
+    new connection, so a renewed key store serves the next one).
+    """
+    if not listener.tls:
+        return factory
+    assert contexts is not None, "Settings.load refuses a TLS listener without a key store"
+    creator = contexts.creator(listener.client_auth)
+    return tls_factory(factory, creator, listener.name, reactor, failures)
+
+
 def kafka_endpoint(host: str, port: int) -> str:
-    """The server endpoint string of one Kafka port (a backlog or TLS is a change here)."""
+    """The server endpoint string of one Kafka port (a backlog is a change here)."""
     return f"tcp:{port}:interface={quoteStringArgument(host)}"
 
 
 def listen(
-    reactor: INodeReactor, host: str, port: int, factory: ClientConnectionFactory
+    reactor: INodeReactor, host: str, port: int, factory: IProtocolFactory
 ) -> Deferred[IListeningPort]:
     """Listen on one Kafka port; fails with C{CannotListenError} if the port is taken."""
     listening: Deferred[IListeningPort] = serverFromString(
@@ -101,14 +176,16 @@ def listen(
     return listening
 
 
-def relayed_connections(factory: ClientConnectionFactory | None) -> list[IRelayedConnection]:
-    """Every client connection, routed or not (for the drain)."""
-    return [] if factory is None else list(factory.connections)
+def relayed_connections(factories: Iterable[ClientConnectionFactory]) -> list[IRelayedConnection]:
+    """Every client connection of every listener, routed or not (for the drain)."""
+    return [connection for factory in factories for connection in factory.connections]
 
 
-def connection_views(factory: ClientConnectionFactory | None) -> list[ConnectionView]:
+def connection_views(factories: Mapping[str, ClientConnectionFactory]) -> list[ConnectionView]:
     """The client connections relayed to a broker, as the admin API lists them."""
-    if factory is None:
-        return []
-    views = [connection.view() for connection in factory.connections]
+    views = [
+        replace(connection.view(), listener=name)
+        for name, factory in factories.items()
+        for connection in factory.connections
+    ]
     return [view for view in views if view.broker_id is not None]

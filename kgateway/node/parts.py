@@ -9,13 +9,15 @@ instead of patching a node after it was made.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 
+import treq
 from prometheus_client import GC_COLLECTOR, PLATFORM_COLLECTOR, PROCESS_COLLECTOR, CollectorRegistry
 from twisted.application.service import IService
 from twisted.internet.defer import Deferred
+from twisted.logger import Logger
 
 from kgateway.api.interceptors import StoreSource
 from kgateway.api.server import AdminApiService
@@ -35,14 +37,18 @@ from kgateway.config import Settings
 from kgateway.interceptors.api import InterceptorContext
 from kgateway.interceptors.registry import InterceptorSet, discover_plugins
 from kgateway.interceptors.store import InterceptorStore
-from kgateway.interfaces import IMembership, INodeReactor, INodeView, Member
+from kgateway.interfaces import AdvertisedListener, IMembership, INodeReactor, INodeView, Member
 from kgateway.metrics import InterceptorCollector, TrafficStats
 from kgateway.net import Connector, tcp_connector
 from kgateway.node.free_memory import FreeMemory
 from kgateway.node.loop_lag import LoopLag, LoopLagCollector
 from kgateway.relay.budget import MemoryBudget
 from kgateway.relay.guard_stats import GuardCollector, GuardStats
-from kgateway.routing.ports import PortPlan
+from kgateway.security.oauth import TokenSource
+from kgateway.security.sasl import SaslLogin, SaslSettings
+from kgateway.security.server_tls import ServerContexts
+
+log = Logger()
 
 #: Builds the admin API over the node (its view, and its interceptor store once running).
 AdminApiFactory = Callable[[INodeView, StoreSource], AdminApiService]
@@ -56,8 +62,9 @@ class NodeParts:
     directory: BrokerDirectory
     #: The node's own way to Kafka, which every part below that talks to Kafka uses.
     kafka: KafkaLink
-    #: The node's place in its gateway cluster, made once its port plan is known.
-    membership: Callable[[PortPlan], IMembership]
+    #: The node's place in its gateway cluster, made once its listeners' ports are
+    #: known (the first listener's are the member's own).
+    membership: Callable[[Sequence[AdvertisedListener], int], IMembership]
     #: The cluster's interceptors, shared by every client connection.
     interceptors: InterceptorSet
     #: The interceptors topic applied to C{interceptors}, read before the node listens.
@@ -80,6 +87,8 @@ class NodeParts:
     guard: GuardStats = field(default_factory=GuardStats)
     #: Measures the event loop's lag while the node runs (None: not measured).
     loop_lag: LoopLag | None = None
+    #: The TLS listeners' current contexts, renewed from disk; None without TLS listeners.
+    server_tls: ServerContexts | None = None
 
 
 def build_parts(
@@ -87,8 +96,20 @@ def build_parts(
 ) -> NodeParts:
     """The parts of a node with these settings, on this reactor (and metrics registry)."""
     timeout = settings.upstream_connect_timeout_seconds
-    connect = tcp_connector(reactor, timeout)
-    bootstrap = KafkaLink(settings.bootstrap_servers, connect, reactor, timeout)
+    # issue 13: the broker side's TLS wraps every connection to a broker (the node's own
+    # and each client's broker leg); the node's own connections also log in.
+    security = settings.broker_security
+    tls = security.tls
+    _warn_unread(settings.kafka)
+    connect = tcp_connector(reactor, timeout, None if tls is None else tls.wrap)
+    bootstrap = KafkaLink(
+        settings.bootstrap_servers,
+        connect,
+        reactor,
+        timeout,
+        tls=tls,
+        login=broker_login(security.sasl, reactor, timeout),
+    )
     directory = BrokerDirectory(bootstrap, refresh_seconds=settings.metadata_refresh_seconds)
     kafka = bootstrap.also_trying(directory.known_addresses)
     replication = partial(replication_for, directory)
@@ -131,6 +152,10 @@ def build_parts(
             status = NodeStatus(settings, view)
             return AdminApiService(settings, status, metrics, reactor, interceptors=store)
 
+    server_tls = None
+    if settings.server_tls is not None:
+        modes = {each.client_auth for each in settings.listeners if each.tls}
+        server_tls = ServerContexts(settings.server_tls, modes)
     return NodeParts(
         directory=directory,
         kafka=kafka,
@@ -146,21 +171,54 @@ def build_parts(
         budget=budget,
         guard=guard,
         loop_lag=loop_lag,
+        server_tls=server_tls,
     )
 
 
+def _warn_unread(kafka: Mapping[str, str]) -> None:
+    """A KAFKA_SSL_* or KAFKA_SASL_* variable without a row is a setting someone expected."""
+    for name in sorted(kafka):
+        if name.startswith(("ssl.", "sasl.")):
+            log.warn(
+                "KAFKA_{variable} ({name}) is not a setting kgateway reads; it is ignored",
+                variable=name.upper().replace(".", "_"),
+                name=name,
+            )
+
+
+def broker_login(
+    sasl: SaslSettings | None, reactor: INodeReactor, timeout: float
+) -> SaslLogin | None:
+    """The node's SASL login (with its OAuth token source, for OAUTHBEARER), or None."""
+    if sasl is None:
+        return None
+    if sasl.oauth is None:
+        return SaslLogin(sasl)
+    return SaslLogin(sasl, TokenSource(sasl.oauth, reactor, treq.post, timeout).token)
+
+
 def gateway_membership(
-    settings: Settings, kafka: KafkaLink, replication: Callable[[], int], plan: PortPlan
+    settings: Settings,
+    kafka: KafkaLink,
+    replication: Callable[[], int],
+    listeners: Sequence[AdvertisedListener],
+    min_broker_id: int,
 ) -> IMembership:
-    """This node in its gateway group, describing itself with the ports of C{plan}."""
+    """
+    This node in its gateway group, describing itself with its listeners'
+    hosts and ports; the first listener's are also the member's own, which
+    is all an older node reads of it.
+    """
+    first = listeners[0]
     myself = Member(
-        node_name=node_name(settings.advertised_host, plan.start),
-        host=settings.advertised_host,
-        port_start=plan.start,
-        port_count=plan.count,
-        min_broker_id=plan.min_broker_id,
+        node_name=node_name(first.host, first.port_start),
+        host=first.host,
+        port_start=first.port_start,
+        port_count=first.port_count,
+        min_broker_id=min_broker_id,
         rack=settings.rack_id,
         joined_at=time.time(),
+        listeners=tuple(listeners),
     )
     core = MembershipCore(
         myself=myself,
@@ -187,7 +245,7 @@ def _interceptor_set(
             name=name,
             cluster_id=settings.cluster_id,
             audit=interceptors.audit,
-            node=f"{settings.advertised_host}:{settings.port_start}",
+            node=f"{settings.listeners[0].advertised_host}:{settings.listeners[0].port_start}",
             produce=produce,
         )
 

@@ -1,8 +1,8 @@
 """
 One gateway node as a Twisted service: it starts its parts in order (the
-broker directory, the interceptors, then one listening port per broker id
-once the brokers are known) and stops them in the reverse order, letting
-its client connections go broker by broker.
+broker directory, the interceptors, then, once the brokers are known, each
+listener's ports: one per broker id) and stops them in the reverse order,
+letting its client connections go broker by broker.
 """
 
 from __future__ import annotations
@@ -34,16 +34,22 @@ from kgateway.interfaces import (
 from kgateway.logs import use_json_logs
 from kgateway.metrics import NodeSnapshot, node_registry
 from kgateway.node.listening import (
+    ListenerPlan,
     address_planner,
     client_factory,
     connection_views,
     listen,
+    plan_listeners,
     relayed_connections,
+    serving_factory,
 )
 from kgateway.node.parts import NodeParts, build_parts
 from kgateway.node.shutdown import drain_broker_by_broker
 from kgateway.relay.client_protocol import ClientConnectionFactory
 from kgateway.routing.ports import PortPlan
+from kgateway.security.handshake import HandshakeFailures
+from kgateway.security.server_tls import renewal_service
+from kgateway.setting import ConfigError
 
 log = Logger()
 
@@ -66,14 +72,21 @@ class GatewayNode(MultiService):
         self.directory.setServiceParent(self)
         if parts.loop_lag is not None:
             parts.loop_lag.setServiceParent(self)
+        #: The first listener's port plan (the only one's, for a single listener).
         self.plan: PortPlan | None = None
+        #: Every listener's ports, in the order of the settings, once the brokers are known.
+        self.plans: list[ListenerPlan] = []
         self.membership: IMembership | None = None
-        #: Accepts the client connections of every Kafka port, once listening.
+        #: Accepts the first listener's client connections, once listening.
         self.factory: ClientConnectionFactory | None = None
+        #: Each listener's client factory, by listener name.
+        self.factories: dict[str, ClientConnectionFactory] = {}
         self.ports: list[IListeningPort] = []
         #: Fires once the node listens on its Kafka ports.
         self.listening: Deferred[None] = Deferred()
-        self._planner: IAddressPlanner | None = None
+        self._planners: dict[str, IAddressPlanner] = {}
+        #: Clients that failed a TLS handshake, logged a few lines a minute.
+        self.handshake_failures = HandshakeFailures(reactor)
         self._reading_interceptors = False
         self._loading: Deferred[None] | None = None
         self._stopping = False
@@ -138,58 +151,103 @@ class GatewayNode(MultiService):
             return
         settings = self.settings
         brokers = self.directory.brokers()
-        count = settings.port_count
-        if count is None:
-            count = max(brokers) - settings.min_broker_id + 3
-        self.plan = plan = PortPlan(settings.port_start, max(count, 1), settings.min_broker_id)
-        self.membership = membership = self.parts.membership(plan)
-        self._planner = planner = address_planner(settings, plan, membership, self.directory)
+        try:
+            self.plans = plans = plan_listeners(
+                settings.listeners, settings.min_broker_id, max(brokers)
+            )
+        except ConfigError as e:
+            log.critical("Cannot listen: {reason}. Stopping.", reason=str(e))
+            self.reactor.callLater(0, self.reactor.stop)
+            return
+        self.plan = plans[0].plan
+        self.membership = membership = self.parts.membership(
+            [each.advertised for each in plans], settings.min_broker_id
+        )
+        parts = self.parts
+        for listening in plans:
+            self._warn_off_plan(listening, brokers)
+            name = listening.listener.name
+            self._planners[name] = planner = address_planner(
+                settings, listening, membership, self.directory
+            )
+            self.factories[name] = client_factory(
+                listening.plan,
+                self.directory,
+                planner,
+                parts.connect,
+                settings,
+                parts.stats,
+                parts.interceptors,
+                # Issue 12: the node's time limits, budget, and pre-login frame limit.
+                reactor=self.reactor,
+                budget=parts.budget,
+                guard=parts.guard,
+                requires_sasl=listening.listener.sasl,
+            )
+        self.factory = self.factories[plans[0].listener.name]
+        for listening in plans:
+            if not await self._listen_on(listening):
+                return
+        if parts.server_tls is not None:
+            renewal = renewal_service(parts.server_tls, self.reactor)
+            if renewal is not None:
+                renewal.setServiceParent(self)
+        membership.start()
+        parts.license.setServiceParent(self)
+        self.listening.callback(None)
+
+    def _warn_off_plan(self, listening: ListenerPlan, brokers: dict[int, BrokerInfo]) -> None:
+        plan = listening.plan
         for node_id in sorted(brokers):
             if plan.port_for(node_id) is None:
                 log.error(
-                    "Broker {id} is outside the port range {first}-{last}: {fix}",
+                    "Broker {id} is outside the port range {first}-{last} (listener {listener}): "
+                    "{fix}",
                     id=node_id,
+                    listener=listening.listener.name,
                     first=plan.start,
                     last=plan.start + plan.count - 1,
                     fix=plan.out_of_range_fix(node_id),
                 )
-        parts = self.parts
-        self.factory = factory = client_factory(
-            plan,
-            self.directory,
-            planner,
-            parts.connect,
-            settings,
-            parts.stats,
-            parts.interceptors,
-            reactor=self.reactor,
-            budget=parts.budget,
-            guard=parts.guard,
+
+    async def _listen_on(self, listening: ListenerPlan) -> bool:
+        """Listen on every port of one listener; False (and the node stops) if one is taken."""
+        listener, plan = listening.listener, listening.plan
+        factory = serving_factory(
+            listener,
+            self.factories[listener.name],
+            self.parts.server_tls,
+            self.reactor,
+            self.handshake_failures,
         )
         try:
             for port in plan.ports:
-                self.ports.append(await listen(self.reactor, settings.bind_host, port, factory))
+                self.ports.append(await listen(self.reactor, listener.bind_host, port, factory))
         except CannotListenError as e:
             log.critical(
-                "Cannot listen on {host}:{port} ({reason}); check GATEWAY_PORT_START and "
-                "GATEWAY_PORT_COUNT, or what else uses the port. Stopping.",
-                host=settings.bind_host,
+                "Cannot listen on {host}:{port} ({reason}); check {setting}, or what else "
+                "uses the port. Stopping.",
+                host=listener.bind_host,
                 port=e.port,
                 reason=e.socketError,
+                setting=listening.ports_setting,
             )
             self.reactor.callLater(0, self.reactor.stop)
-            return
+            return False
         log.info(
-            "Listening on {host}:{first}-{last} for broker ids {low}-{high}",
-            host=settings.bind_host,
+            "Listening on {host}:{first}-{last} for broker ids {low}-{high} (listener "
+            "{listener}, {protocol}, advertised as {advertised})",
+            host=listener.bind_host,
             first=plan.start,
             last=plan.start + plan.count - 1,
             low=plan.min_broker_id,
             high=plan.min_broker_id + plan.count - 1,
+            listener=listener.name,
+            protocol=listener.security_protocol
+            + (f", client certificates {listener.client_auth}" if listener.tls else ""),
+            advertised=listener.advertised_host,
         )
-        membership.start()
-        parts.license.setServiceParent(self)
-        self.listening.callback(None)
+        return True
 
     # Stopping: leave the group, stop listening, drain, then everything else.
 
@@ -206,7 +264,7 @@ class GatewayNode(MultiService):
         ports, self.ports = self.ports, []
         await DeferredList([d for d in (p.stopListening() for p in ports) if d is not None])
         await drain_broker_by_broker(
-            relayed_connections(self.factory),
+            relayed_connections(self.factories.values()),
             self.reactor,
             self.settings.shutdown_delay_between_brokers_seconds,
             self.drain_timeout_seconds,
@@ -267,13 +325,15 @@ class GatewayNode(MultiService):
         roster: list[Member] = self.membership.roster
         return list(roster)
 
-    def planner(self) -> IAddressPlanner | None:
-        """What hands out the addresses clients are given, once it listens."""
-        return self._planner
+    def planner(self, listener: str | None = None) -> IAddressPlanner | None:
+        """What hands out the addresses a listener's (None: the first's) clients are given."""
+        if listener is None:
+            listener = self.settings.listeners[0].name
+        return self._planners.get(listener)
 
     def connections(self) -> list[ConnectionView]:
-        """Its client connections relayed to a broker now."""
-        return connection_views(self.factory)
+        """Its client connections relayed to a broker now, on every listener."""
+        return connection_views(self.factories)
 
 
 def makeService(

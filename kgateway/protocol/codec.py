@@ -10,8 +10,11 @@ decodes them into C{unknown_tags} but drops them on encode, and a gateway
 that rewrites a response from a newer broker must hand them on, so the
 structs of the messages we re-encode get a tagged-field encoder that writes
 them back.  Framing helpers that decode and encode a whole frame (length
-prefix and header included).  And questions about a message's schema: which
-fields it has at a version (L{has_field}, L{fields_at}).
+prefix and header included), and a decoder of a response's leading fields
+only (L{decode_leading}): a rewriter changes the broker list at the front of a
+Metadata answer and hands the topics after it on as the bytes they are.  And
+questions about a message's schema: which fields it has at a version
+(L{has_field}, L{fields_at}).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import importlib
 import io
 import pkgutil
 from collections.abc import Iterable, Iterator, Mapping
+from struct import Struct
 from typing import Any
 
 import kafka.protocol
@@ -29,6 +33,7 @@ from kafka.protocol.schemas.fields.codecs import TaggedFields
 from kafka.protocol.schemas.fields.codecs.types import UnsignedVarInt32
 
 _UNKNOWN_PREFIX = "_"
+_LENGTH = Struct(">i")
 
 
 class PreservingTaggedFields(TaggedFields):  # type: ignore[misc]
@@ -238,3 +243,130 @@ def encode_response(message: ApiMessage, correlation_id: int, version: int) -> b
     message.API_VERSION = version
     message.with_header(correlation_id=correlation_id)
     return bytes(message.encode(header=True, framed=True))
+
+
+class _Reader:
+    """
+    A forward reader over a frame, the way the codec's field decoders read
+    (they only call C{read}), without copying the frame into a stream first.
+    """
+
+    __slots__ = ("_data", "pos")
+
+    def __init__(self, data: memoryview, pos: int) -> None:
+        self._data = data
+        self.pos = pos
+
+    def read(self, size: int) -> bytes:
+        end = self.pos + size
+        if size < 0 or end > len(self._data):
+            raise ValueError(f"truncated: {size} bytes wanted at {self.pos} of {len(self._data)}")
+        chunk = bytes(self._data[self.pos : end])
+        self.pos = end
+        return chunk
+
+
+def _carries_port(field: Any, version: int) -> bool:
+    if field.name == "port":
+        return True
+    if field.is_struct() or field.is_struct_array():
+        inner = field.array_of if field.is_struct_array() else field
+        return any(_carries_port(f, version) for f in inner.untagged_fields(version)) or any(
+            _carries_port(f, version) for f in inner.tagged_fields(version)._fields
+        )
+    return False
+
+
+_LEADING: dict[tuple[int, int], tuple[Any, ...]] = {}
+
+
+def address_fields(cls: type[ApiMessage], version: int) -> tuple[Any, ...]:
+    """
+    The leading untagged top-level fields of a response up to the last one
+    that carries a broker address (a C{port}, at any depth): what a rewriter
+    must decode.  Everything after them is handed on as bytes.
+    """
+    key = (id(cls), version)
+    fields = _LEADING.get(key)
+    if fields is None:
+        untagged = list(schema(cls).untagged_fields(version))
+        last = max((i for i, f in enumerate(untagged) if _carries_port(f, version)), default=-1)
+        fields = _LEADING[key] = tuple(untagged[: last + 1])
+    return fields
+
+
+def tagged_address_fields(cls: type[ApiMessage], version: int) -> list[str]:
+    """The top-level tagged fields of a response that carry a broker address (KIP-951)."""
+    tagged = schema(cls).tagged_fields(version)._fields
+    return [f.name for f in tagged if _carries_port(f, version)]
+
+
+class LeadingFields:
+    """
+    A framed response's leading fields, decoded with the codec's own field
+    decoders, and the untouched bytes around them.
+
+    Attributes are the decoded fields (C{brokers}, C{host} ...); change them,
+    then L{splice} gives the frame with those fields encoded again and the
+    header and the rest of the body as they arrived.
+    """
+
+    def __init__(
+        self,
+        cls: type[ApiMessage],
+        frame: bytes,
+        version: int,
+        fields: tuple[Any, ...],
+    ) -> None:
+        data = memoryview(frame)
+        reader = _Reader(data, 4)
+        cls.parse_header(reader, version=version)
+        flexible = bool(cls.flexible_version_q(version))
+        values = {}
+        self._header_end = reader.pos
+        for field in fields:
+            values[field.name] = field.decode(
+                reader, version=version, compact=flexible, tagged=flexible
+            )
+        object.__setattr__(self, "_values", values)
+        self._frame = data
+        self._end = reader.pos
+        self._fields = fields
+        self._version = version
+        self._flexible = flexible
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self.__dict__["_values"][name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in self.__dict__.get("_values", ()):
+            self.__dict__["_values"][name] = value
+        else:
+            object.__setattr__(self, name, value)
+
+    def splice(self) -> bytes:
+        """The frame again: new length, the same header, these fields encoded, the same rest."""
+        values, version, flexible = self.__dict__["_values"], self._version, self._flexible
+        body = b"".join(
+            bytes(
+                field.encode(values[field.name], version=version, compact=flexible, tagged=flexible)
+            )
+            for field in self._fields
+        )
+        frame = self._frame
+        rest = frame[self._end :]
+        size = self._header_end - 4 + len(body) + len(rest)
+        return b"".join((_LENGTH.pack(size), frame[4 : self._header_end], body, rest))
+
+
+def decode_leading(cls: type[ApiMessage], frame: bytes, version: int) -> LeadingFields:
+    """Decode a framed response only as far as its last field that carries an address."""
+    return LeadingFields(cls, frame, version, address_fields(cls, version))
+
+
+def decode_fields(cls: type[ApiMessage], frame: bytes, version: int, count: int) -> LeadingFields:
+    """Decode a framed response's first C{count} untagged top-level fields."""
+    return LeadingFields(cls, frame, version, tuple(schema(cls).untagged_fields(version)[:count]))

@@ -39,8 +39,13 @@ class ErrorCode(IntEnum):
     REBALANCE_IN_PROGRESS = errors.RebalanceInProgressError.errno
     TOPIC_AUTHORIZATION_FAILED = errors.TopicAuthorizationFailedError.errno
     UNSUPPORTED_VERSION = errors.UnsupportedVersionError.errno
+    INVALID_REQUEST = errors.InvalidRequestError.errno
     TOPIC_ALREADY_EXISTS = errors.TopicAlreadyExistsError.errno
     POLICY_VIOLATION = errors.PolicyViolationError.errno
     KAFKA_STORAGE_ERROR = errors.KafkaStorageError.errno
     MEMBER_ID_REQUIRED = errors.MemberIdRequiredError.errno
     UNKNOWN_TOPIC_ID = errors.UnknownTopicIdError.errno
+    # issue 13: the node's own SASL logins
+    UNSUPPORTED_SASL_MECHANISM = errors.UnsupportedSaslMechanismError.errno
+    ILLEGAL_SASL_STATE = errors.IllegalSaslStateError.errno
+    SASL_AUTHENTICATION_FAILED = errors.SaslAuthenticationFailedError.errno

@@ -68,7 +68,7 @@ REVIEWS: tuple[Review, ...] = (
     Review(ApiKey.DescribeAcls, 3),
     Review(ApiKey.CreateAcls, 3),
     Review(ApiKey.DeleteAcls, 3),
-    Review(ApiKey.DescribeConfigs, 4),
+    Review(ApiKey.DescribeConfigs, 4, note="addresses in values: hidden (config_rewrite)"),
     Review(ApiKey.AlterConfigs, 2),
     Review(ApiKey.AlterReplicaLogDirs, 2),
     Review(ApiKey.DescribeLogDirs, 5),

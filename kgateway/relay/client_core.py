@@ -124,6 +124,8 @@ class ClientCore:
     #: The one queue of requests that cannot go on yet.
     waiting: WaitingFrames = field(default_factory=WaitingFrames)
     route: Route | None = None
+    #: The subject of the client's TLS certificate (mTLS), known before the route.
+    principal: str | None = None
     #: The broker connection's transport and reader, once it is open.
     broker_stream: Transport | None = None
     broker_reader: FrameStream | None = None
@@ -235,7 +237,9 @@ class ClientCore:
         """What the admin API shows of this connection now."""
         route = self.route
         if route is None:  # nothing relayed yet
-            return ConnectionView(self.peer, port, None, None, None, 0, 0, 0, age_seconds)
+            return ConnectionView(
+                self.peer, port, None, None, None, 0, 0, 0, age_seconds, self.principal
+            )
         return ConnectionView(
             peer=self.peer,
             port=port,
@@ -246,4 +250,5 @@ class ClientCore:
             bytes_to_client=self.responses.bytes_to_client,
             in_flight=len(self.inflight),
             age_seconds=age_seconds,
+            principal=self.principal,
         )

@@ -106,7 +106,7 @@ def _build() -> Callable[[ClientCore], ClientInputs]:
             settings.stats,
             settings.now,
         )
-        client = ClientInfo(core.peer, route.broker_id)
+        client = ClientInfo(core.peer, route.broker_id, principal=core.principal)
         conn = core.describe()
         sasl = SaslObserver()
         interceptors = settings.interceptors

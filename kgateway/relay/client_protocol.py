@@ -8,6 +8,10 @@ It asks the listener's router where it goes; until the answer comes (it
 may come later, after a TLS handshake) its requests wait.  It keeps the
 connection's time limits (L{kgateway.relay.deadlines}) and its account
 with the node's memory budget (L{kgateway.relay.budget}).
+
+On a TLS listener the connection is made only once the handshake is done
+(L{kgateway.security.handshake}), so it reads who the client is from its
+certificate (its principal) and the server name it asked for at once.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from kgateway.relay.pre_auth import DEFAULT_MAX_PRE_AUTH_FRAME_BYTES, PreAuthLim
 from kgateway.relay.read_gate import ReadGate, Reason
 from kgateway.relay.transport import Transport, no_delay
 from kgateway.routing.router import Accepted, IRouter, NoRoute
+from kgateway.security.handshake import peer_principal, server_name
 
 log = Logger()
 
@@ -88,6 +93,9 @@ class ClientConnection(Protocol):
                 self,
             )
         reader = self.reader
+        # TLS (issue 13): who the client's certificate says it is, and the host
+        # it asked for; both None without TLS.
+        principal, asked_for = peer_principal(transport), server_name(transport)
         self.core = ClientCore(
             transport,
             self.peer,
@@ -97,11 +105,14 @@ class ClientConnection(Protocol):
             factory.budget.holding(self.peer, (gate,)),
             PreAuthLimit(reader, factory.requires_sasl, factory.max_pre_auth_frame_bytes),
             self.timer,
+            principal=principal,
         )
         self.machine = machine = new_client_machine(self.core)
         self.core.data = machine
         factory.connections.add(self)
-        accepted = Accepted(self.peer, getattr(transport.getHost(), "port", None))
+        accepted = Accepted(
+            self.peer, getattr(transport.getHost(), "port", None), succeed(asked_for)
+        )
         factory.router.route(accepted).addCallbacks(machine.routed, self._unroutable)
 
     def _unroutable(self, failure: Failure) -> None:

@@ -10,7 +10,7 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from kgateway.cluster.roster import Member
-from kgateway.interfaces import IAddressMap, IAddressPlanner
+from kgateway.interfaces import DEFAULT_LISTENER, IAddressMap, IAddressPlanner
 from kgateway.net import HostPort
 from kgateway.routing.ports import PortPlan
 
@@ -89,7 +89,10 @@ class RackAwareMapper:
     every live node when its rack has none.  Among the candidates the choice
     is spread over clients: a client (its address and client id) gets a turn
     from a hash that every node computes alike, offset by the broker id so
-    that one response spreads its brokers over the candidates too.
+    that one response spreads its brokers over the candidates too.  Each
+    listener has its own mapper: the candidates are the members' addresses on
+    that listener (a member without it is none), so a client of one listener
+    is only ever sent to the same listener of another node.
 
     A client must see the same address for a broker id on every metadata
     answer, from every node, while the candidates do not change: librdkafka
@@ -102,9 +105,12 @@ class RackAwareMapper:
         self,
         roster: Callable[[], Sequence[Member]],
         broker_rack: Callable[[int], str | None],
+        listener: str = DEFAULT_LISTENER,
     ) -> None:
         self._roster = roster
         self._broker_rack = broker_rack
+        #: The listener whose addresses it hands out.
+        self.listener = listener
         self._turn = itertools.count()
         self._warned: set[int] = set()
 
@@ -119,10 +125,12 @@ class RackAwareMapper:
                 if broker_id not in self._warned:
                     self._warned.add(broker_id)
                     log.error(
-                        "Broker {broker_id} has no port on any gateway node; raise "
-                        "GATEWAY_PORT_COUNT (or lower GATEWAY_MIN_BROKERID) on every node. "
-                        "Clients are not told about this broker.",
+                        "Broker {broker_id} has no port on any gateway node's listener "
+                        "{listener}; raise GATEWAY_PORT_COUNT (with listeners: their "
+                        "GATEWAY_LISTENER_<NAME>_PORTS), or lower GATEWAY_MIN_BROKERID, on "
+                        "every node. Clients are not told about this broker.",
                         broker_id=broker_id,
+                        listener=self.listener,
                     )
                 return None
             return candidates[(turn + broker_id) % len(candidates)]
@@ -134,7 +142,13 @@ class RackAwareMapper:
         return self._candidates(sorted(self._roster(), key=lambda m: m.node_name), broker_id)
 
     def _candidates(self, members: Sequence[Member], broker_id: int) -> list[HostPort]:
-        serving = [m for m in members if m.port_for(broker_id) is not None]
+        name = self.listener
+        serving = [
+            (m, HostPort(listener.host, port))
+            for m in members
+            if (listener := m.listener(name)) is not None
+            and (port := m.port_for(broker_id, name)) is not None
+        ]
         rack = self._broker_rack(broker_id)
-        local = [m for m in serving if rack is not None and m.rack == rack]
-        return [HostPort(m.host, m.port_for(broker_id)) for m in local or serving]  # type: ignore[arg-type]
+        local = [address for m, address in serving if rack is not None and m.rack == rack]
+        return local or [address for _, address in serving]

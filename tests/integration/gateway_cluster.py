@@ -97,9 +97,11 @@ class GatewayCluster:
         return {broker: self.owner_of(port) for broker, (_, port) in brokers.items()}
 
     def wait_for(
-        self, condition: Callable[[], bool], timeout: float = 30.0, what: str = "condition"
+        self, condition: Callable[..., bool], timeout: float = 30.0, what: str = "condition"
     ) -> float:
         """Poll C{condition} every 50 ms; return how long it took."""
+        # (Callable[..., bool]: called with no arguments, but mypy can type a lambda that
+        # binds a loop variable as a default, `lambda node=node: ...`, only against `...`.)
         started = time.monotonic()
         while time.monotonic() - started < timeout:
             try:

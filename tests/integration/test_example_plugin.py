@@ -215,8 +215,8 @@ class ExamplePluginTests(TestCase):
         self.assertEqual(sum(self.end_offsets(allowed)), 230)
         # Its audit events reached the node: at least the refused produce and the
         # refused create (a client may send a refused request more than once).
-        denied = self.decisions().get(("prefixes", "topic-prefix-guard", "denied"), 0)
-        self.assertGreaterEqual(denied, 2)
+        denials = self.decisions().get(("prefixes", "topic-prefix-guard", "denied"), 0)
+        self.assertGreaterEqual(denials, 2)
 
     def decisions(self) -> dict[tuple[str, str, str], float]:
         """kgateway_interceptor_decisions_total from the node's /metrics."""

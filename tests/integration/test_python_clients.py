@@ -17,7 +17,7 @@ import struct
 import uuid
 from collections import Counter, defaultdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from twisted.trial.unittest import TestCase
 
@@ -50,7 +50,14 @@ def record_batch_codecs(base_dir: Path, topic: str, partition: int) -> set[int]:
     return codecs
 
 
-class PythonClientScenarios:
+if TYPE_CHECKING:
+    # To mypy the mixin is the TestCase it is mixed into: its assertions are there.
+    _TestCaseMixin = TestCase
+else:
+    _TestCaseMixin = object
+
+
+class PythonClientScenarios(_TestCaseMixin):
     """The scenarios; a subclass picks the library by its script prefix."""
 
     prefix: str
@@ -89,7 +96,7 @@ class PythonClientScenarios:
         args = ["create-topic", "--replication", "3"]
         for config in configs:
             args += ["--config", config]
-        created = self.client("admin", *args, topic=topic, partitions=partitions)
+        created: dict[str, Any] = self.client("admin", *args, topic=topic, partitions=partitions)
         self.assertEqual(sorted(created["partitions"]), [str(n) for n in range(partitions)])
         for state in created["partitions"].values():
             self.assertEqual(state["replicas"], [1, 2, 3])

@@ -89,20 +89,25 @@ class DefaultsTests(SynchronousTestCase):
         self.assertEqual(settings.bootstrap_servers, (HostPort("::1", 9092),))
 
     def test_kafka_client_settings(self) -> None:
+        """The KAFKA_* variables without a row of their own, as Kafka names them."""
         self.assertEqual(
             kafka_client_settings(
                 {
                     **BOOTSTRAP,
                     "KAFKA_SECURITY_PROTOCOL": "PLAINTEXT",
-                    "KAFKA_SASL_MECHANISM": "PLAIN",
+                    "KAFKA_CLIENT_ID": "me",
+                    "KAFKA_SASL_LOGIN_CALLBACK_HANDLER_CLASS": "x.Y",
                     "GATEWAY_PORT_START": "1",
                     "PATH": "/bin",
                 }
             ),
-            {"security.protocol": "PLAINTEXT", "sasl.mechanism": "PLAIN"},
+            {"client.id": "me", "sasl.login.callback.handler.class": "x.Y"},
         )
-        settings = Settings.load({**BOOTSTRAP, "KAFKA_SECURITY_PROTOCOL": "plaintext"}, {})
-        self.assertEqual(settings.kafka, {"security.protocol": "plaintext"})
+        settings = Settings.load(
+            {**BOOTSTRAP, "KAFKA_SECURITY_PROTOCOL": "plaintext", "KAFKA_CLIENT_ID": "me"}, {}
+        )
+        self.assertEqual(settings.kafka, {"client.id": "me"})
+        self.assertEqual(settings.broker_security.protocol, "PLAINTEXT")
 
 
 class BadValueTests(SynchronousTestCase):
@@ -188,13 +193,13 @@ class BadValueTests(SynchronousTestCase):
         )
         self.assert_refused({**BOOTSTRAP, "GATEWAY_BIND_HOST": ""}, "GATEWAY_BIND_HOST", "''")
 
-    def test_unsupported_security_protocol(self) -> None:
+    def test_unknown_security_protocol(self) -> None:
         message = self.assert_refused(
-            {**BOOTSTRAP, "KAFKA_SECURITY_PROTOCOL": "SASL_SSL"},
+            {**BOOTSTRAP, "KAFKA_SECURITY_PROTOCOL": "SASL_TLS"},
             "KAFKA_SECURITY_PROTOCOL",
-            "SASL_SSL",
+            "SASL_TLS",
         )
-        self.assertIn("valid: PLAINTEXT", message)
+        self.assertIn("valid: PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL", message)
 
     def test_value_with_newline_stays_one_line(self) -> None:
         self.assert_refused(
@@ -233,12 +238,12 @@ class PluginTests(SynchronousTestCase):
         self.assertIn("KAFKA_BOOTSTRAP_SERVERS is not set", stderr.getvalue())
 
     def test_options_reach_the_node(self) -> None:
-        from twisted.internet.testing import MemoryReactorClock
+        from tests.unit.node.reactors import NodeMemoryReactor
 
         self.patch(os, "environ", {**BOOTSTRAP})
         options = tap.Options()
         options.parseOptions(["--port-start", "7100", "--advertised-host", "gw"])
-        node = tap.makeService(options, reactor=MemoryReactorClock())
+        node = tap.makeService(options, reactor=NodeMemoryReactor())
         self.assertEqual(node.settings.port_start, 7100)
         self.assertEqual(node.settings.advertised_host, "gw")
 
@@ -407,10 +412,15 @@ class RowTests(SynchronousTestCase):
                 self.assertEqual(defaults[row.field], row.initial(), row.env)
 
     def test_every_field_has_a_row(self) -> None:
-        """Each Settings field is filled by a row, a family, or the TLS pair; nothing else."""
+        """
+        Each Settings field is filled by a row, a family, the admin API's TLS
+        pair or the client side's TLS rows; nothing else.
+        """
         filled = {row.field for row in SETTINGS if row.field} | {f.field for f in FAMILIES}
         self.assertEqual(
-            {f.name for f in dataclasses.fields(Settings)}, filled | {"http_tls"}, "fields"
+            {f.name for f in dataclasses.fields(Settings)},
+            filled | {"http_tls", "server_tls", "broker_security"},
+            "fields",
         )
         self.assertEqual(len(filled), len([row for row in SETTINGS if row.field]) + len(FAMILIES))
 
@@ -422,6 +432,8 @@ class RowTests(SynchronousTestCase):
     def test_variables_named_in_help_exist(self) -> None:
         """A setting named in another's help is a real setting (not a renamed one)."""
         known = {row.env for row in SETTINGS}
+        # A family is named by its prefix (GATEWAY_LISTENER_<NAME>_*).
+        known |= {family.prefix.split("<")[0] for family in FAMILIES}
         for row in SETTINGS:
             for name in re.findall(r"\b(?:GATEWAY|KAFKA)_[A-Z_]+\b", row.about):
                 self.assertIn(name, known, row.env)
@@ -459,7 +471,19 @@ class RowTests(SynchronousTestCase):
     def test_secrets_never_echoed(self) -> None:
         """A secret's bad value is refused without repeating it."""
         secrets = [row for row in SETTINGS if row.secret]
-        self.assertEqual([row.env for row in secrets], ["GATEWAY_ADMIN_API_USERS"])
+        self.assertEqual(
+            [row.env for row in secrets],
+            [
+                "GATEWAY_ADMIN_API_USERS",
+                "GATEWAY_SSL_KEY_STORE_PASSWORD",
+                "GATEWAY_SSL_KEY_PASSWORD",
+                "GATEWAY_SSL_TRUST_STORE_PASSWORD",
+                "KAFKA_SSL_TRUSTSTORE_PASSWORD",
+                "KAFKA_SSL_KEYSTORE_PASSWORD",
+                "KAFKA_SSL_KEY_PASSWORD",
+                "KAFKA_SASL_JAAS_CONFIG",
+            ],
+        )
         for row in secrets:
             for value in ("[hunter2", '"hunter2"', '[{"password": "hunter2"}]', '{"hunter2": 1}'):
                 with self.assertRaises(ConfigError) as caught:

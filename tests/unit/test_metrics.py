@@ -5,6 +5,7 @@ connection, latency and error is counted where the metrics say.
 
 from __future__ import annotations
 
+import struct
 from typing import Any
 
 from prometheus_client import CollectorRegistry, generate_latest
@@ -13,7 +14,9 @@ from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
 from kgateway.metrics import (
+    KNOWN_API_KEYS,
     LATENCY_BUCKETS,
+    UNKNOWN_API_KEY,
     GatewayCollector,
     NodeSnapshot,
     TrafficStats,
@@ -212,3 +215,56 @@ class NodeMetricsTests(SynchronousTestCase):
         self.assertEqual(samples[("kgateway_requests_in_flight", ())], 2)
         self.assertEqual(samples[("kgateway_requests_total", api(3))], 2)
         self.assertEqual(samples[("kgateway_cluster_members", ())], 2)
+
+
+def header_only(api_key: int, correlation_id: int) -> bytes:
+    """A request with a header (v1) and no body, as a fuzzer sends one per API key."""
+    client_id = b"fuzz"
+    body = struct.pack(">hhih", api_key, 0, correlation_id, len(client_id)) + client_id
+    return struct.pack(">i", len(body)) + body
+
+
+class SeriesBoundTests(SynchronousTestCase):
+    """A client sending every API key makes a bounded number of series."""
+
+    def test_unknown_keys_share_one_series(self) -> None:
+        """All 32,768 keys: one series per key Kafka knows, plus one for the rest."""
+        stats = TrafficStats()
+        for key in range(32768):
+            stats.api(key).requests += 1
+        self.assertEqual(len(stats.apis), len(KNOWN_API_KEYS) + 1)
+        registry = CollectorRegistry()
+        registry.register(GatewayCollector(stats, NodeSnapshot))
+        requests = {
+            labels: value
+            for (name, labels), value in scrape(registry).items()
+            if name == "kgateway_requests_total"
+        }
+        self.assertEqual(len(requests), len(KNOWN_API_KEYS) + 1)
+        unknown = (("api", "unknown"), ("api_key", "unknown"))
+        self.assertEqual(requests[unknown], 32768 - len(KNOWN_API_KEYS))
+        self.assertEqual(requests[api(4)], 1)
+        self.assertEqual(api_name(4), "LeaderAndIsr")
+
+    def test_known_keys(self) -> None:
+        """Kafka's own keys (kafka-python's ApiKey) and the reviewed ones count apart."""
+        self.assertIn(0, KNOWN_API_KEYS)
+        self.assertIn(92, KNOWN_API_KEYS)
+        self.assertNotIn(1000, KNOWN_API_KEYS)
+        self.assertNotIn(UNKNOWN_API_KEY, KNOWN_API_KEYS)
+
+    def test_through_the_relay(self) -> None:
+        """Header-only requests of unknown keys, as they arrive: one unknown series."""
+        stats = TrafficStats()
+        brokers = FakeBrokers()
+        factory = ClientConnectionFactory(
+            FixedRouter(1),
+            FixedHostMapper("gw.test", PortPlan(7000, 3, 0)),
+            brokers.connect,
+            stats=stats,
+            now=Clock().seconds,
+        )
+        for key in (93, 1000, 32767):
+            ClientSide(factory).send(header_only(key, key))
+        self.assertEqual(set(stats.apis), {UNKNOWN_API_KEY})
+        self.assertEqual(stats.apis[UNKNOWN_API_KEY].requests, 3)

@@ -22,7 +22,6 @@ with UNKNOWN_TOPIC_ID, which makes the client refresh its metadata and retry
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import Any
 from uuid import UUID
@@ -41,6 +40,7 @@ from kgateway.interceptors.api import (
 )
 from kgateway.interceptors.builtin.partial import Refusal, entries, merge, refuse
 from kgateway.interceptors.options import Options
+from kgateway.interceptors.patterns import TextPattern, compile_pattern
 from kgateway.protocol.error_codes import ErrorCode
 
 PLUGIN = "read-only-topics"
@@ -67,7 +67,7 @@ class ReadOnlyTopics:
     requests = WRITES
     responses = WRITES | {ApiKey.Metadata}
 
-    def __init__(self, context: InterceptorContext, patterns: list[re.Pattern[str]]) -> None:
+    def __init__(self, context: InterceptorContext, patterns: list[TextPattern]) -> None:
         self.context = context
         self.patterns = patterns
         #: Topic names by id, learnt from Metadata responses.
@@ -81,17 +81,9 @@ class ReadOnlyTopics:
         options.done()
         if not raw:
             raise InvalidConfig("config.topics is empty; list the read-only topic patterns")
-        patterns = []
-        for value in raw:
-            try:
-                patterns.append(re.compile(value))
-            except re.error as e:
-                raise InvalidConfig(
-                    f"config.topics {value!r} is not a regular expression: {e}"
-                ) from e
-        return cls(context, patterns)
+        return cls(context, [compile_pattern(value, "config.topics") for value in raw])
 
-    def read_only(self, topic: str) -> re.Pattern[str] | None:
+    def read_only(self, topic: str) -> TextPattern | None:
         """The pattern that makes C{topic} read-only, if one does."""
         for pattern in self.patterns:
             if pattern.fullmatch(topic):

@@ -78,13 +78,13 @@ def main() -> dict[str, Any]:
     p.add_argument("--config", action="append", default=[], help="key=value")
     args = p.parse_args()
     deadline = Deadline(args.timeout)
-    admin = AdminClient(
-        {
-            "bootstrap.servers": args.bootstrap,
-            "client.id": "ck-admin",
-            "error_cb": lambda error: print(f"librdkafka error: {error}", file=sys.stderr),
-        }
-    )
+    # (dict[str, Any]: confluent-kafka's stubs leave callbacks such as error_cb out of a config)
+    config: dict[str, Any] = {
+        "bootstrap.servers": args.bootstrap,
+        "client.id": "ck-admin",
+        "error_cb": lambda error: print(f"librdkafka error: {error}", file=sys.stderr),
+    }
+    admin = AdminClient(config)
     if args.command == "create-topic":
         configs = dict(item.split("=", 1) for item in args.config)
         new = NewTopic(

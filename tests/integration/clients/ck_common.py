@@ -4,7 +4,17 @@ The helpers are library-neutral and live in :mod:`kp_common`; this module only r
 them so the ``ck_*`` scripts read on their own.
 """
 
-from kp_common import ClientFailure, Deadline, digest, fail, parser, record_summary, run, value_for
+from kp_common import (
+    ClientFailure,
+    Deadline,
+    digest,
+    fail,
+    parser,
+    record_number,
+    record_summary,
+    run,
+    value_for,
+)
 
 __all__ = [
     "ClientFailure",
@@ -12,6 +22,7 @@ __all__ = [
     "digest",
     "fail",
     "parser",
+    "record_number",
     "record_summary",
     "run",
     "value_for",

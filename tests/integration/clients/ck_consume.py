@@ -64,11 +64,9 @@ def main() -> dict[str, Any]:
                 return
             if message.error() is not None:
                 fail(f"consume error: {message.error()}")
-            records.append(
-                record_summary(
-                    message.partition(), message.offset(), message.key(), message.value()
-                )
-            )
+            partition, offset = message.partition(), message.offset()
+            assert partition is not None and offset is not None  # set on every record read
+            records.append(record_summary(partition, offset, message.key(), message.value()))
 
         while len(records) < args.expect or (args.expect == 0 and not consumer.assignment()):
             if deadline.expired:

@@ -24,9 +24,13 @@ def main() -> dict[str, Any]:
     on_error = lambda error: print(f"librdkafka error: {error}", file=sys.stderr)  # noqa: E731
     out: dict[str, Any] = {}
 
-    admin = AdminClient(
-        {"bootstrap.servers": args.bootstrap, "client.id": "ck-metadata", "error_cb": on_error}
-    )
+    # (dict[str, Any]: confluent-kafka's stubs leave callbacks such as error_cb out of a config)
+    config: dict[str, Any] = {
+        "bootstrap.servers": args.bootstrap,
+        "client.id": "ck-metadata",
+        "error_cb": on_error,
+    }
+    admin = AdminClient(config)
     metadata = admin.list_topics(args.topic, timeout=deadline.left)
     out["metadata_brokers"] = [
         {"id": b.id, "host": b.host, "port": b.port} for b in metadata.brokers.values()

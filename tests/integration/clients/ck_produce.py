@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from ck_common import Deadline, digest, fail, parser, run, value_for
+from ck_common import Deadline, digest, fail, parser, record_number, run, value_for
 from confluent_kafka import KafkaError, Message, Producer
 
 
@@ -41,9 +41,9 @@ def main() -> dict[str, Any]:
 
     def delivered(error: KafkaError | None, message: Message) -> None:
         if error is not None:
-            errors.append(f"record {int(message.key())}: {error}")
+            errors.append(f"record {record_number(message.key())}: {error}")
         else:
-            reports[int(message.key())] = message
+            reports[record_number(message.key())] = message
 
     seq = args.start
     for index, codec in enumerate(codecs):

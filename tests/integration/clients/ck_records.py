@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Any
+from typing import Any, cast
 
-from ck_common import Deadline, fail, parser, run, value_for
+from ck_common import Deadline, fail, parser, record_number, run, value_for
 from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
 
 
@@ -24,9 +24,9 @@ def produce(args: Any, deadline: Deadline) -> dict[str, Any]:
 
     def delivered(error: KafkaError | None, message: Message) -> None:
         if error is not None:
-            errors.append(f"record {int(message.key())}: {error}")
+            errors.append(f"record {record_number(message.key())}: {error}")
         else:
-            reports[int(message.key())] = message
+            reports[record_number(message.key())] = message
 
     config: dict[str, Any] = {
         "bootstrap.servers": args.bootstrap,
@@ -104,7 +104,7 @@ def consume(args: Any, deadline: Deadline) -> dict[str, Any]:
         }
     )
     consumer.assign([TopicPartition(args.topic, n, 0) for n in range(3)])
-    records = []
+    records: list[dict[str, Any]] = []
     started = time.monotonic()
     while len(records) < args.expect and not deadline.expired:
         for message in consumer.consume(500, timeout=min(0.5, deadline.left)):
@@ -117,7 +117,11 @@ def consume(args: Any, deadline: Deadline) -> dict[str, Any]:
                     "p": message.partition(),
                     "o": message.offset(),
                     "len": len(message.value() or b""),
-                    "headers": [[k, (v or b"").decode()] for k, v in message.headers() or []],
+                    # (a consumed record's headers are a list of (key, bytes) pairs)
+                    "headers": [
+                        [k, (v or b"").decode()]
+                        for k, v in cast(list[tuple[str, bytes]], message.headers() or [])
+                    ],
                 }
             )
     elapsed = time.monotonic() - started

@@ -15,7 +15,7 @@ import sys
 import time
 import traceback
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NoReturn
 
 SCRIPT = os.path.basename(sys.argv[0])
 
@@ -24,7 +24,7 @@ class ClientFailure(Exception):
     """The client saw something wrong; the message says what."""
 
 
-def fail(message: str) -> None:
+def fail(message: str) -> NoReturn:
     raise ClientFailure(message)
 
 
@@ -70,16 +70,21 @@ def digest(value: bytes | None) -> str:
     return hashlib.sha256(value or b"").hexdigest()[:16]
 
 
+def record_number(key: bytes | None, where: str = "a record") -> int:
+    """The number the producing script wrote as the record's key."""
+    if key is None:
+        fail(f"{where} has no key")
+    return int(key)
+
+
 def record_summary(
     partition: int, offset: int, key: bytes | None, value: bytes | None
 ) -> dict[str, Any]:
     """What the tests compare: where a record landed, its number, and its value's size and hash."""
-    if key is None:
-        fail(f"record at {partition}/{offset} has no key")
     return {
         "p": partition,
         "o": offset,
-        "seq": int(key),
+        "seq": record_number(key, f"record at {partition}/{offset}"),
         "len": len(value or b""),
         "sha": digest(value),
     }

@@ -85,7 +85,7 @@ def consume(args: Any, deadline: Deadline) -> dict[str, Any]:
     )
     consumer.assign([TopicPartition(args.topic, n) for n in range(3)])
     consumer.seek_to_beginning()
-    records = []
+    records: list[dict[str, Any]] = []
     started = time.monotonic()
     while len(records) < args.expect and not deadline.expired:
         polled = consumer.poll(timeout_ms=500)

@@ -89,21 +89,21 @@ def connect(address: str) -> socket.socket:
 def partial(args: Any) -> dict[str, Any]:
     head = raw(36, 2, 1)[4:]  # SaslAuthenticate v2's header
     frame = struct.pack(">i", args.claimed - 4) + head + bytes(args.sent - 4 - len(head))
-    sockets = []
+    sockets: list[socket.socket] = []
+    sent = [0] * args.count
     for _ in range(args.count):
         sock = connect(args.bootstrap)
         sock.setblocking(False)
-        sockets.append([sock, 0])
+        sockets.append(sock)
     started = time.monotonic()
     closed: dict[int, float] = {}
     while len(closed) < len(sockets) and time.monotonic() - started < args.wait:
-        for index, entry in enumerate(sockets):
+        for index, sock in enumerate(sockets):
             if index in closed:
                 continue
-            sock, sent = entry
             try:
-                if sent < len(frame):
-                    entry[1] += sock.send(frame[sent : sent + (1 << 20)])
+                if sent[index] < len(frame):
+                    sent[index] += sock.send(frame[sent[index] : sent[index] + (1 << 20)])
                 if sock.recv(1) == b"":
                     closed[index] = time.monotonic() - started
             except (BlockingIOError, InterruptedError):
@@ -114,7 +114,7 @@ def partial(args: Any) -> dict[str, Any]:
     return {
         "closed_after": sorted(closed.values()),
         "still_open": len(sockets) - len(closed),
-        "sent": [entry[1] for entry in sockets],
+        "sent": sent,
     }
 
 
@@ -215,7 +215,7 @@ def fetch(args: Any) -> dict[str, Any]:
         samples.append(buffered(args))
         time.sleep(0.5)
     sock.settimeout(60)
-    answers = []
+    answers: list[dict[str, int]] = []
     for _ in range(args.requests):
         frame = read_frame(sock)
         if frame is None:

@@ -7,6 +7,7 @@ resources with StubTreq.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -17,16 +18,16 @@ from twisted.application.service import Service
 from twisted.internet.defer import succeed
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
+from zope.interface import implementer
 
 from kgateway.api.openapi import DOCUMENT
 from kgateway.cluster.roster import Member
 from kgateway.config import AdminUser, Settings
 from kgateway.interceptors.store import InterceptorStore
-from kgateway.interfaces import BrokerInfo
+from kgateway.interfaces import AdvertisedListener, BrokerInfo, IMembership
 from kgateway.net import HostPort
 from kgateway.node.parts import build_parts
 from kgateway.node.service import GatewayNode
-from kgateway.routing.ports import PortPlan
 from tests.unit.interceptors.fake_topic import FakeTopic
 from tests.unit.node.test_service import FakeFetch, RecordingReactor, fake_directory
 from tests.unit.relay.fakes import FakeBrokers
@@ -46,6 +47,7 @@ BROKERS = [
 OTHER = Member("gw-b.test:7100@2", "gw-b.test", 7100, 6, 0, "b", 1700000100.0, "member-2")
 
 
+@implementer(IMembership)
 @dataclass
 class FakeMembership:
     """The gateway group as the node sees it: a roster and whether it is in it."""
@@ -58,7 +60,7 @@ class FakeMembership:
 
     @property
     def roster(self) -> list[Member]:
-        me = Member(**{**self.myself.to_json(), "member_id": "member-1"})  # type: ignore[arg-type]
+        me = replace(self.myself, member_id="member-1")
         return sorted([me, *self.others]) if self.is_member else [self.myself]
 
     def start(self) -> None:
@@ -79,7 +81,8 @@ class ApiNode:
     brokers: FakeBrokers
     clock: Clock
     registry: CollectorRegistry
-    http: StubTreq
+    #: A StubTreq: it sets treq's functions (get, post ...) on itself at run time, unseen by mypy.
+    http: Any
     topic: FakeTopic
 
     @property
@@ -139,9 +142,17 @@ def make_api_node(
     fetch = FakeFetch(None)
     upstream = FakeBrokers()
 
-    def membership(plan: PortPlan) -> FakeMembership:
+    def membership(listeners: Sequence[AdvertisedListener], low: int) -> FakeMembership:
+        first = listeners[0]
         me = Member(
-            "gw-a.test:7000@1", "gw-a.test", plan.start, plan.count, plan.min_broker_id, "a", 1.7e9
+            "gw-a.test:7000@1",
+            first.host,
+            first.port_start,
+            first.port_count,
+            low,
+            "a",
+            1.7e9,
+            listeners=tuple(listeners),
         )
         return FakeMembership(me)
 

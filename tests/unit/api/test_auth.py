@@ -3,30 +3,29 @@
 from __future__ import annotations
 
 import base64
-from typing import Any
+import hmac
+from typing import Any, cast
 from unittest import mock
 
-from twisted.logger import globalLogPublisher
+from twisted.logger import ILogObserver, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
-from twisted.web.test.requesthelper import DummyRequest
+from twisted.web.server import Request
 from zope.interface.verify import verifyObject
 
-from kgateway.api import auth
 from kgateway.api.auth import BasicAuth, IAdminAuth, OpenOnLoopback
 from kgateway.config import AdminUser
 
 from .fakes import OPS, USERS, VIEWER, make_api_node
 
 
-def request(authorization: bytes | None) -> DummyRequest:
+def request(authorization: bytes | None) -> Request:
     """A request with this Authorization header (twisted.web parses Basic itself)."""
-    from twisted.web.http import Request
     from twisted.web.test.requesthelper import DummyChannel
 
     real = Request(DummyChannel())
     if authorization is not None:
         real.requestHeaders.setRawHeaders(b"authorization", [authorization])
-    return real  # type: ignore[return-value]
+    return real
 
 
 def basic(user: str, password: str) -> bytes:
@@ -65,13 +64,13 @@ class BasicAuthTests(SynchronousTestCase):
     def test_every_user_compared_in_full_whatever_matches(self) -> None:
         """Both digests of every user are compared, first user or last, hit or miss."""
         calls: list[tuple[bytes, bytes]] = []
-        real = auth.hmac.compare_digest
+        real = hmac.compare_digest
 
         def recording(a: Any, b: Any) -> bool:
             calls.append((a, b))
             return real(a, b)
 
-        with mock.patch.object(auth.hmac, "compare_digest", recording):
+        with mock.patch.object(hmac, "compare_digest", recording):
             for header in (basic(OPS.username, OPS.password), basic("x", "y"), None):
                 del calls[:]
                 self.auth.allows(request(header))
@@ -83,8 +82,8 @@ class BasicAuthTests(SynchronousTestCase):
 class NeverLoggedTests(SynchronousTestCase):
     def test_passwords_never_reach_the_log(self) -> None:
         events: list[dict[str, Any]] = []
-        globalLogPublisher.addObserver(events.append)
-        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        globalLogPublisher.addObserver(cast(ILogObserver, events.append))
+        self.addCleanup(globalLogPublisher.removeObserver, cast(ILogObserver, events.append))
         api = make_api_node(self)
         for credentials in ((OPS.username, OPS.password), ("ops", "typo-" + OPS.password)):
             for path in ("/api/v1/cluster", "/metrics", "/nothing"):

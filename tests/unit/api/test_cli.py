@@ -105,7 +105,7 @@ class CommandTests(CliTestCase):
         self.assertEqual(
             out.splitlines(),
             [
-                "mode: rack-aware",
+                "mode: rack-aware, listener DEFAULT",
                 "BROKER  RACK  ADDRESS        SAME RACK  HANDED OUT AT",
                 "1       a     k1.kafka:9092  yes        gw-a.test:7001 (gw-a.test:7000@1)",
                 "2       b     k2.kafka:9092  yes        gw-b.test:7102 (gw-b.test:7100@2)",

@@ -23,7 +23,7 @@ class InterceptorCommandTests(CliTestCase):
         self.api: ApiNode = self.node()
 
     def config_file(self, content: str) -> str:
-        path = self.mktemp()
+        path: str = self.mktemp()
         with open(path, "w") as f:
             f.write(content)
         return path

@@ -5,6 +5,8 @@ a fake reactor; every JSON answer is checked against the OpenAPI document.
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client.parser import text_string_to_metric_families
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -173,6 +175,14 @@ class ResourceTests(SynchronousTestCase):
                         "min_broker_id": 0,
                         "rack": "a",
                         "joined_at": "2023-11-14T22:13:20.000+00:00",
+                        "listeners": [
+                            {
+                                "name": "DEFAULT",
+                                "host": "gw-a.test",
+                                "port_start": 7000,
+                                "port_count": 6,
+                            }
+                        ],
                     },
                     {
                         "id": "gw-b.test:7100@2",
@@ -183,6 +193,15 @@ class ResourceTests(SynchronousTestCase):
                         "min_broker_id": 0,
                         "rack": "b",
                         "joined_at": "2023-11-14T22:15:00.000+00:00",
+                        # An older node (no listeners described) has one: DEFAULT.
+                        "listeners": [
+                            {
+                                "name": "DEFAULT",
+                                "host": "gw-b.test",
+                                "port_start": 7100,
+                                "port_count": 6,
+                            }
+                        ],
                     },
                 ],
                 "brokers": [
@@ -198,6 +217,24 @@ class ResourceTests(SynchronousTestCase):
         data = conforms(self, "/api/v1/cluster", self.successResultOf(api.get("/api/v1/cluster")))
         self.assertEqual((data["members"], data["brokers"]), ([], []))
         self.assertEqual(data["answered_by"]["id"], None)
+
+    def test_mapping_of_a_listener(self) -> None:
+        """?listener= names whose addresses; an unknown one is 404 naming the listeners."""
+        data = conforms(
+            self,
+            "/api/v1/mapping",
+            self.successResultOf(self.api.get("/api/v1/mapping", params={"listener": "default"})),
+        )
+        self.assertEqual(data["listener"], "DEFAULT")
+        response = self.successResultOf(
+            self.api.get("/api/v1/mapping", params={"listener": "EXTERNAL"})
+        )
+        self.assertEqual(response.code, 404)
+        error = conforms(self, "/api/v1/mapping", response)
+        self.assertEqual(error["title"], "Unknown listener")
+        self.assertIn("listeners: DEFAULT", error["message"])
+        empty = self.successResultOf(self.api.get("/api/v1/mapping", params={"listener": " "}))
+        self.assertEqual(empty.code, 400)
 
     def test_mapping(self) -> None:
         data = conforms(
@@ -295,10 +332,38 @@ class ResourceTests(SynchronousTestCase):
                 "bytes_from_client": 2 * len(request),
                 "in_flight": 1,
                 "age_seconds": 6.5,
+                "listener": "DEFAULT",
+                "principal": None,
             },
         )
         self.assertEqual(row["bytes_to_client"], len(client.transport.value()))
         self.assertEqual(data["answered_by"]["id"], "gw-a.test:7000@1")
+        self.assertEqual(data["total"], 1)
+
+    def test_connections_limited(self) -> None:
+        """The listing is bounded: the oldest C{limit} (1000 unless asked), and the total."""
+        for port in range(40001, 40006):
+            ClientSide(self.api.node.factory, gateway_port=7002, port=port).send(
+                metadata_request(1)
+            )
+            self.api.clock.advance(1)
+
+        def listing(query: str) -> Any:
+            response = self.successResultOf(self.api.get("/api/v1/connections" + query))
+            return conforms(self, "/api/v1/connections", response)
+
+        data = listing("?limit=2")
+        self.assertEqual(data["total"], 5)
+        self.assertEqual(
+            [r["peer"] for r in data["connections"]], ["10.0.0.7:40001", "10.0.0.7:40002"]
+        )
+        self.assertEqual(len(listing("")["connections"]), 5)
+        for bad in ("0", "x", "-1", "100001"):
+            response = self.successResultOf(self.api.get(f"/api/v1/connections?limit={bad}"))
+            self.assertEqual(response.code, 400, bad)
+            self.assertIn(
+                "limit must be", conforms(self, "/api/v1/connections", response)["message"]
+            )
 
 
 class ErrorTests(SynchronousTestCase):
@@ -331,6 +396,7 @@ class ErrorTests(SynchronousTestCase):
         def broken() -> None:
             raise RuntimeError("boom")
 
+        assert self.api.node.admin_api is not None
         self.api.node.admin_api.site.resource.children[b"api"].children[b"v1"].children[
             b"cluster"
         ].view = lambda request: broken()
@@ -341,3 +407,39 @@ class ErrorTests(SynchronousTestCase):
             {"title": "Internal error", "message": "the node failed; see its log"},
         )
         self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+
+
+class NoPasswordInTheApiTests(SynchronousTestCase):
+    """A node with a TLS listener: no store password in any answer of the admin API."""
+
+    def test_canary(self) -> None:
+        from pathlib import Path
+
+        from kgateway.listener import Listener
+        from kgateway.security.server_config import ServerTls, StoreFile
+        from tests.certificates import Authority, write_pkcs12_key_store
+
+        canary = "canary-Pa55-api"
+        directory = Path(self.mktemp())
+        directory.mkdir()
+        authority = Authority()
+        store = write_pkcs12_key_store(
+            directory / "gw.p12", authority.issue("gw"), authority, canary
+        )
+        api = make_api_node(
+            self,
+            listeners=(Listener("OUTSIDE", 7000, 6, "SSL", "gw-a.test", "127.0.0.2"),),
+            server_tls=ServerTls(StoreFile(str(store), "PKCS12", canary), canary),
+        )
+        for path in (
+            "/",
+            "/api/v1/cluster",
+            "/api/v1/mapping",
+            "/api/v1/connections",
+            "/health/ready",
+            "/versions",
+            "/metrics",
+            "/openapi.json",
+        ):
+            response = self.successResultOf(api.get(path))
+            self.assertNotIn(canary.encode(), self.successResultOf(response.content()), path)

@@ -10,16 +10,16 @@ import io
 import ipaddress
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from prometheus_client import CollectorRegistry
+from twisted.internet.address import IPv4Address
 from twisted.internet.defer import ensureDeferred
 from twisted.internet.error import CannotListenError
-from twisted.internet.testing import MemoryReactorClock
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from kgateway.api import cli
@@ -27,8 +27,9 @@ from kgateway.api.auth import BasicAuth, OpenOnLoopback
 from kgateway.api.server import AdminApiService, endpoint_description
 from kgateway.api.status import NodeStatus
 from kgateway.config import SETTINGS, HttpTls, Settings
-from kgateway.interfaces import BrokerInfo
+from kgateway.interfaces import BrokerInfo, INodeReactor
 from kgateway.net import HostPort
+from tests.unit.node.reactors import NodeMemoryReactor
 from tests.unit.node.test_service import make_node
 from tests.unit.relay.fakes import catch_logs
 
@@ -139,7 +140,7 @@ class ListeningTests(SynchronousTestCase):
         self.assertEqual((port, interface), (9100, "10.1.1.1"))
         assert api.node.admin_api is not None
         self.assertIs(site, api.node.admin_api.site)
-        self.assertIsInstance(site.resource.guard, BasicAuth)
+        self.assertIsInstance(api.node.admin_api.site.resource.guard, BasicAuth)
         self.successResultOf(api.node.admin_api.listening)
 
     def test_stops_listening_last(self) -> None:
@@ -151,7 +152,7 @@ class ListeningTests(SynchronousTestCase):
     def test_listens_once_when_twistd_starts_it_privileged_first(self) -> None:
         """twistd calls privilegedStartService, then startService: one port, one log line."""
         logs = catch_logs(self)
-        reactor = MemoryReactorClock()
+        reactor = NodeMemoryReactor()
         service = AdminApiService(
             settings(admin_api_users=USERS),
             NodeStatus(settings(), None),  # type: ignore[arg-type]
@@ -168,7 +169,7 @@ class ListeningTests(SynchronousTestCase):
         self.assertFalse(service.running)
 
     def test_cannot_listen_stops_the_node(self) -> None:
-        class Busy(MemoryReactorClock):
+        class Busy(NodeMemoryReactor):
             def listenTCP(self, port: int, *args: Any, **kwargs: Any) -> Any:
                 raise CannotListenError("0.0.0.0", port, OSError(98, "Address already in use"))
 
@@ -216,11 +217,13 @@ class HttpsTests(TestCase):
             replace(api.node.settings, http_port=0),
             NodeStatus(api.node.settings, api.node),
             api.registry,
-            reactor,
+            cast(INodeReactor, reactor),
         )
         service.startService()
         self.addCleanup(service.stopService)
-        port = (await service.listening).getHost().port
+        address = (await service.listening).getHost()
+        assert isinstance(address, IPv4Address)
+        port = address.port
         out, err = io.StringIO(), io.StringIO()
         code = await ensureDeferred(
             cli.run(

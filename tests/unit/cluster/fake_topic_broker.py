@@ -22,6 +22,7 @@ from kafka.protocol.metadata import (
     MetadataResponse,
 )
 from kafka.protocol.producer import ProduceRequest, ProduceResponse
+from kafka.protocol.sasl import SaslAuthenticateRequest, SaslHandshakeRequest
 from kafka.record import MemoryRecords, MemoryRecordsBuilder
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.error import ConnectionRefusedError
@@ -47,8 +48,11 @@ REQUESTS: dict[int, Any] = {
         CreateTopicsRequest,
         FetchRequest,
         ProduceRequest,
+        SaslHandshakeRequest,
+        SaslAuthenticateRequest,
     )
 }
+_SASL = (SaslHandshakeRequest.API_KEY, SaslAuthenticateRequest.API_KEY)
 
 #: The broker's address.
 ADDRESS = HostPort("k1", 9092)
@@ -64,20 +68,38 @@ class StoredRecord:
 
 
 class BrokerConnection(Protocol):
-    """The broker's side of one connection."""
+    """The broker's side of one connection (an iosim one, or a real socket's)."""
 
     def __init__(self, broker: FakeTopicBroker) -> None:
         self.broker = broker
         self.reader = FrameReader()
-        self.wire: FakeTransport
+        self.wire: Any
+        self.lost: Deferred[None] = Deferred()
+
+    def connectionMade(self) -> None:
+        if not hasattr(self, "wire"):
+            self.wire = self.transport
+
+    def connectionLost(self, reason: object = None) -> None:
+        if not self.lost.called:
+            self.lost.callback(None)
 
     def dataReceived(self, data: bytes) -> None:
         for frame in self.reader.feed(data):
             info = request_info(frame)
             cls = REQUESTS[info.api_key]
             request = cls.decode(memoryview(frame)[4:], version=info.api_version, header=True)
-            answer = self.broker.answer(request, info.api_version)
-            if not self.wire.disconnecting:
+            sasl = self.broker.sasl
+            if sasl is not None and info.api_key in _SASL:
+                answer = sasl.answer(self, request, info.api_version)
+            elif sasl is not None and info.api_key != 18 and not sasl.authenticated(self):
+                # As Kafka does: anything but ApiVersions before the login hangs up.
+                self.broker.seen.append(("unauthenticated", type(request).__name__))
+                self.wire.loseConnection()
+                return
+            else:
+                answer = self.broker.answer(request, info.api_version)
+            if answer is not None and not self.wire.disconnecting:  # None: never answer
                 self.wire.write(encode_response(answer, info.correlation_id, info.api_version))
 
 
@@ -104,6 +126,22 @@ class FakeTopicBroker:
     leaderless: set[str] = field(default_factory=set)
     servers: list[BrokerConnection] = field(default_factory=list)
     pumps: list[IOPump] = field(default_factory=list)
+    #: The broker's SASL side (a tests.unit.security.fake_sasl.FakeSaslServer), or None.
+    sasl: Any = None
+
+    def factory(self) -> Factory:
+        """A factory for real sockets (a TLS listener's, say) speaking as this broker."""
+        broker = self
+
+        class _Connections(Factory):
+            noisy = False
+
+            def buildProtocol(self, addr: object) -> BrokerConnection:
+                server = BrokerConnection(broker)
+                broker.servers.append(server)
+                return server
+
+        return _Connections()
 
     def connect(self, endpoint: HostPort, factory: Factory) -> Deferred[Protocol]:
         """The L{Connector} seam."""
@@ -164,6 +202,17 @@ class FakeTopicBroker:
         return ApiVersionsResponse(error_code=NONE, api_keys=keys, throttle_time_ms=0)
 
     def _Metadata(self, request: Any, version: int) -> Any:
+        if not request.topics:  # the broker directory's question: the brokers only
+            self.seen.append(("Metadata", ""))
+            answer = self._Metadata(
+                MetadataRequest[version](
+                    topics=[MetadataRequest[version].MetadataRequestTopic(name="")]
+                ),
+                version,
+            )
+            self.seen.pop()
+            answer.topics = []
+            return answer
         (asked,) = request.topics
         self.seen.append(("Metadata", asked.name))
         partitions = []

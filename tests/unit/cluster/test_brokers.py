@@ -206,6 +206,7 @@ class MetadataBroker(Protocol):
                 memoryview(frame)[4:], version=METADATA_VERSION, header=True
             )
             self.requests.append(request)
+            assert self.transport is not None
             self.transport.write(metadata_response(request.header.correlation_id, self.brokers))
 
     def connectionLost(self, reason: object = None) -> None:
@@ -225,6 +226,7 @@ class FetchBrokersTests(SynchronousTestCase):
         def connect_broker(endpoint: HostPort, factory: Factory) -> Deferred[Protocol]:
             self.connected_to.append(endpoint)
             client = factory.buildProtocol(None)
+            assert isinstance(client, Protocol)
             self.client_transport = FakeTransport(client, isServer=False)
             self.pumps.append(
                 connect(
@@ -301,6 +303,7 @@ class NotKafka(Protocol):
     """An HTTP server where the bootstrap server should be."""
 
     def dataReceived(self, data: bytes) -> None:
+        assert self.transport is not None
         self.transport.write(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
 
 
@@ -312,6 +315,7 @@ class NotKafkaTests(SynchronousTestCase):
 
         def connect_http(endpoint: HostPort, factory: Factory) -> Deferred[Protocol]:
             client, server = factory.buildProtocol(None), NotKafka()
+            assert isinstance(client, Protocol)
             transports.append(FakeTransport(client, isServer=False))
             pumps.append(
                 connect(

@@ -14,6 +14,7 @@ from kgateway.cluster.roster import (
     encode_member,
     encode_roster,
 )
+from kgateway.interfaces import AdvertisedListener
 
 ALICE = Member(
     node_name="alice",
@@ -85,3 +86,54 @@ class EncodingTests(SynchronousTestCase):
         older["min_broker_id"] = 0
         member = decode_member(json.dumps(older).encode(), "m-1")
         self.assertEqual(member, Member("old", "h", 1, 2, 0, None, 0.0, "m-1"))
+
+
+class ListenerTests(SynchronousTestCase):
+    """Each member carries its listeners; an older node's member has one, DEFAULT."""
+
+    TWO = Member(
+        node_name="carol",
+        host="gw-c.internal",
+        port_start=7000,
+        port_count=4,
+        min_broker_id=1,
+        listeners=(
+            AdvertisedListener("INTERNAL", "gw-c.internal", 7000, 4),
+            AdvertisedListener("EXTERNAL", "kafka.example.com", 9000, 8),
+        ),
+    )
+
+    def test_round_trip_with_listeners(self) -> None:
+        data = encode_member(self.TWO)
+        self.assertEqual(decode_member(data, "m"), replace(self.TWO, member_id="m"))
+        self.assertEqual(decode_roster(encode_roster([self.TWO, ALICE])), [ALICE, self.TWO])
+
+    def test_ports_per_listener(self) -> None:
+        self.assertEqual(self.TWO.port_for(2), 7001)  # the first listener's
+        self.assertEqual(self.TWO.port_for(2, "INTERNAL"), 7001)
+        self.assertEqual(self.TWO.port_for(8, "EXTERNAL"), 9007)
+        self.assertIsNone(self.TWO.port_for(8, "INTERNAL"))  # off its 4 ports
+        self.assertIsNone(self.TWO.port_for(2, "DEFAULT"))  # no such listener
+        self.assertEqual(self.TWO.listener("EXTERNAL"), self.TWO.listeners[1])
+
+    def test_an_older_member_has_one_listener_default(self) -> None:
+        """What an older node sent (no listeners key) reads as its host and ports, DEFAULT."""
+        older = {k: v for k, v in ALICE.to_json().items() if k != "listeners"}
+        member = decode_member(json.dumps(older).encode(), "m-1")
+        self.assertEqual(member.listeners, ())
+        self.assertEqual(
+            member.every_listener(), (AdvertisedListener("DEFAULT", "gw-a.example", 19092, 3),)
+        )
+        self.assertEqual(member.port_for(2, "DEFAULT"), 19093)
+        self.assertIsNone(member.port_for(2, "EXTERNAL"))
+
+    def test_an_older_node_reads_the_first_listener(self) -> None:
+        """The top-level host and ports an older node reads are the first listener's."""
+        raw = json.loads(encode_member(self.TWO))
+        self.assertEqual(
+            (raw["host"], raw["port_start"], raw["port_count"]), ("gw-c.internal", 7000, 4)
+        )
+        self.assertEqual(
+            raw["listeners"][1],
+            {"name": "EXTERNAL", "host": "kafka.example.com", "port_start": 9000, "port_count": 8},
+        )

@@ -6,9 +6,10 @@ Kafka protocol (kafka-python's own classes) over in-memory connections.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import cast
 
 from twisted.internet.task import Clock
-from twisted.logger import LogEvent, formatEvent, globalLogPublisher
+from twisted.logger import ILogObserver, LogEvent, formatEvent, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
 from kgateway.cluster.kafka_client import KafkaRequestError
@@ -27,8 +28,8 @@ class TopicTestCase(SynchronousTestCase):
         self.clock = Clock()
         self.changes: list[dict[bytes, bytes]] = []
         self.events: list[LogEvent] = []
-        globalLogPublisher.addObserver(self.events.append)
-        self.addCleanup(globalLogPublisher.removeObserver, self.events.append)
+        globalLogPublisher.addObserver(cast(ILogObserver, self.events.append))
+        self.addCleanup(globalLogPublisher.removeObserver, cast(ILogObserver, self.events.append))
 
     def logs(self) -> str:
         return "\n".join(formatEvent(e) for e in self.events)
@@ -223,7 +224,7 @@ class WriterTests(TopicTestCase):
         self.broker.topics[TOPIC] = []
         writer = self.writer()
         self.broker.produce_error = NOT_LEADER_OR_FOLLOWER
-        failure = self.failureResultOf(self.produce(writer, b"a", b"1"), KafkaRequestError)  # type: ignore[arg-type]
+        failure = self.failureResultOf(self.produce(writer, b"a", b"1"), KafkaRequestError)
         self.assertEqual(failure.value.error_code, NOT_LEADER_OR_FOLLOWER)
         self.assertIn(f"cannot write to {TOPIC}: error 6", str(failure.value))
         self.successResultOf(self.produce(writer, b"a", b"1"))  # type: ignore[arg-type]
@@ -267,12 +268,12 @@ class WriterTests(TopicTestCase):
 
     def test_a_missing_topic_is_not_created(self) -> None:
         writer = self.writer()
-        failure = self.failureResultOf(self.produce(writer, b"a", b"1"), KafkaRequestError)  # type: ignore[arg-type]
+        failure = self.failureResultOf(self.produce(writer, b"a", b"1"), KafkaRequestError)
         self.assertIn("no leader for", str(failure.value))
         self.assertEqual(self.broker.created, {})
 
     def test_no_broker(self) -> None:
         self.broker.refusing = True
         writer = self.writer()
-        failure = self.failureResultOf(self.produce(writer, b"a", b"1"), KafkaRequestError)  # type: ignore[arg-type]
+        failure = self.failureResultOf(self.produce(writer, b"a", b"1"), KafkaRequestError)
         self.assertEqual(str(failure.value), "no broker answered")

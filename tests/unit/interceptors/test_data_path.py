@@ -5,6 +5,7 @@ interceptors that answer at once, later, or change the message.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from kafka.protocol.producer import ProduceRequest, ProduceResponse
@@ -62,21 +63,24 @@ class Recorder:
 
     def on_request(self, call: RequestCall) -> HookResult:
         self.seen.append(("request", call.api_key, call.correlation_id))
-        return self.decide(call)  # type: ignore[no-any-return]
+        return self.decide(call)
 
     def on_response(self, call: ResponseCall) -> HookResult:
         self.seen.append(("response", call.api_key, call.correlation_id))
-        return self.decide(call)  # type: ignore[no-any-return]
+        return self.decide(call)
 
     def stop(self) -> None:
         self.stopped = True
+
+    def made(self, config: Mapping[str, Any], context: InterceptorContext) -> Recorder:
+        """The plugin's factory: this recorder, whatever the config."""
+        return self
 
 
 def interceptor_set(clock: Clock, *named: tuple[str, int, Recorder, Any]) -> InterceptorSet:
     """An InterceptorSet running the given recorders (name, priority, recorder, scope)."""
     plugins = {
-        name: InterceptorPlugin(name, "test", lambda config, context, r=recorder: r)
-        for name, _, recorder, _ in named
+        name: InterceptorPlugin(name, "test", recorder.made) for name, _, recorder, _ in named
     }
     interceptors = InterceptorSet(plugins, lambda name: InterceptorContext(clock, name))
     interceptors.apply(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from twisted.internet.task import Clock
@@ -17,8 +18,8 @@ from kgateway.interceptors.api import (
     InvalidConfig,
 )
 from kgateway.interceptors.plugin import InterceptorPlugin
-from kgateway.interceptors.registry import InterceptorSet, discover_plugins
-from kgateway.interceptors.spec import InterceptorSpec
+from kgateway.interceptors.registry import MAX_CACHED_KEYS, InterceptorSet, discover_plugins
+from kgateway.interceptors.spec import InterceptorSpec, Scope
 from kgateway.plugins import kgateway_builtins
 
 
@@ -155,3 +156,74 @@ class MetricsTests(SynchronousTestCase):
             '{decision="denied",interceptor="s",plugin="stub"} 2.0',
             text,
         )
+
+
+class ScopeDecisionTests(SynchronousTestCase):
+    """A connection's scope is judged once per client id and username, not per request."""
+
+    def setUp(self) -> None:
+        self.set = InterceptorSet(
+            {"stub": InterceptorPlugin("stub", "d", Stub)},
+            lambda name: InterceptorContext(Clock(), name),
+        )
+        self.set.apply(
+            [
+                spec("apps", scope={"clientId": "app-.*"}, config={"requests": [0, 3]}),
+                spec("alice", scope={"username": "alice"}, config={"requests": [0]}),
+                spec("all", config={"requests": [0]}),
+            ]
+        )
+        self.judged: list[str] = []
+        original = Scope.applies_to
+
+        def counting(scope: Scope, client: ClientInfo) -> bool:
+            self.judged.append(json.dumps(scope.to_json()))
+            return original(scope, client)
+
+        self.patch(Scope, "applies_to", counting)
+
+    def names(self, chain: tuple[Any, ...]) -> list[str]:
+        return [active.name for active in chain]
+
+    def test_judged_once_per_connection(self) -> None:
+        """A thousand requests and responses: each scope matched once."""
+        client = ClientInfo("h:1", 1, client_id="app-1")
+        for _ in range(1000):
+            self.assertEqual(self.names(self.set.for_request(0, client)), ["all", "apps"])
+            self.assertEqual(self.names(self.set.for_request(3, client)), ["apps"])
+            self.set.for_response(0, client)
+        self.assertEqual(len(self.judged), 3)
+
+    def test_each_connection_judged_for_itself(self) -> None:
+        one = ClientInfo("h:1", 1, client_id="app-1")
+        other = ClientInfo("h:2", 1, client_id="batch")
+        self.assertEqual(self.names(self.set.for_request(0, one)), ["all", "apps"])
+        self.assertEqual(self.names(self.set.for_request(0, other)), ["all"])
+        self.assertEqual(len(self.judged), 6)
+
+    def test_judged_again_when_the_username_arrives(self) -> None:
+        """A SASL login after the first requests brings the username's interceptors in."""
+        client = ClientInfo("h:1", 1, client_id="x")
+        self.assertEqual(self.names(self.set.for_request(0, client)), ["all"])
+        client.username = "alice"
+        self.assertEqual(self.names(self.set.for_request(0, client)), ["alice", "all"])
+        self.set.for_request(0, client)
+        self.assertEqual(len(self.judged), 6)
+
+    def test_judged_again_after_a_change(self) -> None:
+        """A new configuration makes every connection's decision stale."""
+        client = ClientInfo("h:1", 1, client_id="app-1")
+        self.set.for_request(0, client)
+        self.set.apply([spec("apps", scope={"clientId": "other"}, config={"requests": [0]})])
+        self.assertEqual(self.names(self.set.for_request(0, client)), [])
+        self.set.stop()
+        self.assertEqual(self.set.for_request(0, client), ())
+
+    def test_bounded_per_connection(self) -> None:
+        """However many keys a connection asks about, its table stays bounded."""
+        client = ClientInfo("h:1", 1, client_id="app-1")
+        for key in range(5000):
+            self.set.for_request(key, client)
+        self.assertLessEqual(len(client.scope_decision.requests), MAX_CACHED_KEYS)
+        self.assertEqual(self.names(self.set.for_request(4999, client)), [])
+        self.assertEqual(self.names(self.set.for_request(3, client)), ["apps"])

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from twisted.trial.unittest import SynchronousTestCase
 
 from kgateway.interceptors.api import ClientInfo, InvalidConfig
@@ -44,7 +47,7 @@ class SpecTests(SynchronousTestCase):
             "priority must be an integer": {"name": "a", "plugin": "p", "priority": True},
             "config must be a JSON object": {"name": "a", "plugin": "p", "config": [1]},
             "scope must be": {"name": "a", "plugin": "p", "scope": "everyone"},
-            "not both": {"name": "a", "plugin": "p", "scope": {"clientId": "x", "username": "y"}},
+            "not more": {"name": "a", "plugin": "p", "scope": {"clientId": "x", "username": "y"}},
             "is not a regular expression": {"name": "a", "plugin": "p", "scope": {"clientId": "("}},
         }
         for expected, raw in cases.items():
@@ -87,7 +90,7 @@ class OptionsTests(SynchronousTestCase):
         options.done()
 
     def test_errors(self) -> None:
-        cases = [
+        cases: list[tuple[Callable[[Options], object], dict[str, Any], str]] = [
             (lambda o: o.integer("n", minimum=1), {"n": 0}, "config.n must be >= 1, got 0"),
             (lambda o: o.integer("n"), {"n": "ten"}, "config.n must be an integer, got 'ten'"),
             (lambda o: o.integer("n"), {}, "config.n is required"),
@@ -111,3 +114,32 @@ class OptionsTests(SynchronousTestCase):
         self.assertEqual(
             str(e.exception), "unknown config key(s) maxPartitons; known: maxPartitions"
         )
+
+
+class PrincipalScopeTests(SynchronousTestCase):
+    """{"principal": subject or regex}: a TLS client certificate's subject."""
+
+    def client(self, principal: str | None) -> ClientInfo:
+        return ClientInfo("10.0.0.7:5000", 1, principal=principal)
+
+    def test_exact_subject(self) -> None:
+        scope = Scope.parse({"principal": "CN=app-1,O=acme"})
+        self.assertTrue(scope.applies_to(self.client("CN=app-1,O=acme")))
+        self.assertFalse(scope.applies_to(self.client("CN=app-10,O=acme")))
+        self.assertFalse(scope.applies_to(self.client(None)))
+        self.assertEqual(scope.to_json(), {"principal": "CN=app-1,O=acme"})
+
+    def test_regex_matches_the_whole_subject(self) -> None:
+        scope = Scope.parse({"principal": "CN=app-[0-9]+,O=acme"})
+        self.assertTrue(scope.applies_to(self.client("CN=app-12,O=acme")))
+        self.assertFalse(scope.applies_to(self.client("CN=app-12,O=acme,C=DE")))
+
+    def test_subject_with_regex_characters_matches_itself(self) -> None:
+        subject = "CN=a+UID=1\\,2,O=(acme"
+        scope = Scope.parse({"principal": subject})
+        self.assertTrue(scope.applies_to(self.client(subject)))
+
+    def test_bad_shapes(self) -> None:
+        for raw in ({"principal": ""}, {"principal": 3}, {"principal": "x", "clientId": "y"}):
+            with self.assertRaises(InvalidConfig):
+                Scope.parse(raw)

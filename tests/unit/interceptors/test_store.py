@@ -7,9 +7,10 @@ reach the topic; a new node reads everything.
 from __future__ import annotations
 
 import json
+from typing import cast
 
 from twisted.internet.task import Clock
-from twisted.logger import LogEvent, formatEvent, globalLogPublisher
+from twisted.logger import ILogObserver, LogEvent, formatEvent, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
 from kgateway.interceptors.api import InterceptorContext, InvalidConfig
@@ -106,8 +107,8 @@ class StoreTests(SynchronousTestCase):
 
     def test_an_undecodable_value_is_logged_once_and_ignored(self) -> None:
         events: list[LogEvent] = []
-        globalLogPublisher.addObserver(events.append)
-        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        globalLogPublisher.addObserver(cast(ILogObserver, events.append))
+        self.addCleanup(globalLogPublisher.removeObserver, cast(ILogObserver, events.append))
         self.topic.produce(self.topic.name, b"junk", b"{not json")
         self.topic.produce(self.topic.name, b"wrong-key", IDS.encode())
         self.successResultOf(self.a.store.put(IDS))

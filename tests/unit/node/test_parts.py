@@ -5,24 +5,34 @@ share the node's one link to Kafka, on a MemoryReactorClock.
 
 from __future__ import annotations
 
-from typing import Any
+from pathlib import Path
+from typing import Any, cast
 
 from prometheus_client import CollectorRegistry
 from treq.testing import StubTreq
 from twisted.internet.address import IPv4Address
 from twisted.internet.protocol import Factory, Protocol
-from twisted.internet.testing import MemoryReactorClock, StringTransport
+from twisted.internet.testing import StringTransport
+from twisted.logger import ILogObserver, LogEvent, formatEvent, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 
 from kgateway.api.server import AdminApiService
 from kgateway.cluster.topics import CompactedTopicReader
 from kgateway.config import AdminUser, Settings
-from kgateway.interfaces import BrokerInfo, ConnectionView, IAddressPlanner, INodeView, Member
+from kgateway.interfaces import (
+    AdvertisedListener,
+    BrokerInfo,
+    ConnectionView,
+    IAddressPlanner,
+    INodeView,
+    Member,
+)
 from kgateway.net import HostPort
 from kgateway.node.parts import build_parts
-from kgateway.routing.ports import PortPlan
+from tests.unit.node.reactors import NodeMemoryReactor
 from tests.unit.relay.fakes import metadata_response
+from tests.unit.security.certificates import CertificateAuthority
 
 BOOT = (HostPort("10.0.0.1", 9092), HostPort("10.0.0.2", 9092))
 USER = AdminUser("ops", "pw", admin=True)
@@ -67,7 +77,7 @@ class StoppingNode:
     def roster(self) -> list[Member]:
         return []
 
-    def planner(self) -> IAddressPlanner | None:
+    def planner(self, listener: str | None = None) -> IAddressPlanner | None:
         return None
 
     def connections(self) -> list[ConnectionView]:
@@ -76,7 +86,7 @@ class StoppingNode:
 
 class BuildPartsTests(SynchronousTestCase):
     def setUp(self) -> None:
-        self.reactor = MemoryReactorClock()
+        self.reactor = NodeMemoryReactor()
         self.registry = CollectorRegistry()
         self.parts = build_parts(settings(), self.reactor, self.registry)
 
@@ -84,6 +94,7 @@ class BuildPartsTests(SynchronousTestCase):
         """The first connection the reactor was asked for answers a Metadata request."""
         host, port, factory, _, _ = self.reactor.tcpClients[0]
         broker = factory.buildProtocol(IPv4Address("TCP", host, port))
+        assert broker is not None
         broker.makeConnection(StringTransport())
         broker.dataReceived(metadata_response(1, brokers))
 
@@ -133,11 +144,14 @@ class BuildPartsTests(SynchronousTestCase):
         """The interceptors topic is created compacted; interceptors' own topics are not."""
         configurations, interceptor_records = self.parts.writers
         self.assertIsNone(configurations.finder.create)  # the reader creates it
-        reader = self.parts.interceptor_store.reader  # type: ignore[attr-defined]
+        reader = self.parts.interceptor_store.reader
+        assert isinstance(reader, CompactedTopicReader)
         self.assertEqual(reader.topic, "_kgateway_prod_interceptors")
         self.assertEqual(reader.interval_seconds, 0.5)
+        create = reader.finder.create
+        assert create is not None
         self.assertEqual(
-            (reader.finder.create.what, reader.finder.create.compacted),
+            (create.what, create.compacted),
             ("interceptors topic", True),
         )
         create = interceptor_records.finder.create
@@ -152,12 +166,16 @@ class BuildPartsTests(SynchronousTestCase):
         self.assertIsNone(license.finder.create)  # membership creates it
 
     def test_membership_describes_this_node_with_its_port_plan(self) -> None:
-        membership = self.parts.membership(PortPlan(7000, 4, 1))
+        internal = AdvertisedListener("INTERNAL", "gw.test", 7000, 4)
+        external = AdvertisedListener("EXTERNAL", "gw.example.com", 9000, 4)
+        membership = self.parts.membership([internal, external], 1)
         me = membership.myself
+        # The first listener's host and ports are the member's own (an older node reads them).
         self.assertEqual(
             (me.host, me.port_start, me.port_count, me.min_broker_id, me.rack),
             ("gw.test", 7000, 4, 1, "a"),
         )
+        self.assertEqual(me.listeners, (internal, external))
         self.assertTrue(me.node_name.startswith("gw.test:7000#"))
         self.assertEqual(membership.roster, [me])
         self.assertFalse(membership.is_member)
@@ -167,7 +185,8 @@ class BuildPartsTests(SynchronousTestCase):
         assert factory is not None
         api = factory(StoppingNode(), lambda: None)
         self.assertIsInstance(api, AdminApiService)
-        http = StubTreq(api.site.resource)
+        # (StubTreq sets treq's functions on itself at run time, unseen by mypy.)
+        http: Any = StubTreq(api.site.resource)
         ready = self.successResultOf(http.get("http://gw.test:8888/health/ready"))
         self.assertEqual(ready.code, 503)
         self.assertIn(b"the node is shutting down", self.successResultOf(ready.content()))
@@ -185,3 +204,48 @@ class BuildPartsTests(SynchronousTestCase):
         names = {family.name for family in registry.collect()}
         self.assertIn("python_info", names)
         self.assertIs(self.parts.registry, self.registry)
+
+
+class BrokerSecurityPartsTests(SynchronousTestCase):
+    """issue 13: the broker side's TLS and login reach the link and the relay's connector."""
+
+    def test_tls_and_login(self) -> None:
+        folder = Path(self.mktemp())
+        folder.mkdir()
+        ca = CertificateAuthority.make().write_pem(folder / "ca.pem")
+        loaded = Settings.load(
+            {
+                "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9093",
+                "KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+                "GATEWAY_SECURITY_PROTOCOL": "SASL_PLAINTEXT",
+                "KAFKA_SSL_TRUSTSTORE_LOCATION": str(ca),
+                "KAFKA_SASL_MECHANISM": "PLAIN",
+                "KAFKA_SASL_JAAS_CONFIG": "org.apache.kafka.common.security.plain."
+                'PlainLoginModule required username="gw" password="pw";',
+                "KAFKA_SSL_KEYSTORE_CERTIFICATE_CHAIN": "-----BEGIN ...",
+                "GATEWAY_ADMIN_API_USERS": '[{"username": "ops", "password": "pw"}]',
+            },
+            {},
+        )
+        events: list[LogEvent] = []
+        observer = cast(ILogObserver, events.append)
+        globalLogPublisher.addObserver(observer)
+        self.addCleanup(globalLogPublisher.removeObserver, observer)
+        reactor = NodeMemoryReactor()
+        parts = build_parts(loaded, reactor, CollectorRegistry())
+        self.assertIs(parts.kafka.tls, loaded.broker_security.tls)
+        assert parts.kafka.login is not None
+        self.assertEqual(parts.kafka.login.settings, loaded.broker_security.sasl)
+        self.assertIn(
+            "KAFKA_SSL_KEYSTORE_CERTIFICATE_CHAIN (ssl.keystore.certificate.chain) is not a "
+            "setting kgateway reads; it is ignored",
+            [formatEvent(e) for e in events],
+        )
+        # The relay's connector: its first bytes on the wire are a TLS ClientHello.
+        parts.connect(HostPort("127.0.0.1", 9093), Factory.forProtocol(Protocol))
+        host, port, factory, _, _ = reactor.tcpClients[-1]
+        wire = StringTransport()
+        protocol = factory.buildProtocol(IPv4Address("TCP", host, port))
+        assert protocol is not None
+        protocol.makeConnection(wire)
+        self.assertEqual(wire.value()[:1], b"\x16")  # a TLS handshake record

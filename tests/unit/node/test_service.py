@@ -13,21 +13,22 @@ from twisted.application.service import Service
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.error import CannotListenError, ConnectionRefusedError
 from twisted.internet.protocol import Factory, Protocol
-from twisted.internet.testing import MemoryReactorClock
 from twisted.trial.unittest import SynchronousTestCase
+from zope.interface import implementer
 
 from kgateway.api.status import NodeStatus
 from kgateway.cluster.brokers import BrokerDirectory
 from kgateway.cluster.link import KafkaLink
 from kgateway.cluster.roster import Member
 from kgateway.config import Settings
-from kgateway.interfaces import BrokerInfo
+from kgateway.interfaces import BrokerInfo, IMembership
 from kgateway.net import HostPort
 from kgateway.node.parts import NodeParts, build_parts
 from kgateway.node.service import GatewayNode
 from kgateway.relay.client_protocol import ClientConnectionFactory
 from kgateway.routing.ports import PortPlan
-from kgateway.routing.router import Accepted
+from kgateway.routing.router import Accepted, Route
+from tests.unit.node.reactors import NodeMemoryReactor
 from tests.unit.relay.fakes import (
     ClientSide,
     FakeBrokers,
@@ -51,7 +52,7 @@ class StoppablePort:
         return succeed(None)
 
 
-class RecordingReactor(MemoryReactorClock):
+class RecordingReactor(NodeMemoryReactor):
     """MemoryReactorClock whose ports record stopListening."""
 
     def __init__(self) -> None:
@@ -98,9 +99,11 @@ def make_node(
         build_parts(settings, reactor),
         directory=fake_directory(settings, reactor, fetch),
         connect=upstream.connect,
-        membership=lambda plan: FakeMembership(plan, settings),
+        membership=lambda listeners, low: FakeMembership(
+            PortPlan(listeners[0].port_start, listeners[0].port_count, low), settings
+        ),
         license=Service(),
-        interceptor_store=FakeStore(),
+        interceptor_store=FakeStore(),  # type: ignore[arg-type]
     )
     return GatewayNode(settings, parts, reactor), reactor, fetch, upstream
 
@@ -108,8 +111,9 @@ def make_node(
 def routed_broker(node: GatewayNode, port: int) -> int:
     """The broker id the node's router gives a connection on C{port}."""
     assert node.factory is not None
-    route = node.factory.router.route(Accepted("10.0.0.7:50000", port))
-    return int(route.result.broker_id)
+    routes: list[Route] = []
+    node.factory.router.route(Accepted("10.0.0.7:50000", port)).addCallback(routes.append)
+    return int(routes[0].broker_id)
 
 
 class FakeStore(Service):
@@ -132,6 +136,7 @@ class FakeStore(Service):
         self.waiting.callback(None)
 
 
+@implementer(IMembership)
 class FakeMembership:
     """Stands in for the gateway group: this node alone, started and stopped on request."""
 
@@ -320,7 +325,7 @@ class InterceptorLoadingTests(SynchronousTestCase):
             "has not read the interceptors topic _kgateway_gateway_interceptors yet",
             NodeStatus(node.settings, node).readiness(),
         )
-        node.parts.interceptor_store.finish_loading()  # type: ignore[attr-defined]
+        node.parts.interceptor_store.finish_loading()
         self.successResultOf(node.listening)
         self.assertNotEqual(reactor.tcpServers, [])
         self.assertFalse(
@@ -346,7 +351,7 @@ class ClusterModeTests(SynchronousTestCase):
         membership = node.membership
         assert membership is not None
         self.assertTrue(membership.started)  # type: ignore[attr-defined]
-        membership.roster = [  # type: ignore[misc]
+        membership.roster = [
             Member("other", "gw-b.example", 8000, 3, 1, rack="a"),
         ]
         planner = node.planner()

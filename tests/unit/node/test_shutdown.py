@@ -7,7 +7,7 @@ from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 
-from kgateway.interfaces import IRelayedConnection
+from kgateway.interfaces import ConnectionView, IRelayedConnection
 from kgateway.node.shutdown import drain_broker_by_broker
 from tests.unit.relay.fakes import catch_logs
 
@@ -30,6 +30,9 @@ class FakeConnection:
 
     def when_closed(self) -> Deferred[None]:
         return self.closed
+
+    def view(self) -> ConnectionView:
+        raise NotImplementedError("the drain never asks for a connection's view")
 
 
 class DrainTests(SynchronousTestCase):

@@ -110,8 +110,13 @@ def with_unknown_tags(
     return encode_response(message, message.header.correlation_id, version)
 
 
-def metadata_response(version: int, broker_ids: Sequence[int] = (1, 2, 3, OFF_PLAN)) -> bytes:
-    """A Metadata response naming these brokers, with a topic led by broker 7."""
+def metadata_response(
+    version: int, broker_ids: Sequence[int] = (1, 2, 3, OFF_PLAN), extra_topics: int = 0
+) -> bytes:
+    """
+    A Metadata response naming these brokers, with a topic led by broker 7
+    (and C{extra_topics} more of three partitions each, for size).
+    """
     cls = MetadataResponse[version]
     broker = cls.MetadataResponseBroker
     topic = cls.MetadataResponseTopic
@@ -152,6 +157,27 @@ def metadata_response(version: int, broker_ids: Sequence[int] = (1, 2, 3, OFF_PL
                 ],
             ),
             topic(error_code=3, name="missing", topic_id=None, is_internal=False, partitions=[]),
+            *(
+                topic(
+                    error_code=0,
+                    name=f"topic-{t}",
+                    topic_id=uuid.UUID(int=t + 1),
+                    is_internal=False,
+                    partitions=[
+                        partition(
+                            error_code=0,
+                            partition_index=p,
+                            leader_id=1 + (t + p) % 3,
+                            leader_epoch=t,
+                            replica_nodes=[1, 2, 3],
+                            isr_nodes=[1, 2, 3],
+                            offline_replicas=[],
+                        )
+                        for p in range(3)
+                    ],
+                )
+                for t in range(extra_topics)
+            ),
         ],
         error_code=0,
     )

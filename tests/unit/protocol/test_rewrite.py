@@ -10,14 +10,21 @@ anywhere in the bytes.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from kafka.protocol.admin import DescribeClusterResponse
 from kafka.protocol.api_key import ApiKey
 from kafka.protocol.metadata import ApiVersionsResponse, FindCoordinatorResponse, MetadataResponse
-from twisted.logger import globalLogPublisher
+from twisted.logger import ILogObserver, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
+from kgateway.protocol.codec import (
+    address_fields,
+    decode_response,
+    encode_response,
+    field_paths,
+    tagged_address_fields,
+)
 from kgateway.protocol.error_codes import ErrorCode
 from kgateway.protocol.rewrite import (
     rewrite_api_versions,
@@ -52,7 +59,7 @@ class RewriteTestCase(SynchronousTestCase):
 
     def setUp(self) -> None:
         self.events: list[dict[str, Any]] = []
-        observer = self.events.append
+        observer = cast(ILogObserver, self.events.append)
         globalLogPublisher.addObserver(observer)
         self.addCleanup(globalLogPublisher.removeObserver, observer)
 
@@ -151,6 +158,114 @@ class MetadataTests(RewriteTestCase):
                 lambda m: [*m.brokers, m.topics[0], m.topics[0].partitions[1]],
                 expect_nested=3 + 2,
             )
+
+
+def _full_rewrite(cls: Any, frame: bytes, version: int, change: Callable[[Any], None]) -> bytes:
+    """What the gateway did before the leading-fields rewrite: decode all, change, encode all."""
+    message = decode_response(cls, frame, version)
+    change(message)
+    return encode_response(message, message.header.correlation_id, version)
+
+
+class LeadingFieldsTests(RewriteTestCase):
+    """
+    Only the fields up to the broker list are decoded; the rest goes on as bytes.
+
+    The output must be byte for byte what decoding, rewriting and encoding
+    the whole response gave, at every version, topics or not, tags or not.
+    """
+
+    def test_metadata_equals_full_rewrite(self) -> None:
+        """Metadata with 200 topics: the same bytes as the whole-message rewrite."""
+        for version in range(MetadataResponse.max_version + 1):
+            frame = metadata_response(version, extra_topics=200)
+            if version >= 9:
+                frame = with_unknown_tags(
+                    MetadataResponse,
+                    frame,
+                    version,
+                    lambda m: [m.brokers[0], m.topics[5], m.topics[5].partitions[1]],
+                )
+
+            def change(message: Any) -> None:
+                message.brokers = _at_gateway(message.brokers, "node_id")
+
+            expected = _full_rewrite(MetadataResponse, frame, version, change)
+            got = rewrite_metadata(frame, version, mapper().mapping())
+            self.assertEqual(got, expected, f"v{version}")
+            # The topics are the broker's own bytes, not an encoding of them.
+            topics_at = len(frame) - frame.find(b"orders") + 8
+            self.assertEqual(got[-topics_at:], frame[-topics_at:], f"v{version}")
+
+    def test_describe_cluster_equals_full_rewrite(self) -> None:
+        """DescribeCluster: brokers mid-message; the operations after them are kept."""
+        for version in range(DescribeClusterResponse.max_version + 1):
+            for frame in (
+                describe_cluster_response(version),
+                with_unknown_tags(
+                    DescribeClusterResponse,
+                    describe_cluster_response(version),
+                    version,
+                    lambda m: m.brokers,
+                ),
+            ):
+
+                def change(message: Any) -> None:
+                    message.brokers = _at_gateway(message.brokers, "broker_id")
+
+                expected = _full_rewrite(DescribeClusterResponse, frame, version, change)
+                got = rewrite_describe_cluster(frame, version, mapper().mapping())
+                self.assertEqual(got, expected, f"v{version}")
+
+    def test_find_coordinator_equals_full_rewrite(self) -> None:
+        """FindCoordinator: every version, single and batched."""
+        for version in range(FindCoordinatorResponse.max_version + 1):
+            frame = find_coordinator_response(version, node_id=2)
+            if version >= 3:
+                frame = with_unknown_tags(
+                    FindCoordinatorResponse,
+                    frame,
+                    version,
+                    (lambda m: m.coordinators) if version >= 4 else (lambda m: []),
+                )
+
+            def change(message: Any, version: int = version) -> None:
+                items = message.coordinators if version >= 4 else [message]
+                for item in items:
+                    if item.node_id in IN_PLAN:
+                        item.host, item.port = GATEWAY_HOST, gateway_port(item.node_id)
+                    elif item.node_id >= 0:
+                        item.error_code = ErrorCode.COORDINATOR_NOT_AVAILABLE
+                        item.node_id, item.host, item.port = -1, "", -1
+
+            expected = _full_rewrite(FindCoordinatorResponse, frame, version, change)
+            got = rewrite_find_coordinator(frame, version, mapper().mapping())
+            self.assertEqual(got, expected, f"v{version}")
+
+    def test_addresses_are_all_in_the_decoded_fields(self) -> None:
+        """
+        Every broker address of these responses lies in the fields decoded
+        (Metadata: C{brokers} only, v0-13; no KIP-951 tagged endpoints), so
+        the bytes passed on carry none.
+        """
+        for cls in (MetadataResponse, FindCoordinatorResponse, DescribeClusterResponse):
+            for version in range(cls.max_version + 1):
+                decoded = {field.name for field in address_fields(cls, version)}
+                ports = [p for p in field_paths(cls, version) if p.rsplit(".", 1)[-1] == "port"]
+                self.assertTrue(ports, f"{cls.name} v{version}")
+                for path in ports:
+                    self.assertIn(path.split(".", 1)[0], decoded, f"{cls.name} v{version}")
+                self.assertEqual(tagged_address_fields(cls, version), [], f"{cls.name} v{version}")
+        for version in range(MetadataResponse.max_version + 1):
+            ports = [p for p in field_paths(MetadataResponse, version) if p.endswith("port")]
+            self.assertEqual(ports, ["brokers.port"], f"v{version}")
+            self.assertEqual(address_fields(MetadataResponse, version)[-1].name, "brokers")
+
+    def test_truncated_brokers_fail(self) -> None:
+        """A frame cut inside the broker list is an error for the relay, not a guess."""
+        frame = metadata_response(12)
+        with self.assertRaises(ValueError):
+            rewrite_metadata(frame[:30], 12, mapper().mapping())
 
 
 class FindCoordinatorTests(RewriteTestCase):
@@ -331,6 +446,17 @@ class ApiVersionsTests(RewriteTestCase):
                 [(18, 0, REVIEWED[ApiKey.ApiVersions].max_version)],
             )
             self.assertEqual(len(out), 4 + 4 + 2 + 4 + 6)
+
+    def test_invalid_request_passes_as_sent(self) -> None:
+        """
+        INVALID_REQUEST (a bad client software name) is encoded at the version
+        asked, not v0: it goes on as the very same bytes, so the client reads
+        the broker's error instead of losing the connection.
+        """
+        for version in range(ApiVersionsResponse.max_version + 1):
+            frame = api_versions_response(version, [], error_code=ErrorCode.INVALID_REQUEST)
+            self.assertIs(rewrite_api_versions(frame, version, mapper().mapping()), frame)
+        self.assertEqual(ErrorCode.INVALID_REQUEST, 42)
 
     def test_unknown_tags(self) -> None:
         """Flexible versions keep unknown tags: top level, api key and feature entries."""

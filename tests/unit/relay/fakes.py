@@ -20,13 +20,14 @@ from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.error import ConnectionRefusedError
 from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.testing import StringTransportWithDisconnection
-from twisted.logger import formatEvent, globalLogPublisher
-from twisted.trial.unittest import TestCase
-from zope.interface import implementer
+from twisted.logger import ILogObserver, formatEvent, globalLogPublisher
+from twisted.trial.unittest import SynchronousTestCase
+from zope.interface import implementer, provider
 
 from kgateway.net import HostPort
 from kgateway.protocol.codec import encode_response
 from kgateway.protocol.framing import FrameReader
+from kgateway.relay.client_protocol import ClientConnectionFactory
 from kgateway.routing.router import Accepted, IRouter, NoRoute, Route
 
 CLIENT_ID = "test-client"
@@ -203,6 +204,7 @@ class FakeBrokers:
     def _open(self, endpoint: HostPort, factory: Factory) -> BrokerSide:
         address = IPv4Address("TCP", endpoint.host, endpoint.port)
         protocol = factory.buildProtocol(address)
+        assert isinstance(protocol, Protocol), "the factory refused the connection"
         side = BrokerSide(endpoint, protocol, connected_transport(protocol, address))
         self.opened.append(side)
         return side
@@ -270,11 +272,13 @@ class ClientSide:
 
     def __init__(
         self,
-        factory: Factory,
+        factory: ClientConnectionFactory | None,
         port: int = 50000,
         transport: StringTransportWithDisconnection | None = None,
         gateway_port: int = 7001,
     ) -> None:
+        # (None is a node's factory before it listens: no client can connect to that.)
+        assert factory is not None, "the node is not listening"
         address = IPv4Address("TCP", "10.0.0.7", port)
         self.wire = factory.buildProtocol(address)
         if transport is None:
@@ -305,10 +309,11 @@ class ClientSide:
 # Logs ---------------------------------------------------------------------------
 
 
-def catch_logs(case: TestCase) -> Callable[[], list[str]]:
+def catch_logs(case: SynchronousTestCase) -> Callable[[], list[str]]:
     """Record log events until the test ends; return a function giving them as text."""
     events: list[dict[str, Any]] = []
 
+    @provider(ILogObserver)
     def observer(event: dict[str, Any]) -> None:
         events.append(event)
 

@@ -48,9 +48,9 @@ class SlowReaderTransport(StringTransportWithDisconnection):
 
     def peer_reads(self) -> bytes:
         """The peer reads everything buffered; a paused producer resumes."""
-        data = self.value()
+        data: bytes = self.value()
         self.clear()
-        if self.paused_producer:
+        if self.paused_producer and self.producer is not None:
             self.paused_producer = False
             self.producer.resumeProducing()
         return data
@@ -95,9 +95,11 @@ class BackpressureTests(SynchronousTestCase):
             (client.transport, broker.transport),
         ):
             self.assertEqual(other.producerState, "producing")
-            full.producer.pauseProducing()
+            producer = full.producer
+            assert producer is not None
+            producer.pauseProducing()
             self.assertEqual(other.producerState, "paused")
-            full.producer.resumeProducing()
+            producer.resumeProducing()
             self.assertEqual(other.producerState, "producing")
 
     def test_backpressure_does_not_lift_another_pause(self) -> None:
@@ -110,8 +112,10 @@ class BackpressureTests(SynchronousTestCase):
         [broker] = brokers.opened
         client.wire.core.holding.pause()
         self.assertEqual(client.transport.producerState, "paused")
-        broker.transport.producer.pauseProducing()
-        broker.transport.producer.resumeProducing()
+        producer = broker.transport.producer
+        assert producer is not None
+        producer.pauseProducing()
+        producer.resumeProducing()
         self.assertEqual(client.transport.producerState, "paused")
         client.wire.core.holding.resume()
         self.assertEqual(client.transport.producerState, "producing")
@@ -119,6 +123,7 @@ class BackpressureTests(SynchronousTestCase):
     def test_slow_client_pauses_reading_from_broker(self) -> None:
         brokers = FakeBrokers()
         client = ClientSide(make_factory(brokers), transport=SlowReaderTransport(limit=100))
+        assert isinstance(client.transport, SlowReaderTransport)
         [broker] = brokers.opened
         client.send(raw_request(71, 0, 1), raw_request(71, 0, 2))
         self.assertEqual(broker.transport.producerState, "producing")
@@ -136,6 +141,7 @@ class BackpressureTests(SynchronousTestCase):
         brokers = SlowBrokers()
         client = ClientSide(make_factory(brokers))
         [broker] = brokers.opened
+        assert isinstance(broker.transport, SlowReaderTransport)
         self.assertEqual(client.transport.producerState, "producing")
 
         requests = [list_offsets_request(cid) for cid in range(1, 10)]

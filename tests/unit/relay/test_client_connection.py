@@ -474,7 +474,7 @@ class ClosingTests(SynchronousTestCase):
 
         # A broker connection that opens after the client is gone is hung up.
         late = RecordingBrokerLeg()
-        leg.broker_ready(late, StringTransport(), FrameStream())
+        leg.broker_ready(late, StringTransport(), FrameStream())  # type: ignore[arg-type]  # close() only
         self.assertEqual(late.closed, ["client already gone"])
 
 

@@ -86,7 +86,7 @@ class StageTests(SynchronousTestCase):
         assert head is not None
         self.assertEqual(head.correlation_id, 1)
         done: list[Pending] = []
-        answers: list[bytes] = [b"one's pieces"]
+        answers: list[bytes | memoryview] = [b"one's pieces"]
         self.inflight.take_passed(done, answers)
         self.assertEqual([p.correlation_id for p in done], [1, 2, 3])
         self.assertEqual(answers, [b"one's pieces", b"two", b"three"])

@@ -345,7 +345,12 @@ class NoCycleTests(SynchronousTestCase):
         clock = Clock()
         # Holds Produce until the test decides, as an interceptor's timer would.
         decisions: list[Deferred[None]] = []
-        recorder = Recorder({0}, set(), lambda call: decisions.append(Deferred()) or decisions[-1])
+
+        def later(call: object) -> Deferred[None]:
+            decisions.append(Deferred())
+            return decisions[-1]
+
+        recorder = Recorder({0}, set(), later)
         opened: list[Any] = []
 
         def connect(endpoint: Any, factory: Any) -> Deferred[Any]:

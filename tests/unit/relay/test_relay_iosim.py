@@ -41,6 +41,7 @@ class AnsweringBroker(Protocol):
         for frame in self.reader.feed(data):
             info = request_info(frame)
             self.seen.append(info.correlation_id)
+            assert self.transport is not None
             if info.api_key == 3:
                 self.transport.write(metadata_response(info.correlation_id, CLUSTER))
             elif info.api_key == 2:
@@ -65,6 +66,7 @@ class IOSimRelayTests(SynchronousTestCase):
 
         def connect_broker(endpoint: HostPort, factory: Factory) -> Deferred[Protocol]:
             wire = factory.buildProtocol(None)
+            assert isinstance(wire, Protocol)
             pump = connect(
                 self.broker,
                 FakeTransport(self.broker, isServer=True),
@@ -107,6 +109,7 @@ class IOSimRelayTests(SynchronousTestCase):
                 sent.append(list_offsets_request(cid))
             else:
                 sent.append(produce_request(cid, acks=0))
+        assert self.client.transport is not None
         self.client.transport.write(b"".join(sent))
         self.pump()
 

@@ -158,7 +158,9 @@ class ResponseStreamingTests(SynchronousTestCase):
             fed += 65536
         self.assertEqual(broker.transport.producerState, "paused")
         self.assertLessEqual(fed, 2 * 65536)
-        self.assertEqual(client.wire.core.broker_reader.buffered, 0)
+        reader = client.wire.core.broker_reader
+        assert reader is not None
+        self.assertEqual(reader.buffered, 0)
         self.assertLessEqual(len(transport.value()), 2 * 65536)
 
     def test_streamed_response_then_local_answer(self) -> None:
@@ -185,7 +187,9 @@ class ResponseStreamingTests(SynchronousTestCase):
         answer = raw_response(1, b"z" * 5000)
         broker.protocol.dataReceived(answer[:100])
         self.assertEqual(client.transport.value(), b"")
-        self.assertEqual(client.wire.core.broker_reader.buffered, 100)
+        reader = client.wire.core.broker_reader
+        assert reader is not None
+        self.assertEqual(reader.buffered, 100)
         broker.protocol.dataReceived(answer[100:])
         self.assertEqual(seen, [len(answer)])
         self.assertEqual(client.responses(), [answer])

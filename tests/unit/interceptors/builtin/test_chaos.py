@@ -224,7 +224,7 @@ class LeaderElectionTests(SynchronousTestCase):
 class ConfigTests(SynchronousTestCase):
     def test_errors(self) -> None:
         """Bad values get one line naming the setting."""
-        cases = {
+        cases: dict[str, dict[str, Any]] = {
             "config.brokenBrokerRate must be <= 1": {"brokenBrokerRate": 1.5},
             "config.leaderElectionRate must be >= 0": {"leaderElectionRate": -0.1},
             "config.latencyMs must be a number": {"latencyMs": "slow"},

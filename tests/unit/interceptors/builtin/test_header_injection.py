@@ -235,7 +235,7 @@ class HeaderInjectionTests(SynchronousTestCase):
 
     def test_config_errors(self) -> None:
         """Each bad config gets a one-line reason naming the setting."""
-        cases = {
+        cases: dict[str, dict[str, Any]] = {
             "config.headers is required": {},
             "config.headers must be an object of strings": {"headers": {"h": 1}},
             "config.headers must name at least one header": {"headers": {}},

@@ -183,7 +183,7 @@ class RateLimitTests(SynchronousTestCase):
 
     def test_config_errors(self) -> None:
         """One line per mistake, naming the setting."""
-        cases = {
+        cases: dict[str, dict[str, Any]] = {
             "config needs produceBytesPerSecond and/or consumeBytesPerSecond": {},
             "config.produceBytesPerSecond must be >= 1": {"produceBytesPerSecond": 0},
             "config.consumeBytesPerSecond must be a number": {"consumeBytesPerSecond": "1MB"},
