@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import shutil
 import socket
 import struct
 import sys
@@ -290,6 +291,7 @@ def main() -> int:
     finally:
         node.stop()
         cluster.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
     return 0
 
 
