@@ -204,6 +204,17 @@ def _idle_interceptors(reactor: object) -> object:
     return interceptors
 
 
+def _limits(reactor: object) -> dict[str, Any]:
+    """The time limits on the reactor, as a node runs them (where this checkout has them)."""
+    import inspect
+
+    from kgateway.relay.client_protocol import ClientConnectionFactory
+
+    if "clock" not in inspect.signature(ClientConnectionFactory).parameters:
+        return {}
+    return {"clock": reactor, "now": time.monotonic}
+
+
 def run_gateway(port_file: Path, broker_port: int, idle_interceptor: bool = False) -> None:
     """One gateway port relaying to the fake broker, on the epoll reactor, as twistd runs it."""
     from twisted.internet import epollreactor
@@ -234,6 +245,7 @@ def run_gateway(port_file: Path, broker_port: int, idle_interceptor: bool = Fals
         FixedHostMapper("127.0.0.1", PortPlan(start=1, count=1, min_broker_id=0)),
         tcp_connector(reactor, 10.0),
         interceptors=_idle_interceptors(reactor) if idle_interceptor else None,  # type: ignore[arg-type]
+        **_limits(reactor),
     )
     address = reactor.listenTCP(0, factory, interface="127.0.0.1").getHost()
     assert isinstance(address, IPv4Address)

@@ -25,6 +25,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from kgateway import limits
 from kgateway.listener import (
     LISTENER_NAMES,
     LISTENER_PREFIX,
@@ -318,6 +319,8 @@ SETTINGS: tuple[Setting[Any], ...] = (
     ADMIN_API_USERS,
     SECURED_METRICS,
     ADMIN_API_OPEN_ON_LOOPBACK,
+    # Issue 12: memory and time limits (kgateway.limits).
+    *limits.ROWS,
     LOG_FORMAT,
     # Issue 13, client side: TLS towards clients (kgateway.security.server_config) and
     # several listeners (kgateway.listener).
@@ -368,6 +371,11 @@ class Settings:
     admin_api_users: tuple[AdminUser, ...] = ()
     secured_metrics: bool = SECURED_METRICS.initial()
     admin_api_open_on_loopback: bool = ADMIN_API_OPEN_ON_LOOPBACK.initial()
+    # Issue 12: memory and time limits.
+    max_buffered_bytes: int = limits.MAX_BUFFERED_BYTES.initial()
+    max_pre_auth_frame_bytes: int = limits.MAX_PRE_AUTH_FRAME_BYTES.initial()
+    connections_max_idle_seconds: float = limits.CONNECTIONS_MAX_IDLE.initial()
+    request_receive_timeout_seconds: float = limits.REQUEST_RECEIVE_TIMEOUT.initial()
     log_format: str = LOG_FORMAT.initial()
     #: The other C{KAFKA_*} client settings, as Kafka names them (not shown: who knows
     #: what they hold).

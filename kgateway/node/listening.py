@@ -10,6 +10,7 @@ This is the one module of the node that knows the relay's client factory.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
@@ -32,7 +33,9 @@ from kgateway.interfaces import (
 from kgateway.listener import Listener, check_overlaps
 from kgateway.metrics import TrafficStats
 from kgateway.net import Connector
+from kgateway.relay.budget import MemoryBudget
 from kgateway.relay.client_protocol import ClientConnectionFactory
+from kgateway.relay.guard_stats import GuardStats
 from kgateway.routing.mapping import FixedHostMapper, RackAwareMapper
 from kgateway.routing.ports import PortPlan
 from kgateway.routing.router import PortRouter
@@ -108,8 +111,18 @@ def client_factory(
     settings: Settings,
     stats: TrafficStats,
     interceptors: InterceptorSet,
+    reactor: INodeReactor | None = None,
+    budget: MemoryBudget | None = None,
+    guard: GuardStats | None = None,
+    requires_sasl: bool = False,
 ) -> ClientConnectionFactory:
-    """The client factory every port of the plan listens with; the port picks the broker."""
+    """
+    The client factory every port of the plan listens with; the port picks the
+    broker.  C{reactor} runs the connections' time limits; C{budget} is the
+    node's memory budget (every listener's connections share it);
+    C{requires_sasl}: the listener's clients log in (SASL_PLAINTEXT, SASL_SSL),
+    so their frames are small until they have.
+    """
     return ClientConnectionFactory(
         PortRouter(plan, directory),
         planner,
@@ -117,6 +130,15 @@ def client_factory(
         max_frame_bytes=settings.max_frame_bytes,
         stats=stats,
         interceptors=interceptors,
+        # Issue 12: memory and time limits.
+        now=time.monotonic,
+        clock=reactor,
+        budget=budget if budget is not None else MemoryBudget(settings.max_buffered_bytes),
+        guard=guard,
+        idle_seconds=settings.connections_max_idle_seconds,
+        request_receive_seconds=settings.request_receive_timeout_seconds,
+        requires_sasl=requires_sasl,
+        max_pre_auth_frame_bytes=settings.max_pre_auth_frame_bytes,
     )
 
 

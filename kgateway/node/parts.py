@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 
 import treq
@@ -40,6 +40,10 @@ from kgateway.interceptors.store import InterceptorStore
 from kgateway.interfaces import AdvertisedListener, IMembership, INodeReactor, INodeView, Member
 from kgateway.metrics import InterceptorCollector, TrafficStats
 from kgateway.net import Connector, tcp_connector
+from kgateway.node.free_memory import FreeMemory
+from kgateway.node.loop_lag import LoopLag, LoopLagCollector
+from kgateway.relay.budget import MemoryBudget
+from kgateway.relay.guard_stats import GuardCollector, GuardStats
 from kgateway.security.oauth import TokenSource
 from kgateway.security.sasl import SaslLogin, SaslSettings
 from kgateway.security.server_tls import ServerContexts
@@ -77,6 +81,12 @@ class NodeParts:
     registry: CollectorRegistry
     #: None when the settings refuse the admin API (the node logs why).
     admin_api: AdminApiFactory | None
+    # Issue 12: what the node's client connections may hold, and what the limits counted.
+    #: The memory budget every listener's connections share.
+    budget: MemoryBudget = field(default_factory=MemoryBudget)
+    guard: GuardStats = field(default_factory=GuardStats)
+    #: Measures the event loop's lag while the node runs (None: not measured).
+    loop_lag: LoopLag | None = None
     #: The TLS listeners' current contexts, renewed from disk; None without TLS listeners.
     server_tls: ServerContexts | None = None
 
@@ -129,6 +139,12 @@ def build_parts(
     )
     metrics = _registry(registry)
     metrics.register(InterceptorCollector(interceptors))
+    # Issue 12: the memory budget, the limits' counters, the loop's lag.
+    budget = MemoryBudget(settings.max_buffered_bytes, on_drained=FreeMemory())
+    guard = GuardStats()
+    loop_lag = LoopLag(reactor)
+    metrics.register(GuardCollector(guard, budget))
+    metrics.register(LoopLagCollector(loop_lag))
     admin_api: AdminApiFactory | None = None
     if settings.admin_api_refusal is None:
 
@@ -152,6 +168,9 @@ def build_parts(
         stats=TrafficStats(),
         registry=metrics,
         admin_api=admin_api,
+        budget=budget,
+        guard=guard,
+        loop_lag=loop_lag,
         server_tls=server_tls,
     )
 

@@ -70,6 +70,8 @@ class GatewayNode(MultiService):
         self.reactor = reactor
         self.directory = parts.directory
         self.directory.setServiceParent(self)
+        if parts.loop_lag is not None:
+            parts.loop_lag.setServiceParent(self)
         #: The first listener's port plan (the only one's, for a single listener).
         self.plan: PortPlan | None = None
         #: Every listener's ports, in the order of the settings, once the brokers are known.
@@ -176,6 +178,11 @@ class GatewayNode(MultiService):
                 settings,
                 parts.stats,
                 parts.interceptors,
+                # Issue 12: the node's time limits, budget, and pre-login frame limit.
+                reactor=self.reactor,
+                budget=parts.budget,
+                guard=parts.guard,
+                requires_sasl=listening.listener.sasl,
             )
         self.factory = self.factories[plans[0].listener.name]
         for listening in plans:

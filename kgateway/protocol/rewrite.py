@@ -17,14 +17,12 @@ cluster's brokers cost, not what its topics do: a Metadata answer for
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 from kafka.protocol.admin import DescribeClusterResponse
 from kafka.protocol.api_key import ApiKey
-from kafka.protocol.consumer import FetchResponse
 from kafka.protocol.metadata import ApiVersionsResponse, FindCoordinatorResponse, MetadataResponse
-from kafka.protocol.producer import ProduceResponse
 
 from kgateway.interfaces import IAddressMap
 from kgateway.protocol.codec import (
@@ -37,7 +35,6 @@ from kgateway.protocol.codec import (
 )
 from kgateway.protocol.config_rewrite import rewrite_describe_configs
 from kgateway.protocol.error_codes import ErrorCode
-from kgateway.protocol.skim import has_top_level_tags
 from kgateway.protocol.versions import offered_range
 
 Rewriter = Callable[[bytes, int, IAddressMap], bytes]
@@ -93,51 +90,6 @@ def rewrite_describe_cluster(frame: bytes, version: int, mapping: IAddressMap) -
     return leading.splice()
 
 
-# The rewriters that only look for KIP-951 leader hints: (response class, first version).
-_HINTS_ONLY: dict[Rewriter, tuple[Any, int]] = {}
-
-
-def _node_endpoints_rewriter(cls: Any, first_version: int) -> Rewriter:
-    def rewrite(frame: bytes, version: int, mapping: IAddressMap) -> bytes:
-        # Leader hints are rare (a leader moved): skim for them before
-        # paying for a decode that would copy every record batch.
-        if version < first_version or not has_top_level_tags(cls, frame, version):
-            return frame
-        message = decode_response(cls, frame, version)
-        if not message.node_endpoints:
-            return frame
-        message.node_endpoints = _point_at_gateway(message.node_endpoints, "node_id", mapping)
-        return _reencode(message, version)
-
-    rewrite.__name__ = f"rewrite_{cls.name}"
-    rewrite.__doc__ = f"{cls.name} v{first_version}+: the KIP-951 node_endpoints leader hints."
-    _HINTS_ONLY[rewrite] = (cls, first_version)
-    return rewrite
-
-
-rewrite_produce = _node_endpoints_rewriter(ProduceResponse, 10)
-rewrite_fetch = _node_endpoints_rewriter(FetchResponse, 16)
-
-
-def passes_unchanged(rewriter: Rewriter, pieces: Sequence[bytes], version: int) -> bool:
-    """
-    Whether C{rewriter} is known to give this response back as it is, without
-    joining or decoding it: a Produce or Fetch response with no top-level
-    tagged field (so no leader hints).  False when it cannot tell.
-    """
-    hinted = _HINTS_ONLY.get(rewriter)
-    if hinted is None:
-        return False
-    cls, first_version = hinted
-    if version < first_version:
-        return True
-    try:
-        return not has_top_level_tags(cls, pieces, version)
-    except Exception:
-        # Malformed: the rewriter itself meets it and reports it.
-        return False
-
-
 def rewrite_api_versions(frame: bytes, version: int, mapping: IAddressMap) -> bytes:
     """
     ApiVersions: only what both the broker and the gateway's review allow.
@@ -166,13 +118,12 @@ def rewrite_api_versions(frame: bytes, version: int, mapping: IAddressMap) -> by
 
 
 #: The rewriter for each API key whose responses carry broker addresses, and
-#: ApiVersions': the one list of what the gateway decodes and rewrites.  Keyed
+#: ApiVersions': what the gateway decodes and rewrites whole (Produce's and
+#: Fetch's leader hints are L{kgateway.protocol.tail_rewrite.HINTED}).  Keyed
 #: by plain ints, since the data path looks up every request's key here.
 REWRITERS: dict[int, Rewriter] = {
     int(api): rewriter
     for api, rewriter in (
-        (ApiKey.Produce, rewrite_produce),
-        (ApiKey.Fetch, rewrite_fetch),
         (ApiKey.Metadata, rewrite_metadata),
         (ApiKey.FindCoordinator, rewrite_find_coordinator),
         (ApiKey.ApiVersions, rewrite_api_versions),

@@ -88,10 +88,27 @@ def _never_idle(transport: Any) -> socket.socket | None:
     return None
 
 
+def _tcp_queued(transport: Any) -> int:
+    """Bytes queued on a plain TCP transport, from the same attributes (0 for other transports)."""
+    if isinstance(transport, tcp.Connection):
+        return len(transport.dataBuffer) - transport.offset + transport._tempDataLen
+    return 0
+
+
+def _nothing_queued(transport: Any) -> int:
+    """The fallback: the queue cannot be read, so it is not counted."""
+    return 0
+
+
 def choose_idle_socket(supported: bool) -> Callable[[Any], socket.socket | None]:
     """The reader of a transport's idle socket for a Twisted that does or does not fit."""
     return _idle_tcp_socket if supported else _never_idle
 
 
+_SUPPORTED = _supported()
+
 #: The transport's socket when nothing is queued on it, or None (then use writeSequence).
-idle_socket = choose_idle_socket(_supported())
+idle_socket = choose_idle_socket(_SUPPORTED)
+
+#: The bytes Twisted has queued to send on a transport (0 where that cannot be read).
+queued: Callable[[Any], int] = _tcp_queued if _SUPPORTED else _nothing_queued

@@ -18,6 +18,7 @@ requests waiting, so the leg has no buffer of its own.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol as TypingProtocol
@@ -25,13 +26,14 @@ from typing import cast
 
 from automat import TypeMachineBuilder
 from twisted.internet.defer import CancelledError, Deferred
+from twisted.internet.error import TimeoutError as ConnectTimeout
 from twisted.internet.protocol import Factory, Protocol, connectionDone
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from kgateway.metrics import TrafficStats
 from kgateway.net import Connector, HostPort
-from kgateway.protocol.framing import DEFAULT_MAX_FRAME_BYTES, FrameError, FrameReader
+from kgateway.protocol.framing import DEFAULT_MAX_FRAME_BYTES, Cut, FrameStream
 from kgateway.relay.transport import Transport, no_delay
 
 log = Logger()
@@ -40,11 +42,14 @@ log = Logger()
 class BrokerLegOwner(TypingProtocol):
     """What a broker leg reports to the client connection it serves."""
 
-    def broker_ready(self, broker: BrokerLeg, transport: Transport) -> None:
-        """The connection to the broker is open: write requests to C{transport}."""
+    def broker_ready(self, broker: BrokerLeg, transport: Transport, reader: FrameStream) -> None:
+        """
+        The connection to the broker is open: write requests to C{transport};
+        C{reader} cuts the responses (and offers the one still arriving).
+        """
 
-    def responses(self, frames: list[list[bytes]]) -> None:
-        """Whole response frames arrived from the broker, in order, each as its pieces."""
+    def responses(self, cut: Cut) -> None:
+        """A read of the broker: a passed response's next piece, then whole responses."""
 
     def broker_lost(self, reason: str) -> None:
         """The broker connection could not be made, failed, or was closed."""
@@ -89,7 +94,7 @@ def _build() -> Callable[[BrokerLegCore], BrokerLeg]:
     def opened(leg: BrokerLeg, core: BrokerLegCore, wire: BrokerConnection) -> None:
         core.attempt = None
         core.transport = wire.stream
-        core.owner.broker_ready(leg, wire.stream)
+        core.owner.broker_ready(leg, wire.stream, wire.reader)
 
     @Connecting.upon(BrokerLeg.connect_failed).to(Closed)
     def failed(leg: BrokerLeg, core: BrokerLegCore, reason: str) -> None:
@@ -142,7 +147,7 @@ class BrokerConnection(Protocol):
     ) -> None:
         self.leg = leg
         self.owner = owner
-        self.reader = FrameReader(max_frame_bytes)
+        self.reader = FrameStream(max_frame_bytes)
         self.stats = stats if stats is not None else TrafficStats()
 
     def connectionMade(self) -> None:
@@ -154,16 +159,19 @@ class BrokerConnection(Protocol):
 
     def dataReceived(self, data: bytes) -> None:
         self.stats.bytes_from_broker += len(data)
-        try:
-            # Kept as pieces: a response passed on unchanged is never joined.
-            frames = self.reader.feed_pieces(data)
-        except FrameError as e:
-            log.error("Broker sent a bad frame: {reason}; closing", reason=str(e))
+        reader = self.reader
+        # Kept as pieces: a response passed on unchanged is never joined.
+        cut = reader.feed(data)
+        if reader.error is not None:
+            log.error("Broker sent a bad frame: {reason}; closing", reason=reader.error)
             self.stream.abortConnection()
             return
-        if frames:
-            # After the owner closed the leg the owner itself drops these.
-            self.owner.responses(frames)
+        # Every read but those of a response passed on (the reader hands them
+        # to the owner's sink), even one inside a response kept whole: the
+        # owner counts what is held, and may decide to pass the response on.
+        # After the owner closed the leg the owner itself drops these.
+        if cut.frames or cut.tail is not None or reader.buffered:
+            self.owner.responses(cut)
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         self.stats.broker_connections_open -= 1
@@ -195,18 +203,28 @@ def open_broker_leg(
     connect: Connector,
     max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,
     stats: TrafficStats | None = None,
+    now: Callable[[], float] = time.monotonic,
 ) -> BrokerLeg:
     """Start connecting to a broker on behalf of C{owner}; return the leg at once."""
     core = BrokerLegCore(address=address, owner=owner)
     leg = _new_broker_leg(core)
+    started = now()
     attempt = connect(address, _BrokerConnectionFactory(leg, owner, max_frame_bytes, stats))
-    core.attempt = attempt
+    if not attempt.called:
+        # Kept to cancel it; one that already fired (the connection opened,
+        # or failed, at once) would only tie the leg to itself in a cycle.
+        core.attempt = attempt
 
     def not_connected(failure: Failure) -> None:
         # A cancelled attempt is the client leaving, not the broker failing.
         if stats is not None and not failure.check(CancelledError):
             stats.upstream_connection_failures += 1
-        leg.connect_failed(failure.getErrorMessage())
+        reason = failure.getErrorMessage()
+        if failure.check(ConnectTimeout):
+            reason = (
+                f"no connection after {now() - started:.1f} s (GATEWAY_UPSTREAM_CONNECT_TIMEOUT_MS)"
+            )
+        leg.connect_failed(reason)
 
     attempt.addErrback(not_connected)
     return leg

@@ -18,6 +18,7 @@ from enum import Enum
 from kgateway.protocol.framing import FrameError
 from kgateway.protocol.headers import response_correlation_id
 from kgateway.protocol.rewrite import Rewriter
+from kgateway.protocol.tail_rewrite import HintedResponse
 
 
 class Stage(Enum):
@@ -48,29 +49,26 @@ class Pending:
     api_key: int
     api_version: int
     sent_at: float
-    #: Turns the broker's response into the one the client gets; None to forward it as is.
+    #: Turns the broker's whole response into the one the client gets; None to forward it.
     rewriter: Rewriter | None = None
+    #: The response's leader hints, when it may carry them (Produce v10+, Fetch v16+).
+    hints: HintedResponse | None = None
     stage: Stage = AWAITING_BROKER
     #: What the client gets: set exactly when the stage is READY or ANSWERED_LOCALLY.
     answer: bytes | None = None
-
-    def intercepted(self) -> None:
-        """The broker's answer arrived and an interceptor is deciding on it."""
-        self.stage = INTERCEPTED
-
-    def ready(self, answer: bytes) -> None:
-        """The client's answer is known."""
-        self.stage = READY
-        self.answer = answer
+    #: Bytes this request's answer holds while it waits (counted by L{InFlight.held_bytes}).
+    held: int = 0
 
 
 class InFlight:
     """The requests of one client connection that await their answer, oldest first."""
 
-    __slots__ = ("_queue",)
+    __slots__ = ("_queue", "held_bytes")
 
     def __init__(self) -> None:
         self._queue: deque[Pending] = deque()
+        #: Bytes of answers that wait: for their turn, or for an interceptor.
+        self.held_bytes = 0
 
     def __len__(self) -> int:
         return len(self._queue)
@@ -82,17 +80,45 @@ class InFlight:
         api_version: int,
         sent_at: float,
         rewriter: Rewriter | None,
+        hints: HintedResponse | None = None,
     ) -> None:
         """A request went to the broker and expects its response."""
-        self._queue.append(Pending(correlation_id, api_key, api_version, sent_at, rewriter))
+        self._queue.append(Pending(correlation_id, api_key, api_version, sent_at, rewriter, hints))
 
     def answer_locally(
         self, correlation_id: int, api_key: int, api_version: int, sent_at: float, answer: bytes
     ) -> None:
         """The gateway answers a request itself; the answer waits for its turn."""
+        size = len(answer)
+        self.held_bytes += size
         self._queue.append(
-            Pending(correlation_id, api_key, api_version, sent_at, None, ANSWERED_LOCALLY, answer)
+            Pending(
+                correlation_id,
+                api_key,
+                api_version,
+                sent_at,
+                None,
+                None,
+                ANSWERED_LOCALLY,
+                answer,
+                size,
+            )
         )
+
+    def intercepted(self, pending: Pending, frame: bytes) -> None:
+        """The broker's answer C{frame} arrived and an interceptor is deciding on it."""
+        pending.stage = INTERCEPTED
+        size = len(frame)
+        self.held_bytes += size - pending.held
+        pending.held = size
+
+    def ready(self, pending: Pending, answer: bytes) -> None:
+        """The client's answer to C{pending} is known; it waits for its turn."""
+        pending.stage = READY
+        pending.answer = answer
+        size = len(answer)
+        self.held_bytes += size - pending.held
+        pending.held = size
 
     def pair(self, frame: bytes) -> Pending:
         """The oldest request awaiting the broker, which the broker's response C{frame} answers."""
@@ -122,7 +148,7 @@ class InFlight:
                 return head
         return None
 
-    def take_passed(self, done: list[Pending], answers: list[bytes]) -> None:
+    def take_passed(self, done: list[Pending], answers: list[bytes | memoryview]) -> None:
         """
         The head's response went on as it arrived: take the head into C{done},
         and the answers ready behind it into C{done} and C{answers}.
@@ -133,7 +159,9 @@ class InFlight:
             answer = queue[0].answer
             if answer is None:
                 return
-            done.append(queue.popleft())
+            taken = queue.popleft()
+            self.held_bytes -= taken.held
+            done.append(taken)
             answers.append(answer)
 
     def take_ready(self) -> list[Pending]:
@@ -141,11 +169,14 @@ class InFlight:
         queue = self._queue
         out = []
         while queue and queue[0].answer is not None:
-            out.append(queue.popleft())
+            taken = queue.popleft()
+            self.held_bytes -= taken.held
+            out.append(taken)
         return out
 
     def abandon(self) -> list[Pending]:
         """The connection is over: take every request still waiting (never answered)."""
         out = list(self._queue)
         self._queue.clear()
+        self.held_bytes = 0
         return out

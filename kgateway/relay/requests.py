@@ -2,13 +2,22 @@
 The request path of one client connection: what happens to each request
 frame between the client and the broker.
 
-Only the header is read.  A version the gateway does not offer is answered
-here (UNSUPPORTED_VERSION, in its place in the response order); Produce with
-C{acks=0} is sent without a place in that order (no answer comes); SASL
-requests are watched for the PLAIN username; interceptors that want the
-request run on it.  An interceptor that decides later holds the request, and
-every frame behind it waits (Kafka answers a connection's requests in order,
-and producers rely on the broker seeing them in order).
+Only the header is read.  Produce with C{acks=0} is sent without a place in
+the response order (no answer comes); SASL requests are watched; interceptors
+that want the request run on it.  An interceptor that decides later holds
+the request, and every frame behind it waits (Kafka answers a connection's
+requests in order, and producers rely on the broker seeing them in order).
+
+A frame still arriving goes to the broker as its pieces arrive once its
+header is in, when nothing needs it whole: an offered version, not SASL, no
+interceptor for it, nothing held before it (L{RequestPath.offer}).  The
+others are kept whole by the frame reader, within the frame limit and the
+node's memory budget.
+
+A version the gateway does not offer is refused as a broker refuses it:
+ApiVersions gets UNSUPPORTED_VERSION (a v0 answer, in its place in the
+order); anything else, and a frame that cannot be read, ends the
+connection, once every request before it has been answered (L{Refused}).
 """
 
 from __future__ import annotations
@@ -25,10 +34,11 @@ from kgateway.interceptors.api import ClientInfo, Close, Outcome, RequestCall, R
 from kgateway.interceptors.chain import run_request_chain
 from kgateway.interceptors.identity import SaslObserver
 from kgateway.interceptors.registry import InterceptorSet
+from kgateway.log_limit import LogLimiter
 from kgateway.metrics import ApiTraffic, ErrorReason, TrafficStats
 from kgateway.protocol.codec import encode_request, encode_response
-from kgateway.protocol.errors import CannotAnswer, unsupported_version
-from kgateway.protocol.framing import FrameError
+from kgateway.protocol.errors import unsupported_version
+from kgateway.protocol.framing import HEAD_BYTES, Cut, FrameError, FrameStream, joined
 from kgateway.protocol.headers import (
     RequestInfo,
     produce_acks,
@@ -36,15 +46,26 @@ from kgateway.protocol.headers import (
     request_info,
 )
 from kgateway.protocol.rewrite import REWRITERS
+from kgateway.protocol.tail_rewrite import hinted
 from kgateway.protocol.versions import is_offered
 from kgateway.relay.inflight import InFlight
+from kgateway.relay.read_gate import ReadGate, Reason
 from kgateway.relay.transport import Transport, write_pieces
 
 log = Logger()
 
 # Plain ints, read once: compared on every request.
 _PRODUCE = int(ApiKey.Produce)
+_API_VERSIONS = int(ApiKey.ApiVersions)
 _SASL = (int(ApiKey.SaslHandshake), int(ApiKey.SaslAuthenticate))
+_HELD = int(Reason.HELD)
+
+
+class Refused(Exception):
+    """
+    A request the gateway refuses: the connection takes nothing after it and
+    closes once the answers to every request before it are delivered.
+    """
 
 
 class WaitingFrames:
@@ -55,10 +76,14 @@ class WaitingFrames:
     frames wait, so at most one read's worth arrives after the pause.
     """
 
-    __slots__ = ("_frames",)
+    __slots__ = ("_frames", "bytes", "refusal")
 
     def __init__(self) -> None:
         self._frames: list[bytes] = []
+        #: The bytes of the frames waiting.
+        self.bytes = 0
+        #: Why the connection refuses what comes after the frames waiting (or None).
+        self.refusal: str | None = None
 
     def __len__(self) -> int:
         return len(self._frames)
@@ -66,29 +91,34 @@ class WaitingFrames:
     def add(self, frames: list[bytes]) -> None:
         """Frames that arrived now wait behind the ones already waiting."""
         self._frames.extend(frames)
+        self.bytes += sum(map(len, frames))
 
     def push_front(self, frames: list[bytes]) -> None:
         """Frames that arrived before the ones waiting (the rest of a read cut by a hold)."""
         self._frames[:0] = frames
+        self.bytes += sum(map(len, frames))
 
     def take(self) -> list[bytes]:
         """Every waiting frame, oldest first; none wait afterwards."""
         frames, self._frames = self._frames, []
+        self.bytes = 0
         return frames
 
     def clear(self) -> None:
         """The connection is over: drop them (the client sends them again elsewhere)."""
         self._frames.clear()
+        self.bytes = 0
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(eq=False, slots=True)
 class HeldRequest:
     """A request an interceptor is still deciding on; later frames wait behind it."""
 
     info: RequestInfo
     call: RequestCall
     arrived_at: float
-    decision: Deferred[Outcome]
+    #: Taken by whoever waits for it (so the answer does not hold itself in a cycle).
+    decision: Deferred[Outcome] | None
 
 
 @dataclass(eq=False, slots=True)
@@ -100,12 +130,15 @@ class RequestPath:
     conn: str
     inflight: InFlight
     waiting: WaitingFrames
-    #: The client's transport: not read from while a request is held.
-    transport: Transport
+    #: Whether the client's transport is read from.
+    gate: ReadGate
+    #: The client's frame reader: its frame still arriving is offered here.
+    reader: FrameStream
     stats: TrafficStats
     now: Callable[[], float]
     interceptors: InterceptorSet | None
     sasl: SaslObserver
+    logs: LogLimiter
     bytes_from_client: int = 0
     client_id_read: bool = False
     held: HeldRequest | None = None
@@ -117,23 +150,46 @@ class RequestPath:
         """The broker connection is open on C{broker}: requests may be admitted."""
         self.broker = broker
 
-    def admit(self, frames: list[bytes]) -> HeldRequest | None:
+    @property
+    def held_bytes(self) -> int:
+        """The bytes of the request an interceptor holds."""
+        held = self.held
+        return len(held.call.frame) if held is not None else 0
+
+    def admit(self, cut: Cut) -> HeldRequest | None:
         """
-        Request frames from the client: send them on, or answer them, in
-        order.  The request an interceptor now holds, if one does (its
-        decision is for the caller to wait for); the frames behind it wait.
+        What one read of the client brought: the next piece of a frame being
+        passed on, then whole frames, sent on or answered in order.  The
+        request an interceptor now holds, if one does (its decision is for
+        the caller to wait for); the frames behind it wait.
         """
-        received = sum(map(len, frames))
-        self.bytes_from_client += received
-        self.stats.bytes_from_client += received
-        if not self.client_id_read:
-            self.client_id_read = True
-            self.client.client_id = request_client_id(frames[0])
-        if self.held is not None:
-            self.waiting.add(frames)
-            self.transport.pauseProducing()
-            return None
-        return self._process(frames, self.now())
+        if cut.tail is not None:
+            self.pass_tail(cut.tail)
+        if cut.frames:
+            frames = joined(cut.frames)
+            received = sum(map(len, frames))
+            self.bytes_from_client += received
+            self.stats.bytes_from_client += received
+            if not self.client_id_read:
+                self.client_id_read = True
+                self.client.client_id = request_client_id(frames[0])
+            if self.held is not None:
+                self.waiting.add(frames)
+                self.gate.pause(_HELD)
+                return None
+            held = self._process(frames, self.now())
+            if held is not None:
+                return held
+        if self.held is None and self.reader.undecided:
+            self.offer(self.now())
+        return None
+
+    def pass_tail(self, piece: bytes, last: bool = False) -> None:
+        """The next piece of the frame being passed on."""
+        size = len(piece)
+        self.bytes_from_client += size
+        self.stats.bytes_from_client += size
+        write_pieces(self.broker, (piece,))
 
     def settle(self, held: HeldRequest, outcome: Outcome) -> None:
         """An interceptor decided on the held request: act on it."""
@@ -148,26 +204,43 @@ class RequestPath:
     def release(self) -> HeldRequest | None:
         """After L{settle}: the frames that waited go on (until another request is held)."""
         frames = self.waiting.take()
-        held = self._process(frames, self.now()) if frames else None
+        now = self.now()
+        held = self._process(frames, now) if frames else None
         if held is None:
-            self.transport.resumeProducing()
+            self.gate.resume(_HELD)
+            refusal = self.waiting.refusal
+            if refusal is not None:
+                raise Refused(refusal)
+            if self.reader.undecided:
+                self.offer(now)
         return held
 
     def _process(self, frames: list[bytes], now: float) -> HeldRequest | None:
         # The hot path: a frame that needs nothing but its header costs one
         # header read, one counter and (if it expects an answer) one Pending.
+        outgoing: list[bytes] = []
+        try:
+            return self._each(frames, now, outgoing)
+        finally:
+            # Refused or not, everything before the refused frame goes, and is answered.
+            if outgoing:
+                write_pieces(self.broker, outgoing)
+
+    def _each(self, frames: list[bytes], now: float, outgoing: list[bytes]) -> HeldRequest | None:
         stats = self.stats
         apis = stats.apis
         inflight = self.inflight
         interceptors = self.interceptors if self.interceptors else None
-        outgoing: list[bytes] = []
         for index, frame in enumerate(frames):
-            info = request_info(frame)
+            try:
+                info = request_info(frame)
+            except FrameError as e:
+                raise Refused(f"bad request from client: {e}") from e
             api_key = info.api_key
             traffic = apis.get(api_key) or stats.api(api_key)
             traffic.requests += 1
             if not is_offered(api_key, info.api_version):
-                self._answer_unsupported(info, frame, traffic, now)
+                self._refuse_version(info, frame, traffic, now)
                 continue
             if api_key in _SASL:
                 self._observe_sasl(info, frame)
@@ -183,47 +256,114 @@ class RequestPath:
                     frame = self._after(info, call, outcome, now)
                     if not frame:
                         continue
-            if api_key == _PRODUCE and produce_acks(frame, info.api_version) == 0:
+            if api_key == _PRODUCE and _acks(frame, info.api_version) == 0:
                 outgoing.append(frame)  # acks=0: no answer comes, so no place in the order
                 continue
             inflight.expect_broker(
-                info.correlation_id, api_key, info.api_version, now, REWRITERS.get(api_key)
+                info.correlation_id,
+                api_key,
+                info.api_version,
+                now,
+                REWRITERS.get(api_key),
+                hinted(api_key, info.api_version),
             )
             outgoing.append(frame)
-        if outgoing:
-            write_pieces(self.broker, outgoing)
         return None
+
+    def offer(self, now: float) -> None:
+        """
+        The frame still arriving, once its header is in: pass it on as it
+        arrives when nothing needs it whole, or keep it whole.  Undecided
+        while its header is not all there (asked again on the next read).
+        """
+        reader = self.reader
+        head = reader.head()
+        if len(head) < 14:  # length, api key, version, correlation id, client id length
+            return
+        try:
+            info = request_info(head)
+        except FrameError as e:
+            raise Refused(f"bad request from client: {e}") from e
+        api_key, version = info.api_key, info.api_version
+        if not self.client_id_read:
+            if not _client_id_complete(head):
+                _wait_or_keep(reader, head)
+                return
+            self.client_id_read = True
+            self.client.client_id = request_client_id(head)
+        if not is_offered(api_key, version):
+            if api_key != _API_VERSIONS:
+                traffic = self.stats.api(api_key)
+                traffic.requests += 1
+                self.bytes_from_client += len(head)
+                self.stats.bytes_from_client += len(head)
+                self._refuse_version(info, head, traffic, now)
+            reader.keep_whole()  # ApiVersions is answered once whole
+            return
+        interceptors = self.interceptors
+        if api_key in _SASL or (interceptors and interceptors.for_request(api_key, self.client)):
+            reader.keep_whole()
+            return
+        acks = 1
+        if api_key == _PRODUCE:
+            try:
+                acks = produce_acks(head, version)
+            except FrameError:
+                _wait_or_keep(reader, head)
+                return
+        self.stats.api(api_key).requests += 1
+        if acks != 0:
+            self.inflight.expect_broker(
+                info.correlation_id,
+                api_key,
+                version,
+                now,
+                REWRITERS.get(api_key),
+                hinted(api_key, version),
+            )
+        # The rest goes straight from the reader to the broker as it arrives.
+        pieces = reader.pass_on(self.pass_tail)
+        received = sum(map(len, pieces))
+        self.bytes_from_client += received
+        self.stats.bytes_from_client += received
+        write_pieces(self.broker, pieces)
 
     def _expect(self, info: RequestInfo, frame: bytes, now: float, outgoing: list[bytes]) -> None:
         """C{frame} goes to the broker; it takes a place in the order unless it is acks=0."""
-        if not (info.api_key == _PRODUCE and produce_acks(frame, info.api_version) == 0):
+        if not (info.api_key == _PRODUCE and _acks(frame, info.api_version) == 0):
             self.inflight.expect_broker(
                 info.correlation_id,
                 info.api_key,
                 info.api_version,
                 now,
                 REWRITERS.get(info.api_key),
+                hinted(info.api_key, info.api_version),
             )
         outgoing.append(frame)
 
-    def _answer_unsupported(
+    def _refuse_version(
         self, info: RequestInfo, frame: bytes, traffic: ApiTraffic, now: float
     ) -> None:
-        try:
-            answer = unsupported_version(info.api_key, info.api_version, info.correlation_id)
-        except CannotAnswer as e:
-            raise FrameError(
-                f"request api key {info.api_key} v{info.api_version} is above what "
-                f"the gateway offers, and {e}"
-            ) from e
-        log.info(
-            "{conn}: api key {key} v{version} is not offered; answered UNSUPPORTED_VERSION",
-            conn=self.conn,
-            key=info.api_key,
-            version=info.api_version,
-        )
+        """
+        A version the gateway does not offer.  ApiVersions is answered
+        UNSUPPORTED_VERSION, as brokers answer it; anything else is refused as
+        brokers refuse it: the connection closes (after the earlier answers).
+        """
         traffic.error(ErrorReason.UNSUPPORTED_VERSION)
         self.stats.bytes_answered_locally += len(frame)
+        if info.api_key != _API_VERSIONS:
+            raise Refused(
+                f"request api key {info.api_key} v{info.api_version} is above what the "
+                "gateway offers; closing, as a broker does, once the requests before it "
+                "are answered"
+            )
+        self.logs.info(
+            "{conn}: ApiVersions v{version} is above what the gateway offers; "
+            "answered UNSUPPORTED_VERSION",
+            conn=self.conn,
+            version=info.api_version,
+        )
+        answer = unsupported_version(info.api_key, info.api_version, info.correlation_id)
         self.inflight.answer_locally(
             info.correlation_id, info.api_key, info.api_version, now, answer
         )
@@ -232,7 +372,7 @@ class RequestPath:
         try:
             self.sasl.request(info.api_key, info.api_version, frame)
         except Exception as e:  # the broker judges the request; we only lose the username
-            log.info("{conn}: cannot read the SASL request: {e}", conn=self.conn, e=e)
+            self.logs.info("{conn}: cannot read the SASL request: {e}", conn=self.conn, e=e)
 
     def _after(self, info: RequestInfo, call: RequestCall, outcome: Outcome, now: float) -> bytes:
         """Act on the interceptors' outcome; the frame to send on, or b"" if none."""
@@ -243,7 +383,7 @@ class RequestPath:
                 encode_response, outcome.message, info.correlation_id, info.api_version
             )
             self.stats.bytes_answered_locally += len(call.frame)
-            if info.api_key == _PRODUCE and produce_acks(call.frame, info.api_version) == 0:
+            if info.api_key == _PRODUCE and _acks(call.frame, info.api_version) == 0:
                 return b""  # acks=0: the client expects no answer, even a refusal
             self.inflight.answer_locally(
                 info.correlation_id, info.api_key, info.api_version, now, answer
@@ -265,11 +405,32 @@ class RequestPath:
         """An interceptor answers later: send what came before, keep the rest until it does."""
         if outgoing:
             write_pieces(self.broker, outgoing)
+            outgoing.clear()
         if rest:
             self.waiting.push_front(rest)
-        self.transport.pauseProducing()
+        self.gate.pause(_HELD)
         self.held = HeldRequest(info, call, now, decision)
         return self.held
+
+
+def _acks(frame: bytes, version: int) -> int:
+    """Produce's acks; a request too short to say is refused."""
+    try:
+        return produce_acks(frame, version)
+    except FrameError as e:
+        raise Refused(f"bad request from client: {e}") from e
+
+
+def _client_id_complete(head: bytes) -> bool:
+    """Whether the request header's client id is all in C{head}."""
+    size = int.from_bytes(head[12:14], "big", signed=True)
+    return 14 + max(size, 0) <= len(head)
+
+
+def _wait_or_keep(reader: FrameStream, head: bytes) -> None:
+    """The header is not all in: wait for more, unless that much is already held."""
+    if len(head) >= HEAD_BYTES:
+        reader.keep_whole()
 
 
 def encoded(encode: Callable[..., bytes], *args: Any) -> bytes:

@@ -16,14 +16,17 @@ pausing) and error handling stay Twisted's.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Protocol
+from typing import Protocol, TypeAlias
 
 from twisted.internet.interfaces import IAddress
 
-from kgateway.relay._twisted_tcp import idle_socket
+from kgateway.relay._twisted_tcp import idle_socket, queued
 
 #: Linux's limit on the pieces of one sendmsg() (IOV_MAX).
 MAX_PIECES = 1024
+
+#: A piece of a frame: bytes, or a view of part of a read (never copied to be sent).
+Piece: TypeAlias = bytes | memoryview
 
 
 class PushProducer(Protocol):
@@ -67,18 +70,19 @@ class Transport(PushProducer, Protocol):
         """This end's address (for an accepted connection: where it arrived)."""
 
 
-def write_pieces(transport: Transport, pieces: Sequence[bytes]) -> None:
+def write_pieces(transport: Transport, pieces: Sequence[Piece]) -> None:
     """
     Write C{pieces} to C{transport}, in order, after anything written before.
 
     Straight to the socket when the transport has nothing queued; otherwise,
-    and for whatever the socket does not take, through C{writeSequence}.
+    and for whatever the socket does not take, through C{writeSequence}
+    (as bytes: Twisted queues only bytes).
     """
     if not pieces:
         return
     sock = idle_socket(transport)
     if sock is None:
-        transport.writeSequence(pieces)
+        transport.writeSequence(_as_bytes(pieces))
         return
     try:
         sent = sock.sendmsg(pieces[:MAX_PIECES])
@@ -86,7 +90,7 @@ def write_pieces(transport: Transport, pieces: Sequence[bytes]) -> None:
         # EAGAIN, or a broken connection: Twisted's own write path meets the
         # same condition on its next attempt and handles it as it always does.
         sent = 0
-    rest: list[bytes] = []
+    rest: list[Piece] = []
     for index, piece in enumerate(pieces):
         size = len(piece)
         if sent >= size:
@@ -96,7 +100,19 @@ def write_pieces(transport: Transport, pieces: Sequence[bytes]) -> None:
         rest.extend(pieces[index + 1 :])
         break
     if rest:
-        transport.writeSequence(rest)
+        transport.writeSequence(_as_bytes(rest))
+
+
+def _as_bytes(pieces: Sequence[Piece]) -> Sequence[bytes]:
+    for piece in pieces:
+        if type(piece) is not bytes:
+            return [bytes(piece) for piece in pieces]
+    return pieces  # type: ignore[return-value]  # every piece is bytes
+
+
+def queued_bytes(transport: object) -> int:
+    """What Twisted still has queued to send on C{transport} (0 when it cannot say)."""
+    return queued(transport)
 
 
 def no_delay(transport: object) -> None:

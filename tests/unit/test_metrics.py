@@ -36,8 +36,11 @@ from tests.unit.relay.fakes import (
     metadata_response,
     produce_request,
     produce_response,
+    raw_request,
 )
-from tests.unit.relay.test_client_connection import describe_quorum_v2
+
+#: ApiVersions above the offered version: the gateway answers it UNSUPPORTED_VERSION.
+API_VERSIONS_V9 = raw_request(18, 9, 5)
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
@@ -79,7 +82,7 @@ class TrafficTests(SynchronousTestCase):
             metadata_request(2),
             list_offsets_request(3),
             produce_request(4, acks=0),
-            describe_quorum_v2(5),  # not offered: the gateway answers it
+            API_VERSIONS_V9,  # not offered: the gateway answers it
             list_offsets_request(6),
         ]
         client.send(*requests)
@@ -98,10 +101,10 @@ class TrafficTests(SynchronousTestCase):
         self.assertEqual(samples[("kgateway_requests_total", api(3))], 2)
         self.assertEqual(samples[("kgateway_requests_total", api(2))], 2)
         self.assertEqual(samples[("kgateway_requests_total", api(0))], 1)
-        self.assertEqual(samples[("kgateway_requests_total", api(55))], 1)
+        self.assertEqual(samples[("kgateway_requests_total", api(18))], 1)
         self.assertEqual(samples[("kgateway_rewritten_responses_total", api(3))], 2)
         self.assertEqual(
-            samples[("kgateway_request_errors_total", api(55, reason="unsupported_version"))], 1
+            samples[("kgateway_request_errors_total", api(18, reason="unsupported_version"))], 1
         )
         self.assertEqual(samples[("kgateway_request_errors_total", api(2, reason="unanswered"))], 1)
         # Latency: two Metadata answers at 3 ms, a ListOffsets at 503 ms.
@@ -117,7 +120,7 @@ class TrafficTests(SynchronousTestCase):
         self.assertEqual(samples[("kgateway_request_latency_seconds_bucket", api(2, le="1.0"))], 1)
         self.assertEqual(samples[("kgateway_request_latency_seconds_bucket", api(2, le="+Inf"))], 1)
         # Answered at once by the gateway (delivered with the first responses).
-        self.assertEqual(samples[("kgateway_request_latency_seconds_count", api(55))], 1)
+        self.assertEqual(samples[("kgateway_request_latency_seconds_count", api(18))], 1)
 
         sent = sum(map(len, requests))
         by_direction = {
@@ -128,13 +131,13 @@ class TrafficTests(SynchronousTestCase):
             by_direction,
             {
                 "from_client": sent,
-                "to_broker": sent - len(describe_quorum_v2(5)),
+                "to_broker": sent - len(API_VERSIONS_V9),
                 "from_broker": sum(map(len, responses)) + len(list_offsets_response(3)),
                 "to_client": len(client.transport.value()),
             },
         )
         self.assertEqual(
-            broker.transport.value(), b"".join(r for r in requests if r != describe_quorum_v2(5))
+            broker.transport.value(), b"".join(r for r in requests if r != API_VERSIONS_V9)
         )
         self.assertEqual(samples[("kgateway_client_connections_accepted_total", ())], 1)
         self.assertEqual(samples[("kgateway_broker_connections_opened_total", ())], 1)

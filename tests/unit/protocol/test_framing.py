@@ -6,7 +6,7 @@ from struct import pack
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from kgateway.protocol.framing import DEFAULT_MAX_FRAME_BYTES, FrameError, FrameReader
+from kgateway.protocol.framing import DEFAULT_MAX_FRAME_BYTES, FrameError, FrameReader, FrameStream
 
 
 def frame(payload: bytes) -> bytes:
@@ -250,3 +250,52 @@ class FeedPiecesTests(SynchronousTestCase):
             reader = FrameReader(max_frame_bytes=100)
             self.assertEqual(reader.feed_pieces(data[:cut]), [])
             self.assertRaises(FrameError, reader.feed_pieces, data[cut:])
+
+
+class FrameStreamTests(SynchronousTestCase):
+    """L{FrameStream}: a frame still arriving may be passed on as it arrives."""
+
+    def test_offered_then_passed_on_at_every_cut(self) -> None:
+        """Wherever the reads are cut, passed pieces and whole frames give back the stream."""
+        data = frame(b"x" * 50) + STREAM + frame(b"y" * 30)
+        for cut in range(1, len(data)):
+            for second in (cut, min(cut + 9, len(data))):
+                reader = FrameStream()
+                out = b""
+                for start, end in ((0, cut), (cut, second), (second, len(data))):
+                    got = reader.feed(data[start:end])
+                    if got.tail is not None:
+                        out += got.tail
+                    out += b"".join(b"".join(pieces) for pieces in got.frames)
+                    if reader.undecided:
+                        out += b"".join(reader.pass_on())
+                self.assertEqual(out, data, f"cuts {cut}, {second}")
+                self.assertFalse(reader.in_frame)
+
+    def test_kept_whole_is_not_offered_again(self) -> None:
+        reader = FrameStream()
+        data = frame(b"z" * 20)
+        reader.feed(data[:10])
+        self.assertTrue(reader.undecided)
+        self.assertEqual(reader.head(), data[:10])
+        self.assertEqual(reader.frame_size, len(data))
+        reader.keep_whole()
+        self.assertFalse(reader.undecided)
+        reader.feed(data[10:15])
+        self.assertFalse(reader.undecided)
+        self.assertEqual(reader.buffered, 15)
+        self.assertEqual(reader.feed(data[15:]).frames, [[data[:10], data[10:15], data[15:]]])
+
+    def test_bad_length_after_good_frames(self) -> None:
+        """The frames before a bad length come back; the error is kept, nothing more is taken."""
+        reader = FrameStream(max_frame_bytes=100)
+        got = reader.feed(FRAMES[0] + FRAMES[1] + pack(">i", 101) + b"more")
+        self.assertEqual(got.frames, [[FRAMES[0]], [FRAMES[1]]])
+        self.assertIn("over the limit of 100 bytes (GATEWAY_MAX_FRAME_BYTES)", reader.error or "")
+        self.assertEqual(reader.feed(FRAMES[2]).frames, [])
+
+    def test_limit_changed_while_connected(self) -> None:
+        reader = FrameStream(max_frame_bytes=1000)
+        reader.limit(10, "GATEWAY_MAX_PRE_AUTH_FRAME_BYTES")
+        reader.feed(frame(b"z" * 11))
+        self.assertIn("GATEWAY_MAX_PRE_AUTH_FRAME_BYTES", reader.error or "")

@@ -14,9 +14,7 @@ from typing import Any, cast
 
 from kafka.protocol.admin import DescribeClusterResponse
 from kafka.protocol.api_key import ApiKey
-from kafka.protocol.consumer import FetchResponse
 from kafka.protocol.metadata import ApiVersionsResponse, FindCoordinatorResponse, MetadataResponse
-from kafka.protocol.producer import ProduceResponse
 from twisted.logger import ILogObserver, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -31,10 +29,8 @@ from kgateway.protocol.error_codes import ErrorCode
 from kgateway.protocol.rewrite import (
     rewrite_api_versions,
     rewrite_describe_cluster,
-    rewrite_fetch,
     rewrite_find_coordinator,
     rewrite_metadata,
-    rewrite_produce,
 )
 from kgateway.protocol.versions import REVIEWED
 
@@ -45,18 +41,15 @@ from .builders import (
     IN_PLAN,
     NESTED_TAG,
     OFF_PLAN,
-    RECORDS,
     TOP_TAG,
     addresses,
     api_versions_response,
     decode_frame,
     describe_cluster_response,
-    fetch_response,
     find_coordinator_response,
     gateway_port,
     mapper,
     metadata_response,
-    produce_response,
     with_unknown_tags,
 )
 
@@ -389,153 +382,6 @@ class DescribeClusterTests(RewriteTestCase):
                 lambda m: m.brokers,
                 expect_nested=2,
             )
-
-
-class NodeEndpointsTests(RewriteTestCase):
-    """L{rewrite_produce} and L{rewrite_fetch}: the KIP-951 leader hints."""
-
-    def assertNodeEndpoints(self, rewriter: Any, cls: Any, frame: bytes, version: int) -> Any:
-        expected = self.expected(cls, frame, version)
-        expected.node_endpoints = _at_gateway(expected.node_endpoints, "node_id")
-        got = self.rewritten(rewriter, cls, frame, version)
-        self.assertEqual(got, expected, f"{cls.name} v{version}")
-        self.assertEqual([n.node_id for n in got.node_endpoints], [1, 2])
-        return got
-
-    def test_produce_with_node_endpoints(self) -> None:
-        """Produce v10+: node endpoints get gateway addresses; the leader hint keeps its id."""
-        for version in range(10, ProduceResponse.max_version + 1):
-            got = self.assertNodeEndpoints(
-                rewrite_produce, ProduceResponse, produce_response(version), version
-            )
-            partition = got.responses[0].partition_responses[0]
-            self.assertEqual(partition.current_leader.leader_id, 2)
-            self.assertEqual((partition.error_code, partition.error_message), (6, "moved"))
-            self.assertEqual(got.responses[0].partition_responses[1].base_offset, 4711)
-            self.assertEqual(got.throttle_time_ms, 17)
-        self.assertEqual(ProduceResponse.max_version, 13)
-
-    def test_produce_before_v10_untouched(self) -> None:
-        """Before v10 there are no addresses: the very same bytes go on."""
-        for version in range(10):
-            frame = produce_response(version)
-            self.assertIs(rewrite_produce(frame, version, mapper().mapping()), frame)
-
-    def test_produce_without_node_endpoints_untouched(self) -> None:
-        """No node endpoints (the usual case): the very same bytes go on."""
-        for version in range(10, ProduceResponse.max_version + 1):
-            frame = produce_response(version, node_ids=())
-            self.assertIs(rewrite_produce(frame, version, mapper().mapping()), frame)
-
-    def test_produce_all_endpoints_off_plan(self) -> None:
-        """Endpoints without a gateway port are dropped, not leaked."""
-        frame = produce_response(12, node_ids=(OFF_PLAN,))
-        got = self.rewritten(rewrite_produce, ProduceResponse, frame, 12)
-        self.assertFalse(got.node_endpoints)
-
-    def test_fetch_with_node_endpoints(self) -> None:
-        """Fetch v16+: node endpoints get gateway addresses; records are the same bytes."""
-        for version in range(16, FetchResponse.max_version + 1):
-            got = self.assertNodeEndpoints(
-                rewrite_fetch, FetchResponse, fetch_response(version), version
-            )
-            partitions = got.responses[0].partitions
-            self.assertEqual(bytes(partitions[0].records), RECORDS)
-            self.assertIsNone(partitions[1].records)
-            self.assertEqual(partitions[1].current_leader.leader_id, 2)
-            self.assertEqual(partitions[0].aborted_transactions[0].producer_id, 5)
-            self.assertEqual((got.session_id, got.throttle_time_ms), (123, 19))
-        self.assertEqual(FetchResponse.max_version, 18)
-
-    def test_fetch_before_v16_untouched(self) -> None:
-        """Before v16 there are no addresses: the very same bytes go on."""
-        for version in range(16):
-            frame = fetch_response(version)
-            self.assertIs(rewrite_fetch(frame, version, mapper().mapping()), frame)
-
-    def test_fetch_without_node_endpoints_untouched(self) -> None:
-        """No node endpoints: the very same bytes go on, records and all."""
-        for version in range(16, FetchResponse.max_version + 1):
-            frame = fetch_response(version, node_ids=())
-            self.assertIs(rewrite_fetch(frame, version, mapper().mapping()), frame)
-
-    def test_unknown_tags(self) -> None:
-        """Top-level, topic, partition, node endpoint and leader hint tags survive."""
-        for version in range(10, ProduceResponse.max_version + 1):
-            self.assertTagsSurvive(
-                rewrite_produce,
-                ProduceResponse,
-                produce_response(version),
-                version,
-                lambda m: [
-                    m.responses[0],
-                    m.responses[0].partition_responses[0],
-                    m.responses[0].partition_responses[0].current_leader,
-                    *m.node_endpoints,
-                ],
-                expect_nested=3 + 2,
-            )
-        for version in range(16, FetchResponse.max_version + 1):
-            self.assertTagsSurvive(
-                rewrite_fetch,
-                FetchResponse,
-                fetch_response(version),
-                version,
-                lambda m: [
-                    m.responses[0],
-                    m.responses[0].partitions[0],
-                    m.responses[0].partitions[1].current_leader,
-                    *m.node_endpoints,
-                ],
-                expect_nested=3 + 2,
-            )
-
-    def test_unknown_tag_inside_node_endpoint_from_the_wire(self) -> None:
-        """
-        A node endpoint with a tag of its own, as a newer broker would send it.
-
-        Built by hand, so that it does not depend on the gateway's encoder.
-        """
-        host = b"b1.broker.internal"
-        endpoint = (
-            b"\x02"  # compact array of one
-            + (1).to_bytes(4, "big")  # node_id
-            + bytes([len(host) + 1])
-            + host
-            + (9092).to_bytes(4, "big")
-            + b"\x00"  # rack: null
-            + b"\x01"
-            + bytes([98, 3])
-            + b"abc"  # one unknown tag, 98
-        )
-        body = (
-            CORRELATION_ID.to_bytes(4, "big")
-            + b"\x00"  # response header tags
-            + b"\x01"  # responses: empty compact array
-            + (0).to_bytes(4, "big")  # throttle_time_ms
-            + b"\x01"  # one tagged field
-            + b"\x00"
-            + bytes([len(endpoint)])
-            + endpoint  # tag 0: node_endpoints
-        )
-        frame = len(body).to_bytes(4, "big") + body
-        out = rewrite_produce(frame, 10, mapper().mapping())
-        gateway = GATEWAY_HOST.encode()
-        expected_endpoint = (
-            b"\x02"
-            + (1).to_bytes(4, "big")
-            + bytes([len(gateway) + 1])
-            + gateway
-            + gateway_port(1).to_bytes(4, "big")
-            + b"\x00"
-            + b"\x01"
-            + bytes([98, 3])
-            + b"abc"
-        )
-        expected_body = (
-            body[: -len(endpoint) - 1] + bytes([len(expected_endpoint)]) + expected_endpoint
-        )
-        self.assertEqual(out, len(expected_body).to_bytes(4, "big") + expected_body)
 
 
 class ApiVersionsTests(RewriteTestCase):

@@ -1,4 +1,4 @@
-"""Tests for L{kgateway.protocol.skim} and L{kgateway.protocol.rewrite.passes_unchanged}."""
+"""Tests for L{kgateway.protocol.skim}."""
 
 from __future__ import annotations
 
@@ -8,12 +8,6 @@ from kafka.protocol.consumer import FetchResponse
 from kafka.protocol.producer import ProduceResponse
 from twisted.trial.unittest import SynchronousTestCase
 
-from kgateway.protocol.rewrite import (
-    passes_unchanged,
-    rewrite_fetch,
-    rewrite_metadata,
-    rewrite_produce,
-)
 from kgateway.protocol.skim import Spread, has_top_level_tags
 from tests.unit.protocol.builders import fetch_response, produce_response, with_unknown_tags
 
@@ -73,21 +67,6 @@ class SkimTests(SynchronousTestCase):
                     expected,
                     f"{cls.name} v{version} cut {[len(p) for p in pieces]}",
                 )
-
-    def test_passes_unchanged(self) -> None:
-        """Only Produce/Fetch without top-level tags pass; other rewriters never do."""
-        frame = fetch_response(16, ())
-        self.assertTrue(passes_unchanged(rewrite_fetch, [frame[:50], frame[50:]], 16))
-        self.assertFalse(passes_unchanged(rewrite_fetch, [fetch_response(16)], 16))
-        self.assertTrue(passes_unchanged(rewrite_fetch, [fetch_response(15)], 15))
-        self.assertTrue(passes_unchanged(rewrite_produce, [produce_response(9)], 9))
-        self.assertFalse(passes_unchanged(rewrite_produce, [produce_response(10)], 10))
-        self.assertFalse(passes_unchanged(rewrite_metadata, [b"\x00" * 12], 12))
-
-    def test_malformed_does_not_pass(self) -> None:
-        """A frame the skim cannot walk is left to the rewriter, which reports it."""
-        frame = fetch_response(16, ())
-        self.assertFalse(passes_unchanged(rewrite_fetch, [frame[:40]], 16))
 
 
 class SpreadTests(SynchronousTestCase):

@@ -17,6 +17,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from kgateway.protocol.codec import field_paths, response_class, response_classes
 from kgateway.protocol.rewrite import REWRITERS
+from kgateway.protocol.tail_rewrite import HINTED
 from kgateway.protocol.versions import (
     CODEC_VERSIONS_REVIEWED,
     REFUSED,
@@ -193,7 +194,14 @@ class AddressCarryingTests(SynchronousTestCase):
             if not review.in_codec:
                 continue
             offered = range(review.max_version + 1)
-            if address_versions(response_class(key), offered):
+            versions = address_versions(response_class(key), offered)
+            if not versions:
+                continue
+            hints = HINTED.get(key)
+            if hints is not None:
+                # Leader hints only: rewritten from the version that has them.
+                self.assertEqual(min(versions), hints.first_version, review.name)
+            else:
                 self.assertIn(key, REWRITERS, f"{review.name} carries broker addresses")
 
     def test_rewriters_have_a_reason(self) -> None:
@@ -211,7 +219,7 @@ class AddressCarryingTests(SynchronousTestCase):
 
     def test_rewriters_keyed_by_the_wire_ints(self) -> None:
         """The data path looks a frame's plain int key up: the tables are keyed by plain ints."""
-        for table in (REVIEWED, REWRITERS):
+        for table in (REVIEWED, REWRITERS, HINTED):
             self.assertEqual({type(key) for key in table}, {int})
 
     def test_describe_quorum_capped(self) -> None:

@@ -84,13 +84,41 @@ class BackpressureTests(SynchronousTestCase):
     """A side whose writes back up pauses reading on the other side."""
 
     def test_legs_register_each_other_as_streaming_producers(self) -> None:
+        """Each side's streaming producer pauses and resumes reading the other side."""
         brokers = FakeBrokers()
         client = ClientSide(make_factory(brokers))
         [broker] = brokers.opened
-        self.assertIs(broker.transport.producer, client.transport)
         self.assertTrue(broker.transport.streaming)
-        self.assertIs(client.transport.producer, broker.transport)
         self.assertTrue(client.transport.streaming)
+        for full, other in (
+            (broker.transport, client.transport),
+            (client.transport, broker.transport),
+        ):
+            self.assertEqual(other.producerState, "producing")
+            producer = full.producer
+            assert producer is not None
+            producer.pauseProducing()
+            self.assertEqual(other.producerState, "paused")
+            producer.resumeProducing()
+            self.assertEqual(other.producerState, "producing")
+
+    def test_backpressure_does_not_lift_another_pause(self) -> None:
+        """
+        The broker's buffer draining does not make the gateway read a client
+        it stopped reading for another reason (here: the memory budget).
+        """
+        brokers = FakeBrokers()
+        client = ClientSide(make_factory(brokers))
+        [broker] = brokers.opened
+        client.wire.core.holding.pause()
+        self.assertEqual(client.transport.producerState, "paused")
+        producer = broker.transport.producer
+        assert producer is not None
+        producer.pauseProducing()
+        producer.resumeProducing()
+        self.assertEqual(client.transport.producerState, "paused")
+        client.wire.core.holding.resume()
+        self.assertEqual(client.transport.producerState, "producing")
 
     def test_slow_client_pauses_reading_from_broker(self) -> None:
         brokers = FakeBrokers()
@@ -160,10 +188,22 @@ class BoundedMemoryTests(SynchronousTestCase):
             reader.feed(b"\x00\x00\x10\x00" + b"z" * 10)
         self.assertIn("over the limit of 1000 bytes", str(caught.exception))
 
-    def test_client_connection_buffers_at_most_one_partial_frame(self) -> None:
+    def test_client_connection_passes_a_partial_frame_on(self) -> None:
+        """A frame whose header is in goes on as it arrives: nothing of it is held."""
         brokers = FakeBrokers()
         client = ClientSide(make_factory(brokers))
         frame = list_offsets_request(1)
         client.send(frame * 20 + frame[:-1])
-        self.assertEqual(client.wire.reader.buffered, len(frame) - 1)
+        self.assertEqual(client.wire.reader.buffered, 0)
+        self.assertEqual(brokers.opened[0].transport.value(), frame * 20 + frame[:-1])
+        client.send(frame[-1:])
+        self.assertEqual(len(brokers.opened[0].requests()), 21)
+
+    def test_client_connection_holds_at_most_a_header_it_waits_for(self) -> None:
+        """Until the header is in, the start of the frame is held (a few bytes)."""
+        brokers = FakeBrokers()
+        client = ClientSide(make_factory(brokers))
+        frame = list_offsets_request(1)
+        client.send(frame * 20 + frame[:11])
+        self.assertEqual(client.wire.reader.buffered, 11)
         self.assertEqual(len(brokers.opened[0].requests()), 20)

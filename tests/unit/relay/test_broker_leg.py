@@ -11,6 +11,7 @@ from automat import NoTransition
 from twisted.trial.unittest import SynchronousTestCase
 
 from kgateway.net import HostPort
+from kgateway.protocol.framing import Cut, FrameStream
 from kgateway.relay.broker_leg import BrokerLeg, BrokerLegOwner, open_broker_leg
 from kgateway.relay.transport import Transport
 from tests.unit.relay.fakes import (
@@ -28,11 +29,11 @@ class RecordingOwner:
     def __init__(self) -> None:
         self.events: list[tuple[str, object]] = []
 
-    def broker_ready(self, leg: BrokerLeg, transport: Transport) -> None:
+    def broker_ready(self, leg: BrokerLeg, transport: Transport, reader: FrameStream) -> None:
         self.events.append(("ready", transport))
 
-    def responses(self, frames: list[list[bytes]]) -> None:
-        self.events.append(("responses", frames))
+    def responses(self, cut: Cut) -> None:
+        self.events.append(("responses", cut.frames))
 
     def broker_lost(self, reason: str) -> None:
         self.events.append(("lost", reason))
@@ -76,7 +77,10 @@ class BrokerLegTests(SynchronousTestCase):
         one, two = list_offsets_response(1), list_offsets_response(2)
         side.answer((one + two)[:5])
         side.answer((one + two)[5:])
-        self.assertEqual(self.owner.events[1:], [("responses", [[one[:5], one[5:]], [two]])])
+        # Every read is reported (the owner counts what is held); frames once whole.
+        self.assertEqual(
+            self.owner.events[1:], [("responses", []), ("responses", [[one[:5], one[5:]], [two]])]
+        )
 
     def test_connect_failure_reported_with_endpoint(self) -> None:
         open_broker_leg(BROKER, self.owner, FakeBrokers(refuse=True).connect)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import struct
 
-from kafka.protocol.admin import DescribeQuorumRequest, DescribeQuorumResponse
+from kafka.protocol.admin import DescribeQuorumRequest
 from kafka.protocol.metadata import ApiVersionsResponse, MetadataResponse
 from twisted.internet.testing import StringTransport
 from twisted.trial.unittest import SynchronousTestCase
@@ -15,6 +15,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from kgateway.net import HostPort
 from kgateway.protocol.codec import decode_response
 from kgateway.protocol.error_codes import ErrorCode
+from kgateway.protocol.framing import Cut, FrameStream
 from kgateway.protocol.versions import REVIEWED
 from kgateway.relay.client_protocol import ClientConnectionFactory
 from kgateway.routing.mapping import FixedHostMapper
@@ -169,32 +170,75 @@ class ResponsePairingTests(SynchronousTestCase):
         self.assertEqual(client.responses(), answers)
         self.assertTrue(client.open)
 
-    def test_unsupported_version_answered_in_its_place(self) -> None:
+    def test_unsupported_version_closes_after_the_answers_before_it(self) -> None:
+        """
+        A version above the offered one (not ApiVersions) is refused as a
+        broker refuses it: the connection closes, but only once the answers
+        to the requests before it are delivered; nothing after it is sent.
+        """
         self.assertLess(REVIEWED[55].max_version, 2)
         brokers = FakeBrokers()
         client = ClientSide(make_factory(brokers))
         logs = catch_logs(self)
-        client.send(list_offsets_request(1), describe_quorum_v2(2), list_offsets_request(3))
-        [broker] = brokers.opened
-        # The gateway answers request 2 itself; the broker never sees it.
-        self.assertEqual(
-            [f[8:12] for f in broker.requests()], [b"\x00\x00\x00\x01", b"\x00\x00\x00\x03"]
+        client.send(
+            list_offsets_request(1),
+            produce_request(2, acks=1),
+            describe_quorum_v2(3),
+            list_offsets_request(4),
         )
-        # Its answer waits behind the broker's answer to request 1.
+        [broker] = brokers.opened
+        # The two before it went on; the refused one and the one after did not.
+        self.assertEqual(
+            [f[8:12] for f in broker.requests()], [b"\x00\x00\x00\x01", b"\x00\x00\x00\x02"]
+        )
+        self.assertEqual(client.transport.producerState, "paused")
+        self.assertTrue(client.open)
+
+        broker.answer(list_offsets_response(1))
+        self.assertEqual(client.responses(), [list_offsets_response(1)])
+        self.assertTrue(client.open)
+        broker.answer(produce_response(2))
+        self.assertEqual(client.responses(), [list_offsets_response(1), produce_response(2)])
+        # Closed in good order: what was written is sent, the broker leg goes too.
+        self.assertFalse(client.open)
+        self.assertFalse(client.transport.disconnected, "closed, not aborted")
+        self.assertFalse(broker.transport.connected)
+        self.assertTrue(
+            any(
+                "api key 55 v2 is above what the gateway offers" in line
+                and "closing once the 2 requests before it are answered" in line
+                for line in logs()
+            ),
+            logs(),
+        )
+        errors = client.wire.factory.stats.apis[55].errors
+        self.assertEqual(errors, {"unsupported_version": 1})
+
+    def test_unsupported_version_alone_closes_at_once(self) -> None:
+        """Nothing before it: the connection closes as soon as it arrives."""
+        brokers = FakeBrokers()
+        client = ClientSide(make_factory(brokers))
+        client.send(describe_quorum_v2(1))
+        self.assertFalse(client.open)
+        self.assertEqual(brokers.opened[0].transport.value(), b"")
         self.assertEqual(client.responses(), [])
 
+    def test_api_versions_above_review_answered_in_its_place(self) -> None:
+        """ApiVersions above the offered version is answered, behind earlier answers."""
+        brokers = FakeBrokers()
+        client = ClientSide(make_factory(brokers))
+        client.send(list_offsets_request(1), raw_request(18, 9, 2, body=b"\x00\x00\x00"))
+        [broker] = brokers.opened
+        self.assertEqual(len(broker.requests()), 1)
+        self.assertEqual(client.responses(), [])
         broker.answer(list_offsets_response(1))
         first, local = client.responses()
         self.assertEqual(first, list_offsets_response(1))
-        message = decode_response(DescribeQuorumResponse, local, 2)
+        message = decode_response(ApiVersionsResponse, local, 0)
         self.assertEqual(
             (message.header.correlation_id, message.error_code), (2, ErrorCode.UNSUPPORTED_VERSION)
         )
-
-        broker.answer(list_offsets_response(3))
-        self.assertEqual(client.responses()[2:], [list_offsets_response(3)])
         self.assertTrue(client.open)
-        self.assertTrue(any("api key 55 v2 is not offered" in line for line in logs()))
 
     def test_api_versions_above_review_gets_v0_error(self) -> None:
         brokers = FakeBrokers()
@@ -213,10 +257,10 @@ class ResponsePairingTests(SynchronousTestCase):
         )
         self.assertTrue(client.open)
 
-    def test_version_the_codec_cannot_answer_closes_with_reason(self) -> None:
+    def test_version_the_codec_does_not_know_closes_with_reason(self) -> None:
         """
-        Metadata v99: no schema exists to build a v99 answer, so the gateway
-        closes the connection and says why (as a Kafka broker does).
+        Metadata v99, with nothing before it: closed at once, saying why (as
+        a Kafka broker closes the connection).
         """
         brokers = FakeBrokers()
         client = ClientSide(make_factory(brokers))
@@ -414,12 +458,14 @@ class ClosingTests(SynchronousTestCase):
         written = client.transport.value()
 
         leg = client.wire.machine
-        leg.requests([list_offsets_request(1)])
-        leg.responses([[list_offsets_response(1)]])
+        leg.requests(Cut(None, False, [[list_offsets_request(1)]]))
+        leg.responses(Cut(None, False, [[list_offsets_response(1)]]))
         leg.broker_lost("again")
         leg.client_lost("again")
         leg.drain()
         leg.abort("again")
+        leg.refuse("again")
+        leg.idle("again")
         leg.routed(Route(2, HostPort("b2.kafka", 9092)))
         leg.unroutable("again")
         self.assertEqual(client.transport.value(), written)
@@ -428,7 +474,7 @@ class ClosingTests(SynchronousTestCase):
 
         # A broker connection that opens after the client is gone is hung up.
         late = RecordingBrokerLeg()
-        leg.broker_ready(late, StringTransport())  # type: ignore[arg-type]  # close() only
+        leg.broker_ready(late, StringTransport(), FrameStream())  # type: ignore[arg-type]  # close() only
         self.assertEqual(late.closed, ["client already gone"])
 
 

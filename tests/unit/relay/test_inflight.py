@@ -34,7 +34,7 @@ class StageTests(SynchronousTestCase):
 
         pending = self.inflight.pair(list_offsets_response(1))
         self.assertIs(pending.stage, Stage.AWAITING_BROKER)
-        pending.ready(b"broker's")
+        self.inflight.ready(pending, b"broker's")
         taken = self.inflight.take_ready()
         self.assertEqual(
             [(p.correlation_id, p.stage, p.answer) for p in taken],
@@ -47,17 +47,17 @@ class StageTests(SynchronousTestCase):
         self.inflight.expect_broker(1, 2, 7, 10.0, None)
         self.inflight.expect_broker(2, 2, 7, 10.0, None)
         first = self.inflight.pair(list_offsets_response(1))
-        first.intercepted()
+        self.inflight.intercepted(first, list_offsets_response(1))
         self.assertIs(first.stage, Stage.INTERCEPTED)
         self.assertIsNone(first.answer)
         # The next broker response answers request 2, not the held one.
         second = self.inflight.pair(list_offsets_response(2))
         self.assertEqual(second.correlation_id, 2)
-        second.ready(b"two")
+        self.inflight.ready(second, b"two")
         self.assertEqual(self.inflight.take_ready(), [])
         self.assertIsNone(self.inflight.awaiting_head())
 
-        first.ready(b"one")
+        self.inflight.ready(first, b"one")
         self.assertEqual([p.answer for p in self.inflight.take_ready()], [b"one", b"two"])
 
     def test_pairing_skips_answered_requests(self) -> None:
@@ -86,7 +86,7 @@ class StageTests(SynchronousTestCase):
         assert head is not None
         self.assertEqual(head.correlation_id, 1)
         done: list[Pending] = []
-        answers: list[bytes] = [b"one's pieces"]
+        answers: list[bytes | memoryview] = [b"one's pieces"]
         self.inflight.take_passed(done, answers)
         self.assertEqual([p.correlation_id for p in done], [1, 2, 3])
         self.assertEqual(answers, [b"one's pieces", b"two", b"three"])

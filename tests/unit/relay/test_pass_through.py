@@ -16,6 +16,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from kgateway.interceptors.api import ResponseCall
 from kgateway.protocol.codec import decode_response
 from kgateway.protocol.headers import response_correlation_id
+from kgateway.protocol.tail_rewrite import PAD_TAG
 from kgateway.relay.client_protocol import ClientConnectionFactory
 from tests.unit.interceptors.test_data_path import Recorder, interceptor_set
 from tests.unit.protocol.builders import (
@@ -31,7 +32,7 @@ from tests.unit.relay.fakes import (
     list_offsets_response,
     raw_request,
 )
-from tests.unit.relay.test_client_connection import GATEWAY_HOST, describe_quorum_v2, make_factory
+from tests.unit.relay.test_client_connection import GATEWAY_HOST, make_factory
 
 
 def fetch_request(correlation_id: int = CORRELATION_ID, version: int = 16) -> bytes:
@@ -68,24 +69,42 @@ class PassThroughTests(SynchronousTestCase):
         client = ClientSide(factory or make_factory(brokers))
         return client, brokers.opened[0]
 
-    def test_fetch_without_hints_goes_on_as_its_reads(self) -> None:
-        """A large Fetch v16 response without leader hints is written as the reads it came in."""
+    def test_fetch_without_hints_goes_on_read_by_read(self) -> None:
+        """
+        A large Fetch v16 response without leader hints goes to the client
+        read by read, as those reads, once its header is in: the node never
+        holds the response.
+        """
         client, broker = self.connected()
         client.send(fetch_request())
         frame = fetch_response(16, ())
         writes = recording_writes(client)
-        reads = answer_in_reads(broker, frame, [3, 40, 1000, 5000, 9000])
+        cuts = [3, 40, 1000, 5000, 9000]
+        bounds = [0, *cuts, len(frame)]
+        reads = [frame[a:b] for a, b in zip(bounds, bounds[1:], strict=False)]
+        for index, read in enumerate(reads):
+            broker.protocol.dataReceived(read)
+            written = sum(len(piece) for call in writes for piece in call)
+            if index == 0:
+                # Three bytes: not even the length prefix yet.
+                self.assertEqual(written, 0)
+            else:
+                # Everything that arrived went on, but for a field cut between
+                # two reads, which the walk looking for the tags keeps.
+                self.assertLessEqual(bounds[index + 1] - written, 8, f"read {index}")
         self.assertEqual(client.responses(), [frame])
-        self.assertEqual(len(writes), 1)
-        self.assertEqual(b"".join(writes[0]), frame)
-        # The first read held only part of the length prefix, so the prefix is
-        # completed from the second; every later read is the very object written.
-        self.assertEqual(len(writes[0]), len(reads))
-        for written, read in zip(writes[0][2:], reads[2:], strict=True):
-            self.assertIs(written, read)
+        self.assertEqual(len(writes), len(reads) - 1)
+        # Reads inside the records are written as the very objects that arrived.
+        self.assertIs(writes[2][0], reads[3])
+        self.assertIs(writes[3][0], reads[4])
 
     def test_fetch_with_hints_rewritten_wherever_cut(self) -> None:
-        """Leader hints are found and rewritten however the response is cut into reads."""
+        """
+        Leader hints are found and rewritten however the response is cut.
+        Held whole (its header not in the first read), its length changes;
+        passed on as it arrives, it keeps its length: padded with an unknown
+        tag, so the client decodes the same endpoints at gateway addresses.
+        """
         frame = fetch_response(16)
         reference, broker = self.connected()
         reference.send(fetch_request())
@@ -94,11 +113,24 @@ class PassThroughTests(SynchronousTestCase):
         self.assertNotIn(BROKER_HOST_MARK, expected)
         message = decode_response(FetchResponse, expected, 16)
         self.assertEqual({n.host for n in message.node_endpoints}, {GATEWAY_HOST})
-        for cut in range(1, len(frame), 11):
+        for cut in list(range(1, 8)) + list(range(8, len(frame), 97)):
             client, broker = self.connected()
             client.send(fetch_request())
             answer_in_reads(broker, frame, [cut])
-            self.assertEqual(client.responses(), [expected], f"cut at {cut}")
+            [got] = client.responses()
+            if cut < 8:
+                self.assertEqual(got, expected, f"cut at {cut}")
+                continue
+            self.assertEqual(len(got), len(frame), f"cut at {cut}")
+            self.assertNotIn(BROKER_HOST_MARK, got)
+            streamed = decode_response(FetchResponse, got, 16)
+            self.assertEqual(
+                [(n.node_id, n.host, n.port) for n in streamed.node_endpoints],
+                [(n.node_id, n.host, n.port) for n in message.node_endpoints],
+                f"cut at {cut}",
+            )
+            self.assertEqual(set(streamed.unknown_tags), {f"_{PAD_TAG}"})
+            self.assertEqual(streamed.responses, message.responses)
 
     def test_responses_in_one_read_and_order(self) -> None:
         """Pass-through and rewritten responses in one read leave in request order."""
@@ -106,7 +138,7 @@ class PassThroughTests(SynchronousTestCase):
         client.send(
             list_offsets_request(1),
             fetch_request(2),
-            describe_quorum_v2(3),  # answered by the gateway, behind 2
+            raw_request(18, 9, 3),  # ApiVersions v9: answered by the gateway, behind 2
             list_offsets_request(4),
         )
         plain = fetch_response(16, ())
@@ -115,9 +147,10 @@ class PassThroughTests(SynchronousTestCase):
         data = list_offsets_response(1) + plain + list_offsets_response(4)
         answer_in_reads(broker, data, [len(data) - 9])
         self.assertEqual([response_correlation_id(f) for f in client.responses()], [1, 2, 3, 4])
-        # The first read's three answers (two relayed, one local) went in one write.
-        self.assertEqual(len(writes), 2)
-        self.assertEqual(len(writes[0]), 3)
+        # The first read's three answers (two relayed, one local) went in one
+        # write; the fourth, whose correlation id the read cut, went on as its
+        # two pieces once whole.
+        self.assertEqual([len(call) for call in writes], [3, 2])
 
     def test_counted_like_any_response(self) -> None:
         """Bytes to the client and latency are counted for a passed-through response."""
