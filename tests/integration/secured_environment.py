@@ -337,13 +337,18 @@ class SecuredEnvironment:
         return self.run(family, command, route, timeout=timeout + 60, check=check)
 
     def refusal(
-        self, family: str, route: Route, topic: str, timeout: float = 15.0
+        self, family: str, route: Route, topic: str, timeout: float | None = None
     ) -> tuple[subprocess.CompletedProcess[str], float]:
         """Run a client that should be refused: the finished process and its seconds.
 
         Java runs C{kafka-topics --list --command-config} (its admin client gives up on the
-        first refusal); the other families their round trip with a short timeout.
+        first refusal); the other families their round trip with a short timeout (15 s;
+        kafka-python 30 s: it blocks for half the timeout, and on a loaded machine its first
+        bootstrap attempt, TLS and SCRAM and the broker's second of delay, could take all
+        of 7.5 s, so it gave up before any refusal was logged).
         """
+        if timeout is None:
+            timeout = 30.0 if family == "kafka-python" else 15.0
         started = time.monotonic()
         if family == "java":
             result = self.run(
