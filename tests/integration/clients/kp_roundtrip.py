@@ -54,6 +54,10 @@ def main() -> dict[str, Any]:
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         request_timeout_ms=30000,
+        # A topic created a moment ago can be missing from the metadata the group's leader
+        # assigns with ("No partition metadata for topic"); the default 5 minutes before the
+        # next look left the consumer with nothing for the whole run on a loaded machine.
+        metadata_max_age_ms=3000,
         **security,
     )
     consumer.subscribe([args.topic])
