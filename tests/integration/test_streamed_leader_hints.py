@@ -86,6 +86,24 @@ class MovedLeaderTests(TestCase):
                 return float(line.rsplit(" ", 1)[1])
         raise AssertionError(f"{name} not in /metrics")
 
+    def bytes_to_clients(self) -> float:
+        """What the node has sent its clients (C{kgateway_bytes_total}, to_client)."""
+        _, text = self.env.gateway.api("GET", "/metrics")
+        for line in str(text).splitlines():
+            if line.startswith('kgateway_bytes_total{direction="to_client"} '):
+                return float(line.rsplit(" ", 1)[1])
+        raise AssertionError("kgateway_bytes_total to_client not in /metrics")
+
+    def await_fetching(self, since: float, consumer: threading.Thread) -> None:
+        """Until the consumer has read 3 MiB of the 20 through the node: fetching, throttled,
+        with most of the topic still to come (a fixed sleep was too short for a client that
+        started slowly on a loaded machine, and the leader moved before it fetched)."""
+        deadline = time.monotonic() + 120
+        while self.bytes_to_clients() - since < 3 * 1024 * 1024:
+            if not consumer.is_alive() or time.monotonic() > deadline:
+                return  # the join below reports the outcome
+            time.sleep(0.25)
+
     def prepare(self) -> str:
         """A topic whose two partitions broker 1 leads, with 10 MiB each."""
         env = self.env
@@ -175,6 +193,7 @@ class MovedLeaderTests(TestCase):
         self.throttle(2 * 1024 * 1024)
         self.addCleanup(self.throttle, None)
         before = self.metric("kgateway_streamed_leader_hints_total")
+        sent_before = self.bytes_to_clients()
         outcome: dict[str, Any] = {}
 
         def consume() -> None:
@@ -187,7 +206,7 @@ class MovedLeaderTests(TestCase):
 
         consumer = threading.Thread(target=consume)
         consumer.start()
-        time.sleep(4.0)  # fetching, throttled: about 8 of the 20 MiB read
+        self.await_fetching(sent_before, consumer)
         self.move_leader(topic)
         consumer.join(300)
         if "error" in outcome:
