@@ -118,19 +118,26 @@ print(repr(out))
 """
 
 
-def rewrite_times(checkout: Path, frames_file: Path) -> dict[int, float]:
-    """Best-of rewrite milliseconds per partition count, with C{checkout}'s rewriter."""
+def _times_in(
+    checkout: Path, what: str, script: str, args: list[str], timeout: float
+) -> dict[int, float]:
+    """Run a timing C{script} against C{checkout}'s code (not this tree's); its figures."""
     result = subprocess.run(
-        [sys.executable, "-c", _TIME_REWRITE, str(checkout), str(frames_file)],
+        [sys.executable, "-c", script, str(checkout), *args],
         capture_output=True,
         text=True,
-        timeout=900,
+        timeout=timeout,
         env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"},
     )
     if result.returncode != 0:
-        raise RuntimeError(f"rewrite timing in {checkout} failed:\n{result.stderr[-2000:]}")
+        raise RuntimeError(f"{what} timing in {checkout} failed:\n{result.stderr[-2000:]}")
     times: dict[int, float] = eval(result.stdout.strip())  # noqa: S307 - our own repr
     return times
+
+
+def rewrite_times(checkout: Path, frames_file: Path) -> dict[int, float]:
+    """Best-of rewrite milliseconds per partition count, with C{checkout}'s rewriter."""
+    return _times_in(checkout, "rewrite", _TIME_REWRITE, [str(frames_file)], 900)
 
 
 def cpu_seconds(pid: int) -> float:
@@ -263,17 +270,7 @@ print(repr(out))
 
 def scope_times(checkout: Path, lengths: list[int]) -> dict[int, float]:
     """Milliseconds of one scope match per client-id length, with C{checkout}'s code."""
-    result = subprocess.run(
-        [sys.executable, "-c", _TIME_SCOPE, str(checkout), *map(str, lengths)],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"},
-    )
-    if result.returncode != 0:
-        raise RuntimeError(f"scope timing in {checkout} failed:\n{result.stderr[-2000:]}")
-    times: dict[int, float] = eval(result.stdout.strip())  # noqa: S307 - our own repr
-    return times
+    return _times_in(checkout, "scope", _TIME_SCOPE, [str(n) for n in lengths], 600)
 
 
 def connections_listing_ms(count: int = 10_000) -> float:

@@ -42,6 +42,7 @@ from harness.gateway_process import GatewayProcess
 from harness.kafka import KafkaCluster
 
 from . import machine
+from .sections import fmt, median, write_section
 from .targets import Direct, KGateway, Target
 from .workloads import Case, Context, RunResult, run
 
@@ -285,24 +286,6 @@ def main(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def _median(runs: Sequence[RunResult], case: str, target: str) -> float | None:
-    values = [
-        r.mb_per_sec
-        for r in runs
-        if r.case == case and r.target == target and not r.error and r.mb_per_sec is not None
-    ]
-    return statistics.median(values) if values else None
-
-
-def _cpu_per_gib(runs: Sequence[RunResult], case: str, target: str) -> float | None:
-    values = [
-        r.cpu_per_gib
-        for r in runs
-        if r.case == case and r.target == target and not r.error and r.cpu_per_gib is not None
-    ]
-    return statistics.median(values) if values else None
-
-
 def section(
     command: str,
     cases: Sequence[Case],
@@ -339,17 +322,17 @@ def section(
         "|---|---|---|---|---|---|---|",
     ]
     for case in cases:
-        direct = _median(runs, case.key, "direct")
-        plain = _median(runs, case.key, "kgateway-none")
-        plain_cpu = _cpu_per_gib(runs, case.key, "kgateway-none")
+        direct = median(runs, case.key, "direct")
+        plain = median(runs, case.key, "kgateway-none")
+        plain_cpu = median(runs, case.key, "kgateway-none", "cpu_per_gib")
         for target in targets:
-            value = _median(runs, case.key, target.key)
-            cpu = _cpu_per_gib(runs, case.key, target.key)
-            versus_plain = _fmt(_ratio(value, plain), 2) if target.is_proxy else ""
+            value = median(runs, case.key, target.key)
+            cpu = median(runs, case.key, target.key, "cpu_per_gib")
+            versus_plain = fmt(_ratio(value, plain), 2) if target.is_proxy else ""
             lines.append(
-                f"| {case.title} | {target.title} | {_fmt(value)} "
-                f"| {_fmt(_ratio(value, direct), 2)} | {versus_plain} | {_fmt(cpu)} "
-                f"| {_fmt(_ratio(cpu, plain_cpu), 2) if target.is_proxy else ''} |"
+                f"| {case.title} | {target.title} | {fmt(value)} "
+                f"| {fmt(_ratio(value, direct), 2)} | {versus_plain} | {fmt(cpu)} "
+                f"| {fmt(_ratio(cpu, plain_cpu), 2) if target.is_proxy else ''} |"
             )
     errors = [r for r in runs if r.error]
     lines += [
@@ -372,10 +355,6 @@ def _ratio(value: float | None, base: float | None) -> float | None:
     return value / base if value is not None and base else None
 
 
-def _fmt(value: float | None, digits: int = 1) -> str:
-    return "–" if value is None else f"{value:.{digits}f}"
-
-
 def write(
     out: Path,
     command: str,
@@ -388,26 +367,11 @@ def write(
     notes: Sequence[str] = (),
 ) -> Path:
     """Write interceptors.json and replace (or append) this benchmark's section of RESULTS.md."""
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "interceptors.json").write_text(
-        json.dumps(
-            {
-                "command": command,
-                "loads": list(loads),
-                "targets": [(t.key, t.title) for t in targets],
-                "runs": [r.as_dict() for r in runs],
-            },
-            indent=1,
-        )
-    )
-    markdown = out / "RESULTS.md"
-    text = markdown.read_text() if markdown.exists() else "# kgateway benchmark results\n"
+    data = {
+        "command": command,
+        "loads": list(loads),
+        "targets": [(t.key, t.title) for t in targets],
+        "runs": [r.as_dict() for r in runs],
+    }
     new = section(command, cases, targets, runs, loads, proofs, records, notes)
-    if BEGIN in text and END in text:
-        before, rest = text.split(BEGIN, 1)
-        after = rest.split(END, 1)[1].lstrip("\n")
-        text = before + new + after
-    else:
-        text = text.rstrip("\n") + "\n\n" + new
-    markdown.write_text(text)
-    return markdown
+    return write_section(out, "interceptors", data, BEGIN, END, new)

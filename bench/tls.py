@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import shutil
 import statistics
 import sys
@@ -43,6 +42,7 @@ from harness.secured_gateway import BrokerSide, ClientSide
 
 from . import machine, peers
 from .cli import _admin, _fill, create_topic, delete_topic
+from .sections import fmt, median, write_section
 from .targets import Direct, KafkaProxy, KGateway, Kroxylicious, PeerTls, Target
 from .workloads import Case, Context, RunResult, cases, run
 
@@ -77,6 +77,18 @@ def _kgateway_error(target: KGateway) -> str:
             if "kgateway:" in line or "Error" in line or "error" in line:
                 return line.strip()[:300]
     return "it did not start"
+
+
+def _start(gateway: KGateway, targets: list[Target], notes: list[str], failure: str) -> None:
+    """Start C{gateway} to be measured; if it does not start, C{failure} and why are noted."""
+    try:
+        gateway.start()
+        targets.append(gateway)
+    except Exception as error:  # noqa: BLE001 - reported, the rest still measured
+        reason = _kgateway_error(gateway) or _first_line(error)
+        notes.append(f"{failure}: {reason}")
+        _log(notes[-1])
+        gateway.stop()
 
 
 def main(args: argparse.Namespace) -> int:
@@ -139,46 +151,40 @@ def main(args: argparse.Namespace) -> int:
                 key_store_password=STORE_PASSWORD,
             ).env(),
         }
-        tls_gateway = KGateway(
-            tls_env["KAFKA_BOOTSTRAP_SERVERS"],
-            workdir,
-            1,
-            min(brokers),
-            env=tls_env,
-            security=client,
-            suffix="tls",
+        _start(
+            KGateway(
+                tls_env["KAFKA_BOOTSTRAP_SERVERS"],
+                workdir,
+                1,
+                min(brokers),
+                env=tls_env,
+                security=client,
+                suffix="tls",
+            ),
+            targets,
+            notes,
+            "kgateway ×1 with TLS was not measured: the node did not start",
         )
-        try:
-            tls_gateway.start()
-            targets.append(tls_gateway)
-        except Exception as error:  # noqa: BLE001 - reported, the rest still measured
-            reason = _kgateway_error(tls_gateway) or _first_line(error)
-            notes.append(f"kgateway ×1 with TLS was not measured: the node did not start: {reason}")
-            _log(notes[-1])
-            tls_gateway.stop()
         # TLS for clients only (plaintext to the brokers): the client leg's share.
         client_env = {
             **ClientSide(
                 SSL, workdir / "tls" / "gateway.p12", key_store_password=STORE_PASSWORD
             ).env(),
         }
-        client_tls_gateway = KGateway(
-            plain_bootstrap,
-            workdir,
-            1,
-            min(brokers),
-            env=client_env,
-            security=client,
-            suffix="client-tls",
+        _start(
+            KGateway(
+                plain_bootstrap,
+                workdir,
+                1,
+                min(brokers),
+                env=client_env,
+                security=client,
+                suffix="client-tls",
+            ),
+            targets,
+            notes,
+            "kgateway ×1 with client TLS only was not measured",
         )
-        try:
-            client_tls_gateway.start()
-            targets.append(client_tls_gateway)
-        except Exception as error:  # noqa: BLE001 - reported, the rest still measured
-            reason = _kgateway_error(client_tls_gateway) or _first_line(error)
-            notes.append(f"kgateway ×1 with client TLS only was not measured: {reason}")
-            _log(notes[-1])
-            client_tls_gateway.stop()
         for finder in (peers.kroxylicious, peers.kafka_proxy):
             peer = finder()
             found.append(peer)
@@ -255,23 +261,8 @@ def main(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def _median(runs: Sequence[RunResult], case: str, target: str, what: str) -> float | None:
-    values = [
-        value
-        for r in runs
-        if r.case == case and r.target == target and not r.error
-        for value in [r.mb_per_sec if what == "mb" else r.cpu_per_gib]
-        if value is not None
-    ]
-    return statistics.median(values) if values else None
-
-
 def _ratio(value: float | None, base: float | None) -> str:
     return "–" if value is None or not base else f"{value / base:.2f}×"
-
-
-def _fmt(value: float | None, digits: int = 1) -> str:
-    return "–" if value is None else f"{value:.{digits}f}"
 
 
 def section(
@@ -312,7 +303,7 @@ def section(
         "|---|" + "---|" * len(targets),
     ]
     for case in cases:
-        row = [_fmt(_median(runs, case.key, key, "mb")) for key in keys]
+        row = [fmt(median(runs, case.key, key)) for key in keys]
         lines.append(f"| {case.title} | " + " | ".join(row) + " |")
     pairs = [(label, plain, tls) for label, plain, tls in PAIRS if {plain, tls} <= set(keys)]
     lines += [
@@ -324,7 +315,7 @@ def section(
     ]
     for case in cases:
         row = [
-            _ratio(_median(runs, case.key, tls, "mb"), _median(runs, case.key, plain, "mb"))
+            _ratio(median(runs, case.key, tls), median(runs, case.key, plain))
             for _, plain, tls in pairs
         ]
         lines.append(f"| {case.title} | " + " | ".join(row) + " |")
@@ -338,8 +329,8 @@ def section(
             "|---|" + "---|" * len(peers_tls),
         ]
         for case in cases:
-            ours = _median(runs, case.key, "kgateway-1-tls", "mb")
-            row = [_ratio(ours, _median(runs, case.key, k, "mb")) for k in peers_tls]
+            ours = median(runs, case.key, "kgateway-1-tls")
+            row = [_ratio(ours, median(runs, case.key, k)) for k in peers_tls]
             lines.append(f"| {case.title} | " + " | ".join(row) + " |")
     proxies = [t for t in targets if t.is_proxy]
     lines += [
@@ -350,7 +341,7 @@ def section(
         "|---|" + "---|" * len(proxies),
     ]
     for case in cases:
-        row = [_fmt(_median(runs, case.key, t.key, "cpu")) for t in proxies]
+        row = [fmt(median(runs, case.key, t.key, "cpu_per_gib")) for t in proxies]
         lines.append(f"| {case.title} | " + " | ".join(row) + " |")
     proven = {t.key: sum(1 for r in runs if r.target == t.key and not r.error) for t in targets}
     total = {t.key: sum(1 for r in runs if r.target == t.key) for t in targets}
@@ -386,26 +377,12 @@ def write(
     notes: Sequence[str] = (),
 ) -> Path:
     """Write tls.json and replace (or append) this benchmark's section of RESULTS.md."""
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "tls.json").write_text(
-        json.dumps(
-            {
-                "command": command,
-                "loads": list(loads),
-                "notes": list(notes),
-                "targets": [(t.key, t.title) for t in targets],
-                "runs": [r.as_dict() for r in runs],
-            },
-            indent=1,
-        )
-    )
-    markdown = out / "RESULTS.md"
-    text = markdown.read_text() if markdown.exists() else "# kgateway benchmark results\n"
+    data = {
+        "command": command,
+        "loads": list(loads),
+        "notes": list(notes),
+        "targets": [(t.key, t.title) for t in targets],
+        "runs": [r.as_dict() for r in runs],
+    }
     new = section(command, cases, targets, runs, loads, found, records, notes)
-    if BEGIN in text and END in text:
-        before, rest = text.split(BEGIN, 1)
-        text = before + new + rest.split(END, 1)[1].lstrip("\n")
-    else:
-        text = text.rstrip("\n") + "\n\n" + new
-    markdown.write_text(text)
-    return markdown
+    return write_section(out, "tls", data, BEGIN, END, new)

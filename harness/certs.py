@@ -70,6 +70,19 @@ def general_name(san: str) -> x509.GeneralName:
     raise ValueError(f"SAN {san!r}: write IP:<address> or DNS:<name>")
 
 
+def host_sans(hosts: Sequence[str]) -> list[str]:
+    """Host names and IP addresses (C{"localhost"}, C{"127.0.0.1"}) as SANs (C{"IP:127.0.0.1"})."""
+    sans = []
+    for host in hosts:
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            sans.append(f"DNS:{host}")
+        else:
+            sans.append(f"IP:{host}")
+    return sans
+
+
 @dataclass(frozen=True)
 class PemFiles:
     """Where L{Identity.write_pem} put one identity's files."""
@@ -149,14 +162,15 @@ class Identity:
         files.ca.write_bytes(self.issuer.certificate_pem())
         return files
 
-    def pkcs12_bytes(self, password: str, alias: str = "kgateway") -> bytes:
-        """The key, certificate and issuer as a password-protected PKCS#12 store."""
+    def pkcs12_bytes(self, password: str | None, alias: str = "kgateway") -> bytes:
+        """The key, certificate and issuer as PKCS#12, protected unless C{password} is None."""
+        encryption: serialization.KeySerializationEncryption = (
+            serialization.BestAvailableEncryption(password.encode())
+            if password is not None
+            else serialization.NoEncryption()
+        )
         return pkcs12.serialize_key_and_certificates(
-            alias.encode(),
-            self.key,
-            self.certificate,
-            [self.issuer.certificate],
-            serialization.BestAvailableEncryption(password.encode()),
+            alias.encode(), self.key, self.certificate, [self.issuer.certificate], encryption
         )
 
     def write_pkcs12(self, path: Path, password: str, alias: str = "kgateway") -> Path:

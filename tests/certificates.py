@@ -1,90 +1,36 @@
 """
-Certificates the tests make with C{cryptography}: a CA, a gateway's server
-certificate (for localhost and 127.0.0.1), clients' certificates, and the
-key and trust stores made of them (PEM, PKCS12).
+The tests' certificates, made by the harness's CA (L{harness.certs}): a CA, a gateway's
+server certificate (for localhost and 127.0.0.1), clients' certificates, and the key and
+trust stores made of them (PEM, PKCS12), in the shape these tests ask for them.
 """
 
 from __future__ import annotations
 
 import datetime
-import ipaddress
-from dataclasses import dataclass
 from pathlib import Path
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.serialization import pkcs12
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from harness.certs import CertificateAuthority, Identity, host_sans
 
 #: The organisation every test certificate names.
 ORGANISATION = "kgateway tests"
 
-
-@dataclass(frozen=True)
-class Issued:
-    """A key and the certificate issued for it."""
-
-    key: ec.EllipticCurvePrivateKey
-    certificate: x509.Certificate
-
-    @property
-    def subject(self) -> str:
-        """The subject as Kafka and kgateway write principals: C{CN=...,O=...}."""
-        return self.certificate.subject.rfc4514_string()
-
-    def key_pem(self, password: str | None = None) -> bytes:
-        """The private key, PKCS#8 PEM (encrypted with C{password} if given)."""
-        encryption: serialization.KeySerializationEncryption = (
-            serialization.BestAvailableEncryption(password.encode())
-            if password
-            else serialization.NoEncryption()
-        )
-        return self.key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption
-        )
-
-    def certificate_pem(self) -> bytes:
-        """The certificate, PEM."""
-        return self.certificate.public_bytes(serialization.Encoding.PEM)
+#: A key and the certificate issued for it (C{subject}, C{key_pem}, C{certificate_pem}).
+Issued = Identity
 
 
-def _name(common_name: str) -> x509.Name:
-    # Most general first, as CAs write them; RFC 4514 (and Kafka) print them reversed.
-    return x509.Name(
-        [
-            x509.NameAttribute(NameOID.ORGANIZATION_NAME, ORGANISATION),
-            x509.NameAttribute(NameOID.COMMON_NAME, common_name),
-        ]
-    )
-
-
-def _now() -> datetime.datetime:
-    return datetime.datetime.now(datetime.UTC)
+def _subject(common_name: str) -> str:
+    return f"CN={common_name},O={ORGANISATION}"
 
 
 class Authority:
     """A CA that issues the tests' certificates."""
 
     def __init__(self, common_name: str = "kgateway test CA") -> None:
-        key = ec.generate_private_key(ec.SECP256R1())
-        name = _name(common_name)
-        certificate = (
-            x509.CertificateBuilder()
-            .subject_name(name)
-            .issuer_name(name)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(_now() - datetime.timedelta(days=1))
-            .not_valid_after(_now() + datetime.timedelta(days=30))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .sign(key, hashes.SHA256())
-        )
-        self.issued = Issued(key, certificate)
+        self.ca = CertificateAuthority(_subject(common_name))
 
     def pem(self) -> bytes:
         """The CA's certificate, PEM (a trust store)."""
-        return self.issued.certificate_pem()
+        return self.ca.certificate_pem()
 
     def issue(
         self,
@@ -95,35 +41,14 @@ class Authority:
         server: bool = True,
     ) -> Issued:
         """A certificate for C{common_name}, valid for C{hosts}, from now + C{starts_in_days}."""
-        key = ec.generate_private_key(ec.SECP256R1())
-        start = _now() + datetime.timedelta(days=starts_in_days)
-        names: list[x509.GeneralName] = []
-        for host in hosts:
-            try:
-                names.append(x509.IPAddress(ipaddress.ip_address(host)))
-            except ValueError:
-                names.append(x509.DNSName(host))
-        usage = ExtendedKeyUsageOID.SERVER_AUTH if server else None
-        builder = (
-            x509.CertificateBuilder()
-            .subject_name(_name(common_name))
-            .issuer_name(self.issued.certificate.subject)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(start)
-            .not_valid_after(start + datetime.timedelta(days=valid_days))
+        start = datetime.datetime.now(datetime.UTC) + datetime.timedelta(days=starts_in_days)
+        return self.ca.issue(
+            _subject(common_name),
+            host_sans(hosts),
+            server=server,
+            valid_from=start,
+            valid_until=start + datetime.timedelta(days=valid_days),
         )
-        if names:
-            builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
-        if usage is not None:
-            builder = builder.add_extension(
-                x509.ExtendedKeyUsage(
-                    [usage, ExtendedKeyUsageOID.CLIENT_AUTH],
-                ),
-                critical=False,
-            )
-        certificate = builder.sign(self.issued.key, hashes.SHA256())
-        return Issued(key, certificate)
 
 
 def write_pem_key_store(
@@ -137,24 +62,12 @@ def write_pem_key_store(
 def write_pkcs12_key_store(
     path: Path, issued: Issued, authority: Authority, password: str | None
 ) -> Path:
-    """A PKCS12 key store with one key entry and its chain."""
-    encryption: serialization.KeySerializationEncryption = (
-        serialization.BestAvailableEncryption(password.encode())
-        if password
-        else serialization.NoEncryption()
-    )
-    data = pkcs12.serialize_key_and_certificates(
-        b"gateway", issued.key, issued.certificate, [authority.issued.certificate], encryption
-    )
-    path.write_bytes(data)
+    """A PKCS12 key store with one key entry and its chain (C{authority}, which issued it)."""
+    path.write_bytes(issued.pkcs12_bytes(password or None, alias="gateway"))
     return path
 
 
 def write_pkcs12_trust_store(path: Path, authority: Authority, password: str) -> Path:
     """A PKCS12 trust store holding the CA's certificate alone."""
-    data = pkcs12.serialize_java_truststore(
-        [pkcs12.PKCS12Certificate(authority.issued.certificate, b"ca")],
-        serialization.BestAvailableEncryption(password.encode()),
-    )
-    path.write_bytes(data)
+    path.write_bytes(authority.ca.truststore_pkcs12_bytes(password, alias="ca"))
     return path

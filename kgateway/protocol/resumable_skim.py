@@ -21,73 +21,26 @@ from collections.abc import Generator
 from struct import Struct
 from typing import Any
 
-from kgateway.protocol.codec import schema
 from kgateway.protocol.framing import FrameError
+from kgateway.protocol.skim_plan import (
+    BYTES,
+    COMPACT,
+    FIXED,
+    SIMPLES,
+    STRING,
+    STRUCT,
+    STRUCTS,
+    TAGS,
+    Plan,
+    body_plan,
+)
 
 _INT16 = Struct(">h")
 _INT32 = Struct(">i")
 
-_FIXED_WIDTH = {
-    "int8": 1,
-    "bool": 1,
-    "int16": 2,
-    "uint16": 2,
-    "int32": 4,
-    "bitfield": 4,
-    "int64": 8,
-    "float64": 8,
-    "uuid": 16,
-}
-
-# The steps of a plan: (kind, argument).
-_FIXED = 0  # argument: width in bytes
-_COMPACT = 1  # compact string/bytes/records: uvarint length + 1
-_STRING = 2  # int16 length
-_BYTES = 3  # int32 length (bytes, records)
-_STRUCTS = 4  # array of structs; argument: the struct's plan
-_SIMPLES = 5  # array of simple values; argument: one-step plan of the element
-_STRUCT = 6  # argument: the struct's plan
-_NULLABLE_STRUCT = 7  # presence byte, then the struct; argument: its plan
-_TAGS = 8  # a tagged-field section
-
-Plan = tuple[tuple[int, Any], ...]
-
 #: What the walk yields when it runs out: (where it is, how far it needs bytes).
 Need = tuple[int, int]
 Walk = Generator[Need, None, int]
-
-
-def _simple_step(type_str: str, compact: bool) -> tuple[int, Any]:
-    width = _FIXED_WIDTH.get(type_str)
-    if width is not None:
-        return (_FIXED, width)
-    if compact:
-        return (_COMPACT, None)
-    return (_STRING, None) if type_str == "string" else (_BYTES, None)
-
-
-def _struct_plan(struct: Any, version: int, compact: bool, tags: bool) -> Plan:
-    steps: list[tuple[int, Any]] = []
-    for field in struct.untagged_fields(version):
-        if field.is_struct_array():
-            steps.append((_STRUCTS, _struct_plan(field.array_of, version, compact, compact)))
-        elif field.is_array():
-            steps.append((_SIMPLES, _simple_step(field.array_of.type_str, compact)))
-        elif field.is_struct():
-            inner = _struct_plan(field, version, compact, compact)
-            nullable = field.nullable_for_version_q(version)
-            steps.append((_NULLABLE_STRUCT if nullable else _STRUCT, inner))
-        else:
-            steps.append(_simple_step(field.type_str, compact))
-    if tags:
-        steps.append((_TAGS, None))
-    merged: list[tuple[int, Any]] = []
-    for kind, argument in steps:
-        if kind == _FIXED and merged and merged[-1][0] == _FIXED:
-            merged[-1] = (_FIXED, merged[-1][1] + argument)
-        else:
-            merged.append((kind, argument))
-    return tuple(merged)
 
 
 _PLANS: dict[tuple[int, int], Plan] = {}
@@ -101,8 +54,7 @@ def frame_plan(cls: Any, version: int) -> Plan:
     key = (id(cls), version)
     plan = _PLANS.get(key)
     if plan is None:
-        body = _struct_plan(schema(cls), version, True, False)
-        plan = _PLANS[key] = ((_FIXED, 8), (_TAGS, None), *body)
+        plan = _PLANS[key] = ((FIXED, 8), (TAGS, None), *body_plan(cls, version))
     return plan
 
 
@@ -215,9 +167,9 @@ def _count(w: Window, pos: int, compact: bool) -> Generator[Need, None, tuple[in
 def _walk(plan: Plan, w: Window, pos: int) -> Walk:
     """Walk C{plan} from C{pos}; the position after it.  Yields when bytes are missing."""
     for kind, argument in plan:
-        if kind == _FIXED:
+        if kind == FIXED:
             pos += argument
-        elif kind == _COMPACT:
+        elif kind == COMPACT:
             while w.end <= pos:
                 yield pos, pos + 1
             length = w.byte(pos)
@@ -226,13 +178,13 @@ def _walk(plan: Plan, w: Window, pos: int) -> Walk:
             else:
                 length, pos = yield from _uvarint(w, pos)
                 pos += length - 1
-        elif kind == _STRUCTS:
+        elif kind == STRUCTS:
             count, pos = yield from _count(w, pos, True)
             for _ in range(count):
                 pos = yield from _walk(argument, w, pos)
                 if pos > w.limit:
                     raise FrameError(f"an array runs past the frame's {w.limit} bytes")
-        elif kind == _TAGS:
+        elif kind == TAGS:
             while w.end <= pos:
                 yield pos, pos + 1
             if w.byte(pos) == 0:  # almost always: no tags
@@ -243,19 +195,19 @@ def _walk(plan: Plan, w: Window, pos: int) -> Walk:
                     _, pos = yield from _uvarint(w, pos)
                     size, pos = yield from _uvarint(w, pos)
                     pos += size
-        elif kind == _STRING:
+        elif kind == STRING:
             while w.end < pos + 2:
                 yield pos, pos + 2
             (length,) = _INT16.unpack(w.read(pos, 2))
             pos += 2 + max(int(length), 0)
-        elif kind == _BYTES:
+        elif kind == BYTES:
             while w.end < pos + 4:
                 yield pos, pos + 4
             (length,) = _INT32.unpack(w.read(pos, 4))
             pos += 4 + max(int(length), 0)
-        elif kind == _SIMPLES:
+        elif kind == SIMPLES:
             count, pos = yield from _count(w, pos, True)
-            if argument[0] == _FIXED:
+            if argument[0] == FIXED:
                 pos += max(count, 0) * argument[1]
             else:
                 element = (argument,)
@@ -263,9 +215,9 @@ def _walk(plan: Plan, w: Window, pos: int) -> Walk:
                     pos = yield from _walk(element, w, pos)
                     if pos > w.limit:
                         raise FrameError(f"an array runs past the frame's {w.limit} bytes")
-        elif kind == _STRUCT:
+        elif kind == STRUCT:
             pos = yield from _walk(argument, w, pos)
-        else:  # _NULLABLE_STRUCT
+        else:  # NULLABLE_STRUCT
             while w.end <= pos:
                 yield pos, pos + 1
             present = w.byte(pos)

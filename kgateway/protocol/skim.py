@@ -7,11 +7,11 @@ response to find out would copy every record batch; this walker follows the
 codec's own schema (kafka-python's field objects, so no layout is written
 here) and skips over values by their lengths.
 
-The schema is turned once per (message, version) into a flat plan of skips,
-because every Produce and Fetch response is walked: runs of fixed-width
-fields become one addition.  A frame may be walked as the pieces it arrived
-in (a multi-MiB Fetch response, without joining it), since the walk reads
-only a few bytes per partition.
+The schema is turned once per (message, version) into a flat plan of skips
+(L{kgateway.protocol.skim_plan}, shared with the walk of a frame still
+arriving), because every Produce and Fetch response is walked.  A frame may
+be walked as the pieces it arrived in (a multi-MiB Fetch response, without
+joining it), since the walk reads only a few bytes per partition.
 """
 
 from __future__ import annotations
@@ -20,22 +20,21 @@ from collections.abc import Sequence
 from struct import Struct
 from typing import Any, Protocol, overload
 
-from kgateway.protocol.codec import schema
+from kgateway.protocol.skim_plan import (
+    BYTES,
+    COMPACT,
+    FIXED,
+    SIMPLES,
+    STRING,
+    STRUCT,
+    STRUCTS,
+    TAGS,
+    Plan,
+    body_plan,
+)
 
 _INT16 = Struct(">h")
 _INT32 = Struct(">i")
-
-_FIXED_WIDTH = {
-    "int8": 1,
-    "bool": 1,
-    "int16": 2,
-    "uint16": 2,
-    "int32": 4,
-    "bitfield": 4,
-    "int64": 8,
-    "float64": 8,
-    "uuid": 16,
-}
 
 
 class Readable(Protocol):
@@ -137,53 +136,6 @@ def skip_tags(data: Readable, pos: int) -> int:
 _uvarint = uvarint
 _skip_tags = skip_tags
 
-# The steps of a plan: (kind, argument).
-_FIXED = 0  # argument: width in bytes
-_COMPACT = 1  # compact string/bytes/records: uvarint length + 1
-_STRING = 2  # int16 length
-_BYTES = 3  # int32 length (bytes, records)
-_STRUCTS = 4  # array of structs; argument: the struct's plan
-_SIMPLES = 5  # array of simple values; argument: one-step plan of the element
-_STRUCT = 6  # argument: the struct's plan
-_NULLABLE_STRUCT = 7  # presence byte, then the struct; argument: its plan
-_TAGS = 8  # a tagged-field section
-
-Plan = tuple[tuple[int, Any], ...]
-
-
-def _simple_step(type_str: str, compact: bool) -> tuple[int, Any]:
-    width = _FIXED_WIDTH.get(type_str)
-    if width is not None:
-        return (_FIXED, width)
-    if compact:
-        return (_COMPACT, None)
-    return (_STRING, None) if type_str == "string" else (_BYTES, None)
-
-
-def _struct_plan(struct: Any, version: int, compact: bool, tags: bool) -> Plan:
-    steps: list[tuple[int, Any]] = []
-    for field in struct.untagged_fields(version):
-        if field.is_struct_array() or field.is_array():
-            if field.is_struct_array():
-                steps.append((_STRUCTS, _struct_plan(field.array_of, version, compact, compact)))
-            else:
-                steps.append((_SIMPLES, _simple_step(field.array_of.type_str, compact)))
-        elif field.is_struct():
-            inner = _struct_plan(field, version, compact, compact)
-            nullable = field.nullable_for_version_q(version)
-            steps.append((_NULLABLE_STRUCT if nullable else _STRUCT, inner))
-        else:
-            steps.append(_simple_step(field.type_str, compact))
-    if tags:
-        steps.append((_TAGS, None))
-    merged: list[tuple[int, Any]] = []
-    for kind, argument in steps:
-        if kind == _FIXED and merged and merged[-1][0] == _FIXED:
-            merged[-1] = (_FIXED, merged[-1][1] + argument)
-        else:
-            merged.append((kind, argument))
-    return tuple(merged)
-
 
 def _count(data: Readable, pos: int, compact: bool) -> tuple[int, int]:
     if compact:
@@ -195,58 +147,46 @@ def _count(data: Readable, pos: int, compact: bool) -> tuple[int, int]:
 
 def _walk(plan: Plan, data: Readable, pos: int, compact: bool) -> int:
     for kind, argument in plan:
-        if kind == _FIXED:
+        if kind == FIXED:
             pos += argument
-        elif kind == _COMPACT:
+        elif kind == COMPACT:
             length = data[pos]
             if length < 0x80:  # one-byte varint: strings and records under 127 bytes
                 pos += length if length else 1
             else:
                 length, pos = _uvarint(data, pos)
                 pos += length - 1
-        elif kind == _STRUCTS:
+        elif kind == STRUCTS:
             count, pos = _count(data, pos, compact)
             for _ in range(count):
                 pos = _walk(argument, data, pos, compact)
-        elif kind == _TAGS:
+        elif kind == TAGS:
             if data[pos]:
                 pos = _skip_tags(data, pos)
             else:  # almost always: no tags
                 pos += 1
-        elif kind == _STRING:
+        elif kind == STRING:
             (length,) = _INT16.unpack(data[pos : pos + 2])
             pos += 2 + max(int(length), 0)
-        elif kind == _BYTES:
+        elif kind == BYTES:
             (length,) = _INT32.unpack(data[pos : pos + 4])
             pos += 4 + max(int(length), 0)
-        elif kind == _SIMPLES:
+        elif kind == SIMPLES:
             count, pos = _count(data, pos, compact)
-            if argument[0] == _FIXED:
+            if argument[0] == FIXED:
                 pos += max(count, 0) * argument[1]
             else:
                 element = (argument,)
                 for _ in range(count):
                     pos = _walk(element, data, pos, compact)
-        elif kind == _STRUCT:
+        elif kind == STRUCT:
             pos = _walk(argument, data, pos, compact)
-        else:  # _NULLABLE_STRUCT
+        else:  # NULLABLE_STRUCT
             present = data[pos]
             pos += 1
             if present != 0xFF:
                 pos = _walk(argument, data, pos, compact)
     return pos
-
-
-_PLANS: dict[tuple[int, int], Plan] = {}
-
-
-def _top_level_plan(cls: Any, version: int) -> Plan:
-    key = (id(cls), version)
-    plan = _PLANS.get(key)
-    if plan is None:
-        # The top level's own tags are what the caller looks for: not skipped.
-        plan = _PLANS[key] = _struct_plan(schema(cls), version, True, False)
-    return plan
 
 
 def has_top_level_tags(cls: Any, frame: bytes | Sequence[bytes], version: int) -> bool:
@@ -264,6 +204,6 @@ def has_top_level_tags(cls: Any, frame: bytes | Sequence[bytes], version: int) -
         data = Spread(frame)
     # Length prefix, correlation id, then the response header's own tags.
     pos = _skip_tags(data, 8)
-    pos = _walk(_top_level_plan(cls, version), data, pos, True)
+    pos = _walk(body_plan(cls, version), data, pos, True)
     count, _ = _uvarint(data, pos)
     return count > 0

@@ -118,6 +118,15 @@ def endpoint_identification(name: str, value: str) -> str:
     return text
 
 
+def _refuse_without(
+    location: str, settings: tuple[tuple[str | None, object], ...], fix: str
+) -> None:
+    """Refuse a store's settings given without its C{location} setting: one line, C{fix}."""
+    unused = [name for name, value in settings if value is not None and name is not None]
+    if unused:
+        raise ConfigError(f"{', '.join(unused)} set without {location}: {fix}")
+
+
 def _tls(
     names: TlsNames,
     truststore: StoreGiven,
@@ -131,19 +140,14 @@ def _tls(
             names.truststore, truststore.location, truststore.type, truststore.password
         )
     else:
-        unused = [
-            name
-            for name, value in (
+        _refuse_without(
+            names.truststore.location,
+            (
                 (names.truststore.type, truststore.type),
                 (names.truststore.password, truststore.password),
-            )
-            if value is not None
-        ]
-        if unused:
-            raise ConfigError(
-                f"{', '.join(unused)} set without {names.truststore.location}: set the "
-                "trust store's location too (unset, the system's CA certificates are trusted)"
-            )
+            ),
+            "set the trust store's location too (unset, the system's CA certificates are trusted)",
+        )
     key_store = None
     if keystore.location is not None:
         key_store = load_key_store(
@@ -160,20 +164,15 @@ def _tls(
             now or datetime.datetime.now(datetime.UTC),
         )
     else:
-        unused = [
-            name
-            for name, value in (
+        _refuse_without(
+            names.keystore.location,
+            (
                 (names.keystore.type, keystore.type),
                 (names.keystore.password, keystore.password),
                 (names.keystore.key_password, keystore.key_password),
-            )
-            if value is not None and name is not None
-        ]
-        if unused:
-            raise ConfigError(
-                f"{', '.join(unused)} set without {names.keystore.location}: set the key "
-                "store's location too, or unset them"
-            )
+            ),
+            "set the key store's location too, or unset them",
+        )
     return BrokerTls(
         names,
         trust=trust,

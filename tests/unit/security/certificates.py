@@ -1,20 +1,17 @@
 """
-Certificates made by the tests: a CA, certificates it signs, and the stores
-(PEM, PKCS12, JKS) Kafka's settings name, all with C{cryptography} (and
-pyjks for JKS).  Nothing here is read from the repository.
+The security tests' certificates: a CA and the certificates it signs, made by the harness's
+CA (L{harness.certs}), and the stores (PEM, PKCS12, JKS) Kafka's settings name.  JKS is
+written with pyjks, which also lets a key's password differ from its store's, with no JDK.
 """
 
 from __future__ import annotations
 
 import datetime
-import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
 
 import jks
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import (
     BestAvailableEncryption,
     Encoding,
@@ -22,20 +19,17 @@ from cryptography.hazmat.primitives.serialization import (
     PrivateFormat,
     pkcs12,
 )
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-UTC = datetime.UTC
+from harness import certs
 
-
-def _name(common_name: str) -> x509.Name:
-    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+_DAY = datetime.timedelta(days=1)
 
 
 @dataclass(frozen=True)
 class Issued:
     """A private key and its certificate (and the CA chain above it)."""
 
-    key: ec.EllipticCurvePrivateKey
+    key: certs.PrivateKey
     certificate: x509.Certificate
     chain: tuple[x509.Certificate, ...] = ()
 
@@ -84,44 +78,22 @@ class Issued:
 class CertificateAuthority:
     """A self-signed CA that signs test certificates."""
 
-    issued: Issued
+    authority: certs.CertificateAuthority
 
     @classmethod
     def make(cls, name: str = "kgateway test CA") -> CertificateAuthority:
-        """A new CA, valid from yesterday for a year."""
-        key = ec.generate_private_key(ec.SECP256R1())
-        now = datetime.datetime.now(UTC)
-        certificate = (
-            x509.CertificateBuilder()
-            .subject_name(_name(name))
-            .issuer_name(_name(name))
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(days=1))
-            .not_valid_after(now + datetime.timedelta(days=365))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .add_extension(
-                x509.KeyUsage(
-                    digital_signature=True,
-                    content_commitment=False,
-                    key_encipherment=False,
-                    data_encipherment=False,
-                    key_agreement=False,
-                    key_cert_sign=True,
-                    crl_sign=True,
-                    encipher_only=False,
-                    decipher_only=False,
-                ),
-                critical=True,
-            )
-            .sign(key, hashes.SHA256())
-        )
-        return cls(Issued(key, certificate))
+        """A new CA named C{CN=<name>}, valid from yesterday for a year."""
+        return cls(certs.CertificateAuthority(f"CN={name}"))
+
+    @property
+    def issued(self) -> Issued:
+        """The CA's own key and certificate."""
+        return Issued(self.authority.key, self.authority.certificate)
 
     @property
     def certificate(self) -> x509.Certificate:
         """The CA's certificate."""
-        return self.issued.certificate
+        return self.authority.certificate
 
     def issue(
         self,
@@ -131,38 +103,12 @@ class CertificateAuthority:
         expired: bool = False,
     ) -> Issued:
         """A certificate for C{hosts} (names and IP addresses), for servers and clients."""
-        key = ec.generate_private_key(ec.SECP256R1())
-        now = datetime.datetime.now(UTC)
-        if expired:
-            start, end = now - datetime.timedelta(days=30), now - datetime.timedelta(days=1)
-        else:
-            start, end = now - datetime.timedelta(days=1), now + datetime.timedelta(days=30)
-        names: list[x509.GeneralName] = []
-        for host in hosts:
-            try:
-                names.append(x509.IPAddress(ipaddress.ip_address(host)))
-            except ValueError:
-                names.append(x509.DNSName(host))
-        builder = (
-            x509.CertificateBuilder()
-            .subject_name(_name(common_name))
-            .issuer_name(self.certificate.subject)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(start)
-            .not_valid_after(end)
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(
-                x509.ExtendedKeyUsage(
-                    [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
-                ),
-                critical=False,
-            )
+        now = datetime.datetime.now(datetime.UTC)
+        start, end = (now - 30 * _DAY, now - _DAY) if expired else (now - _DAY, now + 30 * _DAY)
+        identity = self.authority.issue(
+            f"CN={common_name}", certs.host_sans(hosts), valid_from=start, valid_until=end
         )
-        if names:
-            builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
-        certificate = builder.sign(self.issued.key, hashes.SHA256())
-        return Issued(key, certificate, (self.certificate,))
+        return Issued(identity.key, identity.certificate, (self.certificate,))
 
     def write_pem(self, path: Path) -> Path:
         """The CA certificate as a PEM trust store."""

@@ -79,6 +79,16 @@ class Client(Protocol):
         self.transport.write(data)
         return answer
 
+    @inlineCallbacks
+    def refused(self) -> Any:
+        """Try the handshake and a request, which the server refuses; until the close."""
+        try:
+            yield self.handshaken
+            yield self.ask(b"who")
+        except Exception:
+            pass
+        yield self.closed
+
     def dataReceived(self, data: bytes) -> None:
         if self.answers:
             self.answers.pop(0).callback(data)
@@ -191,12 +201,7 @@ class HandshakeTests(TestCase):
         witness = yield gateway.connect(gateway.authority.issue("app-2", hosts=(), server=False))
         yield witness.handshaken
         client = yield gateway.connect()
-        try:
-            yield client.handshaken
-            yield client.ask(b"who")
-        except Exception:
-            pass
-        yield client.closed
+        yield client.refused()
         self.assertEqual(len(gateway.echo.made), 1)  # the witness only
         self.assertEqual(gateway.failures.total, 1)
         [line] = [line for line in logs() if "failed the TLS handshake" in line]
@@ -212,12 +217,7 @@ class HandshakeTests(TestCase):
         gateway = Gateway(self, "REQUEST")
         stranger = Authority("someone else's CA").issue("intruder", hosts=(), server=False)
         client = yield gateway.connect(stranger)
-        try:
-            yield client.handshaken
-            yield client.ask(b"who")
-        except Exception:
-            pass
-        yield client.closed
+        yield client.refused()
         self.assertEqual(gateway.echo.made, [])
         self.assertEqual(gateway.failures.total, 1)
 
