@@ -51,8 +51,11 @@ class BrokerLegOwner(TypingProtocol):
     def responses(self, cut: Cut) -> None:
         """A read of the broker: a passed response's next piece, then whole responses."""
 
+    def broker_unreachable(self, reason: str) -> None:
+        """The broker connection could not be made (refused, timed out, ...)."""
+
     def broker_lost(self, reason: str) -> None:
-        """The broker connection could not be made, failed, or was closed."""
+        """The open broker connection failed or was closed."""
 
 
 class BrokerLeg(TypingProtocol):
@@ -99,7 +102,7 @@ def _build() -> Callable[[BrokerLegCore], BrokerLeg]:
     @Connecting.upon(BrokerLeg.connect_failed).to(Closed)
     def failed(leg: BrokerLeg, core: BrokerLegCore, reason: str) -> None:
         core.attempt = None
-        core.owner.broker_lost(f"cannot connect to broker at {core.address}: {reason}")
+        core.owner.broker_unreachable(f"cannot connect to broker at {core.address}: {reason}")
 
     @Connecting.upon(BrokerLeg.close).to(Closed)
     def abandon(leg: BrokerLeg, core: BrokerLegCore, reason: str) -> None:

@@ -124,6 +124,8 @@ class ClientCore:
     #: The one queue of requests that cannot go on yet.
     waiting: WaitingFrames = field(default_factory=WaitingFrames)
     route: Route | None = None
+    #: Why each broker the connection tried could not be reached (its route's, then fallbacks).
+    unreachable: list[str] = field(default_factory=list)
     #: The subject of the client's TLS certificate (mTLS), known before the route.
     principal: str | None = None
     #: The broker connection's transport and reader, once it is open.
