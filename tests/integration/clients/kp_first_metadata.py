@@ -27,7 +27,7 @@ def main() -> dict[str, Any]:
     try:
         topics = consumer.topics()
         seconds = time.monotonic() - began
-        brokers = sorted((b.nodeId, b.host, b.port) for b in consumer._client.cluster.brokers())
+        brokers = sorted((b.node_id, b.host, b.port) for b in consumer._client.cluster.brokers())
     finally:
         consumer.close()
     if not brokers:
