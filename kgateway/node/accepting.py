@@ -12,8 +12,8 @@ healthy.  Here instead:
   L{Saturation} when an accept failed for want of descriptors, and how
   many clients were closed unserved, and keeps Twisted's per-client lines
   out of the log;
-- L{Saturation} logs one warning when it begins, at most one more per
-  interval while it lasts (with the count), reports the node as saturated
+- L{Saturation} logs one warning when it begins, and at most one per
+  interval however often it ends and begins again (with the count), reports the node as saturated
   (C{/health/ready} answers 503 with the reason), and checks every second
   whether the node has descriptors to spare again (it can open
   L{DESCRIPTOR_HEADROOM} more), when it says so once and is ready again.
@@ -99,11 +99,11 @@ class Saturation:
         self.turned_away_total = 0
         #: How many times the node became saturated.
         self.episodes = 0
-        self._warned_at = 0.0
+        self._warned_at: float | None = None
         self._check: IDelayedCall | None = None
 
-    def out_of_descriptors(self, code: int, port: int | None) -> None:
-        """An accept on C{port} failed with C{code} (EMFILE, ENFILE)."""
+    def out_of_descriptors(self, code: int, what: str) -> None:
+        """C{what} ("accepting a client on port 6970") failed with C{code} (EMFILE, ENFILE)."""
         now = self._clock.seconds()
         if self.since is None:
             self.since = now
@@ -111,19 +111,26 @@ class Saturation:
             self.turned_away = 0
             self.episodes += 1
             self._check = self._clock.callLater(self._check_seconds, self._recheck)
-        elif now - self._warned_at < self._warn_interval:
+        # One line per interval, however often it begins and ends in between
+        # (a node at its limit goes in and out of it as clients come and go).
+        if self._warned_at is not None and now - self._warned_at < self._warn_interval:
             return
         self._warned_at = now
         log.warn(
-            "Out of file descriptors ({error}) accepting a client on port {port}: new clients "
+            "Out of file descriptors ({error}) {what}: new clients "
             "are refused ({count} closed unserved so far) and /health/ready says saturated "
             "until descriptors free up; raise the open-files limit (ulimit -n, now {limit}) "
             "or spread the clients over more nodes",
             error=self.error,
-            port=port,
+            what=what,
             count=self.turned_away,
             limit=open_files_limit(),
         )
+
+    def broker_connect_failed(self, code: int, what: str) -> None:
+        """A client's broker connection could not be made for want of descriptors: it closes."""
+        self.out_of_descriptors(code, what)
+        self.closed_unserved(1)
 
     def closed_unserved(self, count: int) -> None:
         """C{count} clients were accepted only to be closed (no descriptor to serve them)."""
@@ -247,7 +254,9 @@ class WatchedPort(tcp.Port):
     def out_of_descriptors(self, code: int) -> None:
         """An accept failed for want of descriptors: the rest of this read are closed unserved."""
         self._short = True
-        self.saturation.out_of_descriptors(code, self.getHost().port)
+        self.saturation.out_of_descriptors(
+            code, f"accepting a client on port {self.getHost().port}"
+        )
 
     def accepted(self) -> None:
         """An accept succeeded: served, or (after a failed one) closed by Twisted at once."""

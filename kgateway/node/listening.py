@@ -11,7 +11,7 @@ This is the one module of the node that knows the relay's client factory.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from twisted.internet.interfaces import IProtocolFactory
@@ -113,6 +113,7 @@ def client_factory(
     budget: MemoryBudget | None = None,
     guard: GuardStats | None = None,
     requires_sasl: bool = False,
+    out_of_descriptors: Callable[[int, str], None] | None = None,
 ) -> ClientConnectionFactory:
     """
     The client factory every port of the plan listens with; the port picks the
@@ -137,6 +138,7 @@ def client_factory(
         request_receive_seconds=settings.request_receive_timeout_seconds,
         requires_sasl=requires_sasl,
         max_pre_auth_frame_bytes=settings.max_pre_auth_frame_bytes,
+        out_of_descriptors=out_of_descriptors,
     )
 
 

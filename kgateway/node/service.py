@@ -185,6 +185,7 @@ class GatewayNode(MultiService):
                 budget=parts.budget,
                 guard=parts.guard,
                 requires_sasl=listening.listener.sasl,
+                out_of_descriptors=self.saturation.broker_connect_failed,
             )
         self.factory = self.factories[plans[0].listener.name]
         for listening in plans:

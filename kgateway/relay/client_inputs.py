@@ -43,7 +43,7 @@ class ClientInputs(TypingProtocol):
     def response_decided(self, outcome: Outcome, held: HeldResponse) -> None:
         """The interceptors decided on a broker answer they held."""
 
-    def broker_unreachable(self, reason: str) -> None:
+    def broker_unreachable(self, reason: str, os_error: int) -> None:
         """No connection to the route's broker could be made: try the next fallback."""
 
     def no_broker_reachable(self, reason: str) -> None:

@@ -25,6 +25,7 @@ no behaviour asks whether the connection is still open.
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Callable
 
 from automat import TypeMachineBuilder
@@ -54,6 +55,8 @@ __all__ = ["ClientInputs", "new_client_machine"]
 
 # Plain ints: the reasons not to read that the machine sets and lifts.
 _ROUTING = int(Reason.ROUTING)
+#: Connect errors that are this node's (out of descriptors), not the broker's.
+OUT_OF_DESCRIPTORS = frozenset({errno.EMFILE, errno.ENFILE})
 _CLOSING = int(Reason.CLOSING)
 
 
@@ -100,13 +103,20 @@ def _build() -> Callable[[ClientCore], ClientInputs]:
         _connect(leg, core, route)
 
     @AwaitingBroker.upon(ClientInputs.broker_unreachable).loop()
-    def try_another_broker(leg: ClientInputs, core: ClientCore, reason: str) -> None:
+    def try_another_broker(leg: ClientInputs, core: ClientCore, reason: str, os_error: int) -> None:
         # Issue 16: a port whose broker is down (killed, and still in the
         # metadata) bootstraps as a port without a broker does.  A request
         # meant for the dead broker gets the other broker's not leader / not
         # coordinator, and the client's metadata refresh moves it on.
         core.unreachable.append(reason)
         route = core.route
+        if os_error in OUT_OF_DESCRIPTORS:
+            # This node is out of descriptors, not the broker down: no other
+            # broker would do better.  The node reports it once (saturated).
+            core.out_of_descriptors = True
+            core.settings.out_of_descriptors(os_error, f"connecting to a broker for {core.peer}")
+            leg.no_broker_reachable(reason)
+            return
         fallback = route.next_fallback() if route is not None else None
         if fallback is None:
             # Automat runs it once this behaviour is done (it is re-entrant).
@@ -125,7 +135,9 @@ def _build() -> Callable[[ClientCore], ClientInputs]:
     @AwaitingBroker.upon(ClientInputs.no_broker_reachable).to(Closed)
     def give_up(leg: ClientInputs, core: ClientCore, reason: str) -> None:
         route = core.route
-        core.settings.logs.warn(
+        # Out of descriptors: the node's one warning says so, not a line per client.
+        emit = core.settings.logs.debug if core.out_of_descriptors else core.settings.logs.warn
+        emit(
             "client {peer} on the port of broker {broker}: no broker could be reached "
             "({reason}); closing",
             peer=core.peer,

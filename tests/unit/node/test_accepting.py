@@ -57,7 +57,7 @@ class SaturationTests(SynchronousTestCase):
     def test_one_warning_per_interval_not_per_client(self) -> None:
         saturation = self.saturation
         for _ in range(500):
-            saturation.out_of_descriptors(errno.EMFILE, 7001)
+            saturation.out_of_descriptors(errno.EMFILE, "accepting a client on port 7001")
             saturation.closed_unserved(2)
         [line] = warnings(self.logs())
         self.assertIn("(EMFILE) accepting a client on port 7001", line)
@@ -65,15 +65,17 @@ class SaturationTests(SynchronousTestCase):
         self.assertIn("ulimit -n", line)
 
         self.clock.advance(10)  # the checks find nothing free
-        saturation.out_of_descriptors(errno.EMFILE, 7002)
+        saturation.broker_connect_failed(errno.EMFILE, "connecting to a broker for x")
         second = warnings(self.logs())[1:]
         self.assertEqual(len(second), 1)
+        self.assertIn("(EMFILE) connecting to a broker for x", second[0])
         self.assertIn("1000 closed unserved so far", second[0])
+        self.assertEqual(saturation.turned_away, 1001)
         self.assertEqual(saturation.episodes, 1)
 
     def test_saturated_until_descriptors_are_free_again(self) -> None:
         saturation = self.saturation
-        saturation.out_of_descriptors(errno.ENFILE, 7000)
+        saturation.out_of_descriptors(errno.ENFILE, "accepting a client on port 7000")
         saturation.closed_unserved(3)
         self.clock.pump([1, 1, 0.5])
         problem = saturation.problem()
@@ -91,14 +93,20 @@ class SaturationTests(SynchronousTestCase):
         self.assertIn("after 3.0 s", line)
         self.assertIn("3 were closed unserved", line)
 
-        # A new episode warns again at once, and counts afresh.
-        saturation.out_of_descriptors(errno.EMFILE, 7000)
-        self.assertEqual(len(warnings(self.logs())), 2)
+        # Saturated again within the interval: saturated, counted afresh, no new line.
+        saturation.out_of_descriptors(errno.EMFILE, "accepting a client on port 7000")
+        self.assertIsNotNone(saturation.problem())
+        self.assertEqual(len(warnings(self.logs())), 1)
         self.assertEqual((saturation.episodes, saturation.turned_away), (2, 0))
         self.assertEqual(saturation.turned_away_total, 3)
+        # Once the interval is over, the next beginning is a line again.
+        self.free.free = True
+        self.clock.advance(10)
+        saturation.out_of_descriptors(errno.EMFILE, "accepting a client on port 7000")
+        self.assertEqual(len(warnings(self.logs())), 2)
 
     def test_stop_cancels_the_check(self) -> None:
-        self.saturation.out_of_descriptors(errno.EMFILE, 7000)
+        self.saturation.out_of_descriptors(errno.EMFILE, "accepting a client on port 7000")
         self.saturation.stop()
         self.assertEqual(self.clock.getDelayedCalls(), [])
 
@@ -233,6 +241,6 @@ class ListenTests(SynchronousTestCase):
         status = NodeStatus(node.settings, node)
         self.assertFalse([r for r in status.readiness() if "saturated" in r])
 
-        node.saturation.out_of_descriptors(errno.EMFILE, 7001)
+        node.saturation.out_of_descriptors(errno.EMFILE, "accepting a client on port 7001")
         [reason] = [r for r in status.readiness() if "saturated" in r]
         self.assertIn("out of file descriptors (EMFILE)", reason)

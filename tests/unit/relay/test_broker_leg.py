@@ -35,7 +35,7 @@ class RecordingOwner:
     def responses(self, cut: Cut) -> None:
         self.events.append(("responses", cut.frames))
 
-    def broker_unreachable(self, reason: str) -> None:
+    def broker_unreachable(self, reason: str, os_error: int) -> None:
         self.events.append(("unreachable", reason))
 
     def broker_lost(self, reason: str) -> None:
@@ -101,7 +101,7 @@ class BrokerLegTests(SynchronousTestCase):
         # Closed: late events change nothing.
         leg.close("late")
         leg.lost("again")
-        leg.connect_failed("late")
+        leg.connect_failed("late", 0)
         self.assertEqual(brokers.opened[0].transport.value(), b"")
         self.assertEqual(len(self.owner.events), 2)
 

@@ -9,7 +9,13 @@ when none can be reached.  A fake connector stands for the brokers.
 
 from __future__ import annotations
 
+import errno
+from typing import Any
+
+from twisted.internet.defer import Deferred, fail
+from twisted.internet.error import ConnectBindError
 from twisted.internet.error import TimeoutError as ConnectTimeout
+from twisted.internet.protocol import Protocol
 from twisted.trial.unittest import SynchronousTestCase
 
 from kgateway.interfaces import BrokerInfo
@@ -153,6 +159,36 @@ class FallbackTests(SynchronousTestCase):
         self.assertEqual(len(fallback_lines(logs())), 20)
         # Five fallback lines left out, and five of the "connected" lines.
         self.assertEqual(factory.logs.left_out, 10)
+
+
+class OutOfDescriptorsTests(SynchronousTestCase):
+    def test_no_fallback_when_this_node_is_out_of_descriptors(self) -> None:
+        """
+        A connection that fails here (EMFILE: no descriptor for the socket) is
+        not the broker's fault: no other broker is tried, the node is told
+        (its one warning, its readiness), and the client is closed without a
+        line of its own.
+        """
+        tried: list[HostPort] = []
+        told: list[tuple[int, str]] = []
+
+        def connect(endpoint: HostPort, factory: Any) -> Deferred[Protocol]:
+            tried.append(endpoint)
+            return fail(ConnectBindError(errno.EMFILE, "Too many open files"))
+
+        factory = ClientConnectionFactory(
+            FixedRouter(1, B1, (B2, B3)),
+            FixedHostMapper("gw", PLAN),
+            connect,
+            out_of_descriptors=lambda code, what: told.append((code, what)),
+        )
+        logs = catch_logs(self)
+        client = ClientSide(factory)
+        self.assertEqual(tried, [B1])
+        self.assertFalse(client.open)
+        self.assertEqual(told, [(errno.EMFILE, "connecting to a broker for 10.0.0.7:50000")])
+        self.assertEqual(fallback_lines(logs()), [])
+        self.assertEqual(factory.connections, set())
 
 
 class PortRouterFallbackTests(SynchronousTestCase):
