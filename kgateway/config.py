@@ -376,6 +376,7 @@ class Settings:
     max_pre_auth_frame_bytes: int = limits.MAX_PRE_AUTH_FRAME_BYTES.initial()
     connections_max_idle_seconds: float = limits.CONNECTIONS_MAX_IDLE.initial()
     request_receive_timeout_seconds: float = limits.REQUEST_RECEIVE_TIMEOUT.initial()
+    listen_backlog: int = limits.LISTEN_BACKLOG.initial()
     log_format: str = LOG_FORMAT.initial()
     #: The other C{KAFKA_*} client settings, as Kafka names them (not shown: who knows
     #: what they hold).

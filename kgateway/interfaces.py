@@ -231,6 +231,9 @@ class INodeView(Interface):
     def accepting_clients() -> bool:
         """Whether it listens on its Kafka ports."""
 
+    def saturated() -> str | None:
+        """Why it cannot accept clients now (out of file descriptors), or None when it can."""
+
     def interceptors_pending() -> bool:
         """Whether it has started reading the interceptors topic but not read it to its end."""
 

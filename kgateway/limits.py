@@ -1,7 +1,8 @@
 """
 What a client can make a node hold, and for how long (issue 12): the
 node-wide memory budget, the frame limit before a login, the idle and the
-frame-arrival deadlines.  One row each; C{kgateway.config} lists them.
+frame-arrival deadlines, the listen backlog.  One row each;
+C{kgateway.config} lists them.
 """
 
 from __future__ import annotations
@@ -49,10 +50,21 @@ REQUEST_RECEIVE_TIMEOUT = Setting(
     "connection is closed",
 )
 
+LISTEN_BACKLOG = Setting(
+    "GATEWAY_LISTEN_BACKLOG",
+    "listen-backlog",
+    "listen_backlog",
+    positive_int,
+    "1024",
+    "Connections each Kafka port lets wait to be accepted (the kernel caps it at "
+    "net.core.somaxconn); Kafka's socket.listen.backlog.size is 50",
+)
+
 #: The rows, in the order C{--help} and the README list them.
 ROWS: tuple[Setting[Any], ...] = (
     MAX_BUFFERED_BYTES,
     MAX_PRE_AUTH_FRAME_BYTES,
     CONNECTIONS_MAX_IDLE,
     REQUEST_RECEIVE_TIMEOUT,
+    LISTEN_BACKLOG,
 )

@@ -139,6 +139,9 @@ class NodeStatus:
             )
         if not node.accepting_clients():
             reasons.append("not listening on its Kafka ports yet")
+        saturated = node.saturated()
+        if saturated is not None:
+            reasons.append(saturated)
         if node.interceptors_pending():
             reasons.append(f"has not read the interceptors topic {settings.interceptors_topic} yet")
         if not node.is_member():

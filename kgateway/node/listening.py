@@ -2,8 +2,8 @@
 What the node listens with once its port plans are known: for each listener
 (L{ListenerPlan}) the planner of the addresses its clients are given, its
 client factory (routing by the port a connection arrived on), TLS in front
-of it for an SSL or SASL_SSL listener, the endpoint each port listens on,
-and the admin API's view of the connections.
+of it for an SSL or SASL_SSL listener, and the admin API's view of the
+connections.  Each port listens with L{kgateway.node.accepting}.
 
 This is the one module of the node that knows the relay's client factory.
 """
@@ -11,12 +11,10 @@ This is the one module of the node that knows the relay's client factory.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
-from twisted.internet.defer import Deferred
-from twisted.internet.endpoints import quoteStringArgument, serverFromString
-from twisted.internet.interfaces import IListeningPort, IProtocolFactory
+from twisted.internet.interfaces import IProtocolFactory
 
 from kgateway.config import Settings
 from kgateway.interceptors.registry import InterceptorSet
@@ -115,6 +113,7 @@ def client_factory(
     budget: MemoryBudget | None = None,
     guard: GuardStats | None = None,
     requires_sasl: bool = False,
+    out_of_descriptors: Callable[[int, str], None] | None = None,
 ) -> ClientConnectionFactory:
     """
     The client factory every port of the plan listens with; the port picks the
@@ -139,6 +138,7 @@ def client_factory(
         request_receive_seconds=settings.request_receive_timeout_seconds,
         requires_sasl=requires_sasl,
         max_pre_auth_frame_bytes=settings.max_pre_auth_frame_bytes,
+        out_of_descriptors=out_of_descriptors,
     )
 
 
@@ -159,21 +159,6 @@ def serving_factory(
     assert contexts is not None, "Settings.load refuses a TLS listener without a key store"
     creator = contexts.creator(listener.client_auth)
     return tls_factory(factory, creator, listener.name, reactor, failures)
-
-
-def kafka_endpoint(host: str, port: int) -> str:
-    """The server endpoint string of one Kafka port (a backlog is a change here)."""
-    return f"tcp:{port}:interface={quoteStringArgument(host)}"
-
-
-def listen(
-    reactor: INodeReactor, host: str, port: int, factory: IProtocolFactory
-) -> Deferred[IListeningPort]:
-    """Listen on one Kafka port; fails with C{CannotListenError} if the port is taken."""
-    listening: Deferred[IListeningPort] = serverFromString(
-        reactor, kafka_endpoint(host, port)
-    ).listen(factory)
-    return listening
 
 
 def relayed_connections(factories: Iterable[ClientConnectionFactory]) -> list[IRelayedConnection]:

@@ -33,12 +33,12 @@ from kgateway.interfaces import (
 )
 from kgateway.logs import use_json_logs
 from kgateway.metrics import NodeSnapshot, node_registry
+from kgateway.node.accepting import Saturation, listen
 from kgateway.node.listening import (
     ListenerPlan,
     address_planner,
     client_factory,
     connection_views,
-    listen,
     plan_listeners,
     relayed_connections,
     serving_factory,
@@ -85,6 +85,8 @@ class GatewayNode(MultiService):
         #: Fires once the node listens on its Kafka ports.
         self.listening: Deferred[None] = Deferred()
         self._planners: dict[str, IAddressPlanner] = {}
+        #: Whether the Kafka ports can accept (issue 12: the descriptor limit).
+        self.saturation = Saturation(reactor)
         #: Clients that failed a TLS handshake, logged a few lines a minute.
         self.handshake_failures = HandshakeFailures(reactor)
         self._reading_interceptors = False
@@ -183,6 +185,7 @@ class GatewayNode(MultiService):
                 budget=parts.budget,
                 guard=parts.guard,
                 requires_sasl=listening.listener.sasl,
+                out_of_descriptors=self.saturation.broker_connect_failed,
             )
         self.factory = self.factories[plans[0].listener.name]
         for listening in plans:
@@ -222,7 +225,16 @@ class GatewayNode(MultiService):
         )
         try:
             for port in plan.ports:
-                self.ports.append(await listen(self.reactor, listener.bind_host, port, factory))
+                self.ports.append(
+                    await listen(
+                        self.reactor,
+                        listener.bind_host,
+                        port,
+                        factory,
+                        self.settings.listen_backlog,
+                        self.saturation,
+                    )
+                )
         except CannotListenError as e:
             log.critical(
                 "Cannot listen on {host}:{port} ({reason}); check {setting}, or what else "
@@ -262,6 +274,7 @@ class GatewayNode(MultiService):
         if self.membership is not None:
             await self.membership.stop()
         ports, self.ports = self.ports, []
+        self.saturation.stop()
         await DeferredList([d for d in (p.stopListening() for p in ports) if d is not None])
         await drain_broker_by_broker(
             relayed_connections(self.factories.values()),
@@ -298,6 +311,10 @@ class GatewayNode(MultiService):
     def accepting_clients(self) -> bool:
         """Whether it listens on its Kafka ports."""
         return bool(self.ports)
+
+    def saturated(self) -> str | None:
+        """Why it cannot accept clients now (out of file descriptors), or None."""
+        return self.saturation.problem()
 
     def interceptors_pending(self) -> bool:
         """Whether it has started reading the interceptors topic but not read it to its end."""

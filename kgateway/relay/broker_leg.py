@@ -26,6 +26,7 @@ from typing import cast
 
 from automat import TypeMachineBuilder
 from twisted.internet.defer import CancelledError, Deferred
+from twisted.internet.error import ConnectError
 from twisted.internet.error import TimeoutError as ConnectTimeout
 from twisted.internet.protocol import Factory, Protocol, connectionDone
 from twisted.logger import Logger
@@ -51,8 +52,15 @@ class BrokerLegOwner(TypingProtocol):
     def responses(self, cut: Cut) -> None:
         """A read of the broker: a passed response's next piece, then whole responses."""
 
+    def broker_unreachable(self, reason: str, os_error: int) -> None:
+        """
+        The broker connection could not be made (refused, timed out, ...);
+        C{os_error} is the system's error number when it says why (EMFILE:
+        this process is out of descriptors), else 0.
+        """
+
     def broker_lost(self, reason: str) -> None:
-        """The broker connection could not be made, failed, or was closed."""
+        """The open broker connection failed or was closed."""
 
 
 class BrokerLeg(TypingProtocol):
@@ -61,8 +69,8 @@ class BrokerLeg(TypingProtocol):
     def connected(self, wire: BrokerConnection) -> None:
         """The TCP connection is open."""
 
-    def connect_failed(self, reason: str) -> None:
-        """The TCP connection could not be made."""
+    def connect_failed(self, reason: str, os_error: int) -> None:
+        """The TCP connection could not be made (C{os_error}: the system's error number, or 0)."""
 
     def close(self, reason: str) -> None:
         """Close the connection (the client side is done with it)."""
@@ -97,9 +105,11 @@ def _build() -> Callable[[BrokerLegCore], BrokerLeg]:
         core.owner.broker_ready(leg, wire.stream, wire.reader)
 
     @Connecting.upon(BrokerLeg.connect_failed).to(Closed)
-    def failed(leg: BrokerLeg, core: BrokerLegCore, reason: str) -> None:
+    def failed(leg: BrokerLeg, core: BrokerLegCore, reason: str, os_error: int) -> None:
         core.attempt = None
-        core.owner.broker_lost(f"cannot connect to broker at {core.address}: {reason}")
+        core.owner.broker_unreachable(
+            f"cannot connect to broker at {core.address}: {reason}", os_error
+        )
 
     @Connecting.upon(BrokerLeg.close).to(Closed)
     def abandon(leg: BrokerLeg, core: BrokerLegCore, reason: str) -> None:
@@ -224,7 +234,10 @@ def open_broker_leg(
             reason = (
                 f"no connection after {now() - started:.1f} s (GATEWAY_UPSTREAM_CONNECT_TIMEOUT_MS)"
             )
-        leg.connect_failed(reason)
+        # The system's error number says whether it failed here (EMFILE) or there.
+        error = failure.value
+        os_error = error.osError if isinstance(error, ConnectError) else None
+        leg.connect_failed(reason, os_error if isinstance(os_error, int) else 0)
 
     attempt.addErrback(not_connected)
     return leg

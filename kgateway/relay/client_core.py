@@ -65,7 +65,7 @@ class _ClosedLeg:
     def connected(self, wire: object) -> None:
         """Not connecting any more."""
 
-    def connect_failed(self, reason: str) -> None:
+    def connect_failed(self, reason: str, os_error: int) -> None:
         """Not connecting any more."""
 
     def close(self, reason: str) -> None:
@@ -95,6 +95,8 @@ class RelaySettings(TypingProtocol):
     logs: LogLimiter
     #: What the limits count.
     guard: GuardStats
+    #: Told when a broker connection fails for want of descriptors (the code, and what failed).
+    out_of_descriptors: Callable[[int, str], None]
     #: Whether the broker requires SASL (so frames are small until a login succeeded).
     requires_sasl: bool
     max_pre_auth_frame_bytes: int
@@ -124,6 +126,10 @@ class ClientCore:
     #: The one queue of requests that cannot go on yet.
     waiting: WaitingFrames = field(default_factory=WaitingFrames)
     route: Route | None = None
+    #: Why each broker the connection tried could not be reached (its route's, then fallbacks).
+    unreachable: list[str] = field(default_factory=list)
+    #: A broker connection failed for want of descriptors here, not at the broker.
+    out_of_descriptors: bool = False
     #: The subject of the client's TLS certificate (mTLS), known before the route.
     principal: str | None = None
     #: The broker connection's transport and reader, once it is open.

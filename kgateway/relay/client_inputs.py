@@ -43,6 +43,12 @@ class ClientInputs(TypingProtocol):
     def response_decided(self, outcome: Outcome, held: HeldResponse) -> None:
         """The interceptors decided on a broker answer they held."""
 
+    def broker_unreachable(self, reason: str, os_error: int) -> None:
+        """No connection to the route's broker could be made: try the next fallback."""
+
+    def no_broker_reachable(self, reason: str) -> None:
+        """No connection could be made to the route's broker nor to any fallback: close."""
+
     def broker_lost(self, reason: str) -> None:
         """The broker connection failed or closed."""
 

@@ -2,6 +2,8 @@
 The lifecycle of one client connection, as an Automat machine.
 
     AwaitingRoute --routed--> AwaitingBroker --broker_ready--> Relaying --drain--> Draining
+                              AwaitingBroker --broker_unreachable--> AwaitingBroker (the next
+                                  fallback broker), or --no_broker_reachable--> Closed
                                                                Relaying --refuse-> Draining
 
 Every state goes to C{Closed} on C{abort}, C{idle} or C{client_lost}; the
@@ -23,6 +25,7 @@ no behaviour asks whether the connection is still open.
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Callable
 
 from automat import TypeMachineBuilder
@@ -52,6 +55,8 @@ __all__ = ["ClientInputs", "new_client_machine"]
 
 # Plain ints: the reasons not to read that the machine sets and lifts.
 _ROUTING = int(Reason.ROUTING)
+#: Connect errors that are this node's (out of descriptors), not the broker's.
+OUT_OF_DESCRIPTORS = frozenset({errno.EMFILE, errno.ENFILE})
 _CLOSING = int(Reason.CLOSING)
 
 
@@ -88,7 +93,6 @@ def _build() -> Callable[[ClientCore], ClientInputs]:
     @AwaitingRoute.upon(ClientInputs.routed).to(AwaitingBroker)
     def open_broker(leg: ClientInputs, core: ClientCore, route: Route) -> None:
         settings = core.settings
-        core.route = route
         settings.logs.info(
             "client {peer} connected on the port of broker {broker}; relaying to {endpoint}",
             peer=core.peer,
@@ -96,48 +100,52 @@ def _build() -> Callable[[ClientCore], ClientInputs]:
             endpoint=str(route.address),
         )
         settings.stats.client_connections_opened += 1
-        # The leg reports to this machine; a report made while it is being
-        # opened (a refused connection) runs once this behaviour is done.
-        core.broker = open_broker_leg(
-            route.address,
-            LegOwner(leg, core),
-            settings.connect,
-            settings.max_frame_bytes,
-            settings.stats,
-            settings.now,
+        _connect(leg, core, route)
+
+    @AwaitingBroker.upon(ClientInputs.broker_unreachable).loop()
+    def try_another_broker(leg: ClientInputs, core: ClientCore, reason: str, os_error: int) -> None:
+        # Issue 16: a port whose broker is down (killed, and still in the
+        # metadata) bootstraps as a port without a broker does.  A request
+        # meant for the dead broker gets the other broker's not leader / not
+        # coordinator, and the client's metadata refresh moves it on.
+        core.unreachable.append(reason)
+        route = core.route
+        if os_error in OUT_OF_DESCRIPTORS:
+            # This node is out of descriptors, not the broker down: no other
+            # broker would do better.  The node reports it once (saturated).
+            core.out_of_descriptors = True
+            core.settings.out_of_descriptors(os_error, f"connecting to a broker for {core.peer}")
+            leg.no_broker_reachable(reason)
+            return
+        fallback = route.next_fallback() if route is not None else None
+        if fallback is None:
+            # Automat runs it once this behaviour is done (it is re-entrant).
+            leg.no_broker_reachable("; ".join(core.unreachable))
+            return
+        core.settings.logs.warn(
+            "client {peer} on the port of broker {broker}: {reason}; relaying it to "
+            "{endpoint} instead",
+            peer=core.peer,
+            broker=fallback.broker_id,
+            reason=reason,
+            endpoint=str(fallback.address),
         )
-        client = ClientInfo(core.peer, route.broker_id, principal=core.principal)
-        conn = core.describe()
-        sasl = SaslObserver()
-        interceptors = settings.interceptors
-        core.requests = RequestPath(
-            client,
-            conn,
-            core.inflight,
-            core.waiting,
-            core.gate,
-            core.reader,
-            settings.stats,
-            settings.now,
-            interceptors,
-            sasl,
-            settings.logs,
+        _connect(leg, core, fallback)
+
+    @AwaitingBroker.upon(ClientInputs.no_broker_reachable).to(Closed)
+    def give_up(leg: ClientInputs, core: ClientCore, reason: str) -> None:
+        route = core.route
+        # Out of descriptors: the node's one warning says so, not a line per client.
+        emit = core.settings.logs.debug if core.out_of_descriptors else core.settings.logs.warn
+        emit(
+            "client {peer} on the port of broker {broker}: no broker could be reached "
+            "({reason}); closing",
+            peer=core.peer,
+            broker=route.broker_id if route is not None else "?",
+            reason=reason,
         )
-        core.responses = ResponsePath(
-            client,
-            conn,
-            core.inflight,
-            core.transport,
-            settings.planner,
-            settings.stats,
-            settings.now,
-            interceptors,
-            sasl,
-            core.pre_auth,
-            settings.guard,
-            settings.logs,
-            core.timer,
-        )
+        core.finish()
+        core.transport.loseConnection()
 
     @AwaitingRoute.upon(ClientInputs.unroutable).to(Closed)
     def refuse_unroutable(leg: ClientInputs, core: ClientCore, reason: str) -> None:
@@ -363,6 +371,8 @@ def _build() -> Callable[[ClientCore], ClientInputs]:
     Closed.upon(ClientInputs.request_decided).loop().returns(None)
     Closed.upon(ClientInputs.response_decided).loop().returns(None)
     Closed.upon(ClientInputs.broker_lost).loop().returns(None)
+    Closed.upon(ClientInputs.broker_unreachable).loop().returns(None)
+    Closed.upon(ClientInputs.no_broker_reachable).loop().returns(None)
 
     @Closed.upon(ClientInputs.client_lost).loop()
     def gone(leg: ClientInputs, core: ClientCore, reason: str) -> None:
@@ -385,6 +395,54 @@ def _build() -> Callable[[ClientCore], ClientInputs]:
         broker.close("client already gone")
 
     return machine.build()
+
+
+def _connect(leg: ClientInputs, core: ClientCore, route: Route) -> None:
+    """Open the broker leg of C{route}, and the paths the connection's frames take."""
+    settings = core.settings
+    core.route = route
+    # The leg reports to this machine; a report made while it is being
+    # opened (a refused connection) runs once the behaviour is done.
+    core.broker = open_broker_leg(
+        route.address,
+        LegOwner(leg, core),
+        settings.connect,
+        settings.max_frame_bytes,
+        settings.stats,
+        settings.now,
+    )
+    client = ClientInfo(core.peer, route.broker_id, principal=core.principal)
+    conn = core.describe()
+    sasl = SaslObserver()
+    interceptors = settings.interceptors
+    core.requests = RequestPath(
+        client,
+        conn,
+        core.inflight,
+        core.waiting,
+        core.gate,
+        core.reader,
+        settings.stats,
+        settings.now,
+        interceptors,
+        sasl,
+        settings.logs,
+    )
+    core.responses = ResponsePath(
+        client,
+        conn,
+        core.inflight,
+        core.transport,
+        settings.planner,
+        settings.stats,
+        settings.now,
+        interceptors,
+        sasl,
+        core.pre_auth,
+        settings.guard,
+        settings.logs,
+        core.timer,
+    )
 
 
 # Built last: Automat resolves the input protocol's annotations at build time.

@@ -52,6 +52,10 @@ DEFAULT_CONNECTIONS_MAX_IDLE_SECONDS = 600.0
 DEFAULT_REQUEST_RECEIVE_TIMEOUT_SECONDS = 30.0
 
 
+def _ignore(code: int, what: str) -> None:
+    """Nobody to tell."""
+
+
 @implementer(IRelayedConnection)
 class ClientConnection(Protocol):
     """The Twisted protocol for an accepted client connection."""
@@ -218,6 +222,7 @@ class ClientConnectionFactory(ServerFactory):
         request_receive_seconds: float = DEFAULT_REQUEST_RECEIVE_TIMEOUT_SECONDS,
         requires_sasl: bool = False,
         max_pre_auth_frame_bytes: int = DEFAULT_MAX_PRE_AUTH_FRAME_BYTES,
+        out_of_descriptors: Callable[[int, str], None] | None = None,
     ) -> None:
         self.router = router
         #: Which gateway address stands for each broker, in rewritten responses.
@@ -239,6 +244,8 @@ class ClientConnectionFactory(ServerFactory):
         self.request_receive_seconds = request_receive_seconds
         self.requires_sasl = requires_sasl
         self.max_pre_auth_frame_bytes = max_pre_auth_frame_bytes
+        #: Told when a broker connection fails for want of descriptors (the node's saturation).
+        self.out_of_descriptors = out_of_descriptors or _ignore
         #: Per-connection log lines, at most 20 of a kind per 10 s.
         self.logs = LogLimiter(log, now=self.now)
         #: The open connections, routed or not.

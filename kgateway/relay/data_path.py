@@ -101,6 +101,10 @@ class LegOwner:
         """A read of the broker."""
         self._core.data.responses(cut)
 
+    def broker_unreachable(self, reason: str, os_error: int) -> None:
+        """The broker connection could not be made."""
+        self._leg.broker_unreachable(reason, os_error)
+
     def broker_lost(self, reason: str) -> None:
         """The broker connection is gone."""
         self._leg.broker_lost(reason)

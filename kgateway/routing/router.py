@@ -8,6 +8,12 @@ Deferred because it may come later: a TLS listener that routes by SNI knows
 the broker only once the ClientHello named a host, which L{Accepted} will
 carry as its C{server_name}.  L{PortRouter}, the first router, decides by
 the port the connection arrived on.
+
+A route also names other live brokers to fall back on, in order: a broker
+that is down (its process killed, before Kafka's metadata drops it) refuses
+the connection, and the client leg then relays the client to the next one,
+whose answers (its metadata; not leader, not coordinator for requests meant
+for the dead broker) move the client on as Kafka's own retriable errors do.
 """
 
 from __future__ import annotations
@@ -31,6 +37,15 @@ class Route:
     broker_id: int
     #: Where its broker leg connects: that broker, or any live broker to bootstrap from.
     address: HostPort
+    #: Other live brokers to relay to, in order, if no connection to C{address}
+    #: can be made; each is tried at most once.
+    fallbacks: tuple[HostPort, ...] = ()
+
+    def next_fallback(self) -> Route | None:
+        """The route to the first fallback (with the rest after it), or None if none is left."""
+        if not self.fallbacks:
+            return None
+        return Route(self.broker_id, self.fallbacks[0], self.fallbacks[1:])
 
 
 class NoRoute(Exception):
@@ -65,7 +80,9 @@ class PortRouter:
 
     Every port is also a bootstrap port: a connection on a port whose broker
     does not exist (yet) goes to any live broker, which answers its metadata,
-    and the client then moves to the right port.
+    and the client then moves to the right port.  Every route falls back on
+    the other brokers the node knows (in turn, so bootstrapping clients are
+    spread), so a port whose broker is down bootstraps too.
     """
 
     def __init__(self, plan: PortPlan, directory: IBrokerDirectory) -> None:
@@ -80,18 +97,27 @@ class PortRouter:
         if port is None or port not in plan.ports:
             return fail(NoRoute(f"on port {port}, which is not one of the node's ports"))
         broker_id = plan.broker_for(port)
-        address = self._address(broker_id)
-        if address is None:
+        addresses = self._addresses(broker_id)
+        if not addresses:
             return fail(NoRoute(f"on the port for broker {broker_id}: no broker is reachable"))
-        return succeed(Route(broker_id, address))
+        return succeed(Route(broker_id, addresses[0], tuple(addresses[1:])))
 
-    def _address(self, broker_id: int) -> HostPort | None:
+    def _addresses(self, broker_id: int) -> list[HostPort]:
+        """Where the port's connections go, first choice first."""
+        known = sorted(self._directory.brokers().values(), key=lambda b: b.node_id)
         broker = self._directory.broker(broker_id)
         if broker is not None:
-            return broker.address
-        known = sorted(self._directory.brokers().values(), key=lambda b: b.node_id)
+            others = [b.address for b in known if b.address != broker.address]
+            return [broker.address, *_turned(others, next(self._turn))]
         candidates = [b.address for b in known] or self._directory.bootstrap_addresses()
-        if not candidates:
-            return None
         # Spread bootstrapping clients over the brokers in turn.
-        return candidates[next(self._turn) % len(candidates)]
+        return _turned(candidates, next(self._turn))
+
+
+def _turned(addresses: list[HostPort], turn: int) -> list[HostPort]:
+    """C{addresses} starting at the C{turn}th (round the list), each once."""
+    if not addresses:
+        return []
+    start = turn % len(addresses)
+    unique = dict.fromkeys(addresses[start:] + addresses[:start])
+    return list(unique)

@@ -62,6 +62,9 @@ class StoppingNode:
     def accepting_clients(self) -> bool:
         return False
 
+    def saturated(self) -> str | None:
+        return None
+
     def interceptors_pending(self) -> bool:
         return False
 

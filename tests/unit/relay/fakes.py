@@ -175,17 +175,21 @@ class FakeBrokers:
     """
     A L{Connector} for tests.  By default a connection opens at once; with
     C{delayed} it opens when the test calls L{open_next}; with C{refuse} it
-    fails.
+    fails, and so does one to a broker in C{down} (a broker whose process is
+    gone: connection refused).  C{tried} is every endpoint asked for, in order.
     """
 
     delayed: bool = False
     refuse: bool = False
+    down: set[HostPort] = field(default_factory=set)
+    tried: list[HostPort] = field(default_factory=list)
     opened: list[BrokerSide] = field(default_factory=list)
     waiting: list[tuple[HostPort, Factory, Deferred[Protocol]]] = field(default_factory=list)
 
     def connect(self, endpoint: HostPort, factory: Factory) -> Deferred[Protocol]:
         """The Connector seam."""
-        if self.refuse:
+        self.tried.append(endpoint)
+        if self.refuse or endpoint in self.down:
             return fail(ConnectionRefusedError(f"{endpoint.host}:{endpoint.port}"))
         if self.delayed:
             attempt: Deferred[Protocol] = Deferred()
@@ -217,8 +221,15 @@ class FakeBrokers:
 class FixedRouter:
     """Routes every connection to one broker (B{b<id>.kafka:9092} unless told otherwise)."""
 
-    def __init__(self, broker_id: int = 1, address: HostPort | None = None) -> None:
-        self.route_to = Route(broker_id, address or HostPort(f"b{broker_id}.kafka", 9092))
+    def __init__(
+        self,
+        broker_id: int = 1,
+        address: HostPort | None = None,
+        fallbacks: tuple[HostPort, ...] = (),
+    ) -> None:
+        self.route_to = Route(
+            broker_id, address or HostPort(f"b{broker_id}.kafka", 9092), fallbacks
+        )
         self.asked: list[Accepted] = []
 
     def route(self, connection: Accepted) -> Deferred[Route]:

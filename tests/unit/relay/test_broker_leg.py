@@ -35,6 +35,9 @@ class RecordingOwner:
     def responses(self, cut: Cut) -> None:
         self.events.append(("responses", cut.frames))
 
+    def broker_unreachable(self, reason: str, os_error: int) -> None:
+        self.events.append(("unreachable", reason))
+
     def broker_lost(self, reason: str) -> None:
         self.events.append(("lost", reason))
 
@@ -85,7 +88,8 @@ class BrokerLegTests(SynchronousTestCase):
     def test_connect_failure_reported_with_endpoint(self) -> None:
         open_broker_leg(BROKER, self.owner, FakeBrokers(refuse=True).connect)
         [(event, reason)] = self.owner.events
-        self.assertEqual(event, "lost")
+        # Unreachable, not lost: the owner may try another broker (issue 16).
+        self.assertEqual(event, "unreachable")
         self.assertIn(f"cannot connect to broker at {BROKER}", str(reason))
 
     def test_broker_closing_reported_with_endpoint(self) -> None:
@@ -97,7 +101,7 @@ class BrokerLegTests(SynchronousTestCase):
         # Closed: late events change nothing.
         leg.close("late")
         leg.lost("again")
-        leg.connect_failed("late")
+        leg.connect_failed("late", 0)
         self.assertEqual(brokers.opened[0].transport.value(), b"")
         self.assertEqual(len(self.owner.events), 2)
 

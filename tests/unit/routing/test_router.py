@@ -67,14 +67,60 @@ class PortRouterTests(SynchronousTestCase):
         router = PortRouter(PLAN, FakeDirectory([BrokerInfo(3, "k3", 1), BrokerInfo(1, "k1", 1)]))
         self.assertEqual(
             [self.route(router, 7009) for _ in range(4)],
-            [Route(9, HostPort("k1", 1)), Route(9, HostPort("k3", 1))] * 2,
+            [
+                Route(9, HostPort("k1", 1), (HostPort("k3", 1),)),
+                Route(9, HostPort("k3", 1), (HostPort("k1", 1),)),
+            ]
+            * 2,
+        )
+
+    def test_known_broker_falls_back_on_the_others(self) -> None:
+        """
+        Issue 16: a port's broker may be down while the metadata still lists
+        it, so its route names the other brokers to relay to instead, in
+        turn (so the clients of a dead broker's port are spread), each once.
+        """
+        router = PortRouter(
+            PLAN,
+            FakeDirectory([BrokerInfo(1, "k1", 1), BrokerInfo(2, "k2", 2), BrokerInfo(3, "k3", 3)]),
+        )
+        routes = [self.route(router, 7001) for _ in range(3)]
+        self.assertEqual({route.address for route in routes}, {HostPort("k1", 1)})
+        self.assertEqual(
+            [route.fallbacks for route in routes],
+            [
+                (HostPort("k2", 2), HostPort("k3", 3)),
+                (HostPort("k3", 3), HostPort("k2", 2)),
+                (HostPort("k2", 2), HostPort("k3", 3)),
+            ],
+        )
+
+    def test_fallbacks_in_order_then_none(self) -> None:
+        route = Route(1, HostPort("k1", 1), (HostPort("k2", 2), HostPort("k3", 3)))
+        second = route.next_fallback()
+        self.assertEqual(second, Route(1, HostPort("k2", 2), (HostPort("k3", 3),)))
+        assert second is not None
+        third = second.next_fallback()
+        self.assertEqual(third, Route(1, HostPort("k3", 3)))
+        assert third is not None
+        self.assertIsNone(third.next_fallback())
+
+    def test_no_fallback_repeats_an_address(self) -> None:
+        """Two broker ids at one address (a broker re-registered): the address is tried once."""
+        router = PortRouter(
+            PLAN,
+            FakeDirectory([BrokerInfo(1, "k1", 1), BrokerInfo(2, "k2", 2), BrokerInfo(4, "k2", 2)]),
+        )
+        self.assertEqual(
+            self.route(router, 7001), Route(1, HostPort("k1", 1), (HostPort("k2", 2),))
         )
 
     def test_no_brokers_known_falls_back_to_bootstrap(self) -> None:
         router = PortRouter(PLAN, FakeDirectory([]))
+        routes = [self.route(router, 7000) for _ in range(3)]
+        self.assertEqual([r.address for r in routes], [BOOTSTRAP[0], BOOTSTRAP[1], BOOTSTRAP[0]])
         self.assertEqual(
-            [self.route(router, 7000).address for _ in range(3)],
-            [BOOTSTRAP[0], BOOTSTRAP[1], BOOTSTRAP[0]],
+            [r.fallbacks for r in routes], [(BOOTSTRAP[1],), (BOOTSTRAP[0],), (BOOTSTRAP[1],)]
         )
 
     def test_no_broker_at_all_is_no_route(self) -> None:
