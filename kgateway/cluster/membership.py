@@ -7,7 +7,15 @@ subscribed to the cluster's license topic.  Each member describes itself
 leader hands every member the full roster in its assignment's user data.  So
 Kafka's group protocol is the only coordination: no other service, no state
 on disk.  A clean stop leaves the group at once; a crashed node is dropped by
-the coordinator after the session timeout.
+the coordinator after the session timeout, and left out of the others'
+answers within a second or two by their direct checks
+(L{kgateway.cluster.peer_checks}).
+
+Out of contact with the group (its coordinator died or moved), a node keeps
+handing out the last roster it received, minus the peers its checks find
+down, while it rejoins; only once the group has been silent for longer than
+the session timeout and no peer answers (or it checks none) does it hand out
+itself alone (L{MembershipCore.lost}, L{MembershipCore.review}).
 
 The lifecycle (finding the coordinator, joining, syncing, stable, waiting to
 retry, stopped) is an Automat machine.  Each state but the first and the
@@ -183,7 +191,7 @@ class MembershipCore:
             return
         self.out_since = self.link.clock.seconds()
         mine = self.myself.node_name
-        if self.checks is None or all(m.node_name == mine for m in self.roster):
+        if all(m.node_name == mine for m in self.roster):
             self.alone()
             self._warn_retrying(reason)
             return

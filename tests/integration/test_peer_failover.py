@@ -34,9 +34,10 @@ from twisted.trial.unittest import TestCase
 from harness.gateway_process import GatewayProcess
 from harness.probe import advertised_brokers, recv_exactly
 
+from . import test_failover
 from .environment import CLIENTS, Environment, shared
 from .gateway_cluster import GatewayCluster
-from .test_failover import Client, FailoverTests, figure
+from .test_failover import Client, figure
 from .test_java_clients import create_topic, eventually, fully_replicated
 
 PARTITIONS = 3
@@ -82,7 +83,9 @@ class PeerFailoverTests(TestCase):
         self.addCleanup(self._reap_clients)
         for rack in ("a", "b", "c"):
             self.gc.add(rack)
-        self.helpers = FailoverTests("run")
+        # test_failover's helpers, bound to this test's nodes and clients (the module, not
+        # the class, is imported: trial would run every test of a class found here).
+        self.helpers = test_failover.FailoverTests("run")
         self.helpers.env, self.helpers.gc, self.helpers.clients = self.env, self.gc, self.clients
         self.helpers.wait_until_handed_out(self.gc.nodes, "the three new nodes")
         self.topic = self.helpers.topic = f"peers-{uuid.uuid4().hex[:10]}"

@@ -262,3 +262,18 @@ class LostGroupTests(KeptRosterTestCase):
         self.advance(0.2)
         self.assertEqual(names(n1.roster), ["n1", "n2", "n3"])
         self.assertEqual(self.gateway_warnings(), [])
+
+
+class UncheckedTests(KeptRosterTestCase):
+    def test_without_checks_the_roster_is_kept_for_the_session_timeout(self) -> None:
+        """No peer checks (a TLS first listener): kept until the session timeout, then alone."""
+        n1, _ = self.stable(1, 2)
+        self.coordinator.refusing = {"n1"}
+        self.coordinator.drop("n1")
+        self.assertEqual(names(n1.roster), ["n1", "n2"])
+        self.assertEqual(n1.membership.state.source, "last-known")
+        self.advance(SESSION_TIMEOUT - 1)
+        self.assertEqual(names(n1.roster), ["n1", "n2"])
+        self.advance(2 * RETRY)
+        self.assertEqual(n1.membership.state.source, "alone")
+        self.assertEqual(n1.roster, [n1.myself])
