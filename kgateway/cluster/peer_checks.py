@@ -21,7 +21,6 @@ from collections.abc import Callable, Iterable
 
 from kafka.protocol.metadata import ApiVersionsRequest
 from twisted.internet.defer import Deferred
-from twisted.internet.defer import TimeoutError as DeferredTimeout
 from twisted.internet.error import ConnectError, ConnectionRefusedError
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
@@ -55,6 +54,9 @@ class PeerCheck:
         self._port_turn = 0
         self._client: KafkaClientProtocol | None = None
         self._running: Deferred[None] | None = None
+        #: When the outstanding check's time is up, and whether it was.
+        self._deadline: IDelayedCall | None = None
+        self._timed_out = False
         self._timer: IDelayedCall | None = None
         self._stopped = False
 
@@ -74,8 +76,9 @@ class PeerCheck:
         timer, self._timer = self._timer, None
         if timer is not None and timer.active():
             timer.cancel()
-        running, self._running = self._running, None
+        running = self._running
         if running is not None:
+            self._end(running)
             running.cancel()
         self._hang_up()
 
@@ -98,15 +101,21 @@ class PeerCheck:
         clock = self.checks.clock
         started = clock.seconds()
         running = Deferred.fromCoroutine(self._round_trip())
-        running.addTimeout(self.checks.timeout_seconds, clock)
         self._running = running
+        self._timed_out = False
+        self._deadline = clock.callLater(
+            self.checks.timeout_seconds,
+            self._expire,
+            running,
+            started + self.checks.timeout_seconds,
+        )
 
         def answered(_: None) -> None:
-            self._running = None
+            self._end(running)
             self._answered((clock.seconds() - started) * 1000)
 
         def missed(failure: Failure) -> None:
-            self._running = None
+            self._end(running)
             if self._stopped:
                 return
             self._missed(self._why(failure))
@@ -115,6 +124,33 @@ class PeerCheck:
         if not self._stopped:
             # Due an interval after this one started, or once it ends if it is late.
             self._timer = clock.callLater(self.checks.interval_seconds, self._due)
+
+    def _end(self, running: Deferred[None]) -> None:
+        if self._running is running:
+            self._running = None
+            deadline, self._deadline = self._deadline, None
+            if deadline is not None and deadline.active():
+                deadline.cancel()
+
+    def _expire(self, running: Deferred[None], due: float) -> None:
+        """The check's time is up: unless this node's own loop was late, judge it."""
+        clock, timeout = self.checks.clock, self.checks.timeout_seconds
+        if clock.seconds() - due > timeout / 4:
+            # This node's own event loop ran late (short of CPU, or blocked): it cannot
+            # tell a silent peer from its own delay, so the peer gets another timeout.
+            self._deadline = clock.callLater(
+                timeout, self._expire, running, clock.seconds() + timeout
+            )
+            return
+        # Judged on the next turn of the loop, after the reads already waiting: an answer
+        # that arrived while this node was busy still counts.
+        self._deadline = clock.callLater(0, self._judge, running)
+
+    def _judge(self, running: Deferred[None]) -> None:
+        self._deadline = None
+        if self._running is running:
+            self._timed_out = True
+            running.cancel()
 
     def _due(self) -> None:
         self._timer = None
@@ -142,7 +178,7 @@ class PeerCheck:
 
     def _why(self, failure: Failure) -> str:
         timeout_ms = round(self.checks.timeout_seconds * 1000)
-        if failure.check(DeferredTimeout):
+        if self._timed_out:
             return f"no answer within {timeout_ms} ms"
         if failure.check(ConnectionRefusedError):
             return "connection refused"

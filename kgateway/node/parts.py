@@ -248,13 +248,13 @@ def peer_checks(settings: Settings, reactor: INodeReactor, myself: str) -> PeerC
             listener=settings.listeners[0].name,
         )
         return None
-    timeout = settings.peer_check_timeout_seconds
+    # The check's own deadline (peer_check_timeout) cuts a connection attempt short.
     return PeerChecks(
         myself,
         reactor,
-        tcp_connector(reactor, timeout),
+        tcp_connector(reactor, settings.upstream_connect_timeout_seconds),
         interval_seconds=settings.peer_check_interval_seconds,
-        timeout_seconds=timeout,
+        timeout_seconds=settings.peer_check_timeout_seconds,
         misses=settings.peer_check_misses,
     )
 

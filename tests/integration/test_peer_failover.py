@@ -82,7 +82,8 @@ class PeerFailoverTests(TestCase):
         self.addCleanup(self._continue_nodes)
         self.addCleanup(self._reap_clients)
         for rack in ("a", "b", "c"):
-            self.gc.add(rack)
+            # More time than the harness's 30 s: the machine is shared with other Kafka runs.
+            self.gc.add(rack, start=False).start(timeout=90)
         # test_failover's helpers, bound to this test's nodes and clients (the module, not
         # the class, is imported: trial would run every test of a class found here).
         self.helpers = test_failover.FailoverTests("run")

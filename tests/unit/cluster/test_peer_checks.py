@@ -99,6 +99,21 @@ class PeerCheckTests(SynchronousTestCase):
         # Each failed check hung up: at most one connection open.
         self.assertLessEqual(self.peers.open(), 1)
 
+    def test_this_nodes_own_late_loop_is_not_a_peer_down(self) -> None:
+        """The deadline fires long after it was due (this node was starved): no miss."""
+        self.checks.watch([peer(1), peer(2)])
+        # The first check is asked; before its answer is read the loop stalls for 3 s.
+        self.clock.advance(3.0)
+        self.peers.flush()
+        [health] = self.checks.health()
+        self.assertEqual((health.up, health.misses, health.reason), (True, 0, ""))
+        # Not failed and retried: a miss would have hung up and gone to the next port.
+        self.assertEqual(self.peers.attempts, [first_port(2)])
+        self.assertEqual(self.lines("is down"), [])
+        # And the checks go on as before.
+        self.advance(1.0)
+        self.assertEqual(self.checks.down(), frozenset())
+
     def test_a_port_whose_broker_is_down_is_not_the_peer_down(self) -> None:
         """A port that hangs up (its broker is down): the next check goes to the next port."""
         self.peers.modes[first_port(2)] = HANG_UP
