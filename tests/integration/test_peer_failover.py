@@ -188,13 +188,13 @@ class PeerFailoverTests(TestCase):
         """SIGKILL c, then SIGSTOP b: a stops handing each out at once, takes b back on SIGCONT."""
         a, b, c = self.gc.nodes
         client, stop_file = self.start_flow()
-        time.sleep(1)
+        time.sleep(2)
 
         killed_at = time.time()
         c.kill()
         self.left_out_within(a, c, 1, "SIGKILLed node c")
         self.assertIn("Gateway peer", a.log_since_start())
-        time.sleep(2)
+        time.sleep(3)
 
         assert b.pid is not None
         stopped_at = time.time()
@@ -203,7 +203,7 @@ class PeerFailoverTests(TestCase):
         state = self.peer_state(a, b)
         self.assertFalse(state["up"], state)
         self.assertEqual(self.names_in_answers(a, 1), {a.log_path.name})
-        time.sleep(2)
+        time.sleep(3)
 
         continued_at = time.time()
         b.send_signal(signal.SIGCONT)
@@ -237,13 +237,8 @@ class PeerFailoverTests(TestCase):
         killed_at = time.time()
         self.env.cluster.kill_broker(coordinator)
         sources: set[str] = set()
-        latest: dict[str, str] = {}
-        started = time.monotonic()
-        # Until every node is back in its group (at least 8 s), at most twice the session timeout.
-        while time.monotonic() - started < 2 * SESSION_TIMEOUT:
-            back = "last-known" in sources and set(latest.values()) == {"group"}
-            if back and time.monotonic() - started > 8:
-                break
+        deadline = time.monotonic() + 2 * SESSION_TIMEOUT
+        while time.monotonic() < deadline:
             for via in self.gc.nodes:
                 for broker in live:
                     answer = advertised_brokers(
@@ -264,7 +259,6 @@ class PeerFailoverTests(TestCase):
                 code, cluster = via.api("GET", "/api/v1/cluster")
                 if code == 200 and cluster.get("roster"):
                     sources.add(cluster["roster"]["source"])
-                    latest[via.log_path.name] = cluster["roster"]["source"]
             time.sleep(0.2)
         figure(f"rosters in use after the coordinator broker {coordinator} died: {sorted(sources)}")
         self.assertNotIn("alone", sources)
