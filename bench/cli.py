@@ -76,9 +76,15 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
         help="only the TLS benchmark: TLS on both legs against plaintext, beside "
         "Kroxylicious and kafka-proxy with TLS (bench/tls.py)",
     )
+    parser.add_argument(
+        "--failover",
+        action="store_true",
+        help="only the failover benchmark: the consumer stall after SIGKILL and SIGSTOP of a "
+        "node and after the gateway group's coordinator broker dies (bench/failover.py)",
+    )
     args = parser.parse_args(argv)
-    if args.interceptors or args.tls:
-        return args  # bench.interceptors and bench.tls pick their own defaults
+    if args.interceptors or args.tls or args.failover:
+        return args  # bench.interceptors, bench.tls and bench.failover pick their own defaults
     defaults = (
         {"repetitions": 1, "records": 3000, "latency_records": 1000, "connections": 200}
         if args.smoke
@@ -237,6 +243,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from . import tls
 
         return tls.main(args)
+    if args.failover:
+        from . import failover
+
+        return failover.main(args)
     # Stop in order (nodes, brokers, report) on Ctrl-C or SIGTERM, even when started in the
     # background, where the shell leaves SIGINT ignored.
     signal.signal(signal.SIGTERM, _interrupt)

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from kgateway import limits
+from kgateway.cluster import peer_settings
 from kgateway.listener import (
     LISTENER_NAMES,
     LISTENER_PREFIX,
@@ -319,8 +320,9 @@ SETTINGS: tuple[Setting[Any], ...] = (
     ADMIN_API_USERS,
     SECURED_METRICS,
     ADMIN_API_OPEN_ON_LOOPBACK,
-    # Issue 12: memory and time limits (kgateway.limits).
+    # Issue 12: memory and time limits (kgateway.limits), peer checks (kgateway.cluster).
     *limits.ROWS,
+    *peer_settings.ROWS,
     LOG_FORMAT,
     # Issue 13, client side: TLS towards clients (kgateway.security.server_config) and
     # several listeners (kgateway.listener).
@@ -377,6 +379,9 @@ class Settings:
     connections_max_idle_seconds: float = limits.CONNECTIONS_MAX_IDLE.initial()
     request_receive_timeout_seconds: float = limits.REQUEST_RECEIVE_TIMEOUT.initial()
     listen_backlog: int = limits.LISTEN_BACKLOG.initial()
+    peer_check_interval_seconds: float = peer_settings.PEER_CHECK_INTERVAL.initial()
+    peer_check_timeout_seconds: float = peer_settings.PEER_CHECK_TIMEOUT.initial()
+    peer_check_misses: int = peer_settings.PEER_CHECK_MISSES.initial()
     log_format: str = LOG_FORMAT.initial()
     #: The other C{KAFKA_*} client settings, as Kafka names them (not shown: who knows
     #: what they hold).

@@ -141,11 +141,45 @@ class Member:
         return cls(**known, listeners=listeners)  # type: ignore[arg-type]
 
 
+@dataclass(frozen=True, slots=True)
+class PeerHealth:
+    """One peer as this node's checks last saw it (for the admin API)."""
+
+    node_name: str
+    address: HostPort
+    up: bool
+    #: Failed checks in a row.
+    misses: int
+    #: Why the last check failed ("" when it was answered).
+    reason: str
+    #: Round trip of the last answered check, in milliseconds (None before one).
+    round_trip_ms: float | None
+    #: When the peer last went up or down, in the node's clock seconds (None: never changed).
+    changed_at: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class RosterState:
+    """Which roster a node hands out, since when, and how its peers answer (issue 16)."""
+
+    #: "group" (the group's), "last-known" (the last it received, while it
+    #: rejoins) or "alone" (only itself).
+    source: str
+    #: When it lost contact with its group (clock seconds; None while in contact).
+    out_since: float | None
+    #: Its direct checks of the peers, by node name.
+    peers: tuple[PeerHealth, ...] = ()
+
+
 class IMembership(Interface):
     """The node's place in its gateway cluster, and the roster it learns."""
 
     myself = Attribute("This node's own description (a Member), as it joins with it.")
-    roster = Attribute("The live members (list of Member), this node always among them.")
+    roster = Attribute(
+        "The live members (list of Member), this node always among them: peers its "
+        "direct checks find down are left out."
+    )
+    state = Attribute("Which roster it hands out, since when, and its peers' checks (RosterState).")
     is_member = Attribute("Whether the roster last handed out names this node by its member id.")
     rebalances = Attribute("How many times the group has rebalanced while this node was in it.")
 
@@ -248,6 +282,9 @@ class INodeView(Interface):
 
     def roster() -> list[Member]:
         """The gateway cluster's members as this node last heard (empty before it listens)."""
+
+    def roster_state() -> RosterState | None:
+        """Which roster it hands out and how its peers answer (None before it listens)."""
 
     def planner(listener: str | None = None) -> IAddressPlanner | None:
         """

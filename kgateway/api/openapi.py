@@ -88,12 +88,51 @@ _SCHEMAS: dict[str, Any] = {
             "title": {"type": "string"},
             "message": {"type": "string"},
             "reasons": {"type": "array", "items": {"type": "string"}, "minItems": 1},
+            "roster": _ref("Roster"),
         },
     },
     "Status": {
         "type": "object",
         "required": ["status"],
-        "properties": {"status": {"type": "string", "enum": ["live", "ready"]}},
+        "properties": {
+            "status": {"type": "string", "enum": ["live", "ready"]},
+            "roster": {**_ref("Roster"), "description": "readiness: the roster in use"},
+        },
+    },
+    "Roster": {
+        "description": "Which roster the node hands out, and how its direct peer checks answer",
+        "type": ["object", "null"],
+        "required": ["source", "since", "peers"],
+        "properties": {
+            "source": {
+                "type": "string",
+                "enum": ["group", "last-known", "alone"],
+                "description": "group: the group's; last-known: the last the group handed "
+                "out, kept while the node rejoins; alone: only this node",
+            },
+            "since": {
+                **_STR_OR_NULL,
+                "format": "date-time",
+                "description": "when the node lost contact with its group (null: in contact)",
+            },
+            "peers": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["id", "host", "port", "up", "misses", "reason"],
+                    "properties": {
+                        "id": {"type": "string", "description": "the peer's node name"},
+                        "host": {"type": "string"},
+                        "port": {"type": "integer", "description": "where it is checked now"},
+                        "up": {"type": "boolean", "description": "false: left out of mappings"},
+                        "misses": {"type": "integer", "description": "failed checks in a row"},
+                        "reason": _STR_OR_NULL,
+                        "round_trip_ms": {"type": ["number", "null"]},
+                        "changed_at": {**_STR_OR_NULL, "format": "date-time"},
+                    },
+                },
+            },
+        },
     },
     "Versions": {
         "type": "object",
@@ -166,11 +205,12 @@ _SCHEMAS: dict[str, Any] = {
     },
     "Cluster": {
         "type": "object",
-        "required": ["cluster_id", "group_id", "answered_by", "members", "brokers"],
+        "required": ["cluster_id", "group_id", "answered_by", "roster", "members", "brokers"],
         "properties": {
             "cluster_id": {"type": "string"},
             "group_id": {"type": "string"},
             "answered_by": _ref("Node"),
+            "roster": _ref("Roster"),
             "members": {"type": "array", "items": _ref("Member")},
             "brokers": {"type": "array", "items": _ref("Broker")},
         },

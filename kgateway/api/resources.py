@@ -47,9 +47,12 @@ class Ready(JsonResource):
 
     def render_GET(self, request: IRequest) -> bytes:
         reasons = self.status.readiness()
+        roster = self.status.roster()
         if reasons:
-            return error_body(request, 503, "Not ready", "; ".join(reasons), reasons=reasons)
-        return json_body(request, {"status": "ready"})
+            return error_body(
+                request, 503, "Not ready", "; ".join(reasons), reasons=reasons, roster=roster
+            )
+        return json_body(request, {"status": "ready", "roster": roster})
 
 
 class Versions(JsonResource):

@@ -60,6 +60,9 @@ class INodeStatus(Interface):
     def cluster() -> JSON:
         """The gateway members, the brokers, and which node answered."""
 
+    def roster() -> JSON | None:
+        """Which roster the node hands out, since when, and its peer checks (None: not yet)."""
+
     def mapping(rack: str | None, listener: str | None = None) -> JSON:
         """
         For each broker (in C{rack}, if given): the gateway addresses clients of
@@ -169,10 +172,38 @@ class NodeStatus:
             "cluster_id": self.settings.cluster_id,
             "group_id": self.settings.group_id,
             "answered_by": self._myself(),
+            "roster": self.roster(),
             "members": [member_json(m) for m in self._roster()],
             "brokers": [
                 {"id": b.node_id, "host": b.host, "port": b.port, "rack": b.rack}
                 for _, b in sorted(self.node.brokers().items())
+            ],
+        }
+
+    def roster(self) -> JSON | None:
+        """Which roster the node hands out (issue 16), and what its peer checks see."""
+        state = self.node.roster_state()
+        if state is None:
+            return None
+        return {
+            "source": state.source,
+            "since": iso_time(state.out_since) if state.out_since is not None else None,
+            "peers": [
+                {
+                    "id": peer.node_name,
+                    "host": peer.address.host,
+                    "port": peer.address.port,
+                    "up": peer.up,
+                    "misses": peer.misses,
+                    "reason": peer.reason or None,
+                    "round_trip_ms": (
+                        round(peer.round_trip_ms, 3) if peer.round_trip_ms is not None else None
+                    ),
+                    "changed_at": iso_time(peer.changed_at)
+                    if peer.changed_at is not None
+                    else None,
+                }
+                for peer in state.peers
             ],
         }
 

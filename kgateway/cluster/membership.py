@@ -7,7 +7,15 @@ subscribed to the cluster's license topic.  Each member describes itself
 leader hands every member the full roster in its assignment's user data.  So
 Kafka's group protocol is the only coordination: no other service, no state
 on disk.  A clean stop leaves the group at once; a crashed node is dropped by
-the coordinator after the session timeout.
+the coordinator after the session timeout, and left out of the others'
+answers within a second or two by their direct checks
+(L{kgateway.cluster.peer_checks}).
+
+Out of contact with the group (its coordinator died or moved), a node keeps
+handing out the last roster it received, minus the peers its checks find
+down, while it rejoins; only once the group has been silent for longer than
+the session timeout and no peer answers (or it checks none) does it hand out
+itself alone (L{MembershipCore.lost}, L{MembershipCore.review}).
 
 The lifecycle (finding the coordinator, joining, syncing, stable, waiting to
 retry, stopped) is an Automat machine.  Each state but the first and the
@@ -37,11 +45,16 @@ from kgateway.cluster import group_steps
 from kgateway.cluster.group_steps import GroupSession, Joined, LicenseTopic, Rebalance
 from kgateway.cluster.kafka_client import KafkaClientProtocol
 from kgateway.cluster.link import KafkaLink
-from kgateway.interfaces import IMembership, Member
+from kgateway.cluster.peer_checks import PeerChecks
+from kgateway.interfaces import IMembership, Member, RosterState
 
 log = Logger()
 
 T = TypeVar("T")
+
+#: Which roster a node hands out: the group's, the last it received (while it
+#: rejoins), or itself alone.
+FROM_GROUP, LAST_KNOWN, ALONE = "group", "last-known", "alone"
 
 
 class Membership(TypingProtocol):
@@ -108,11 +121,24 @@ class MembershipCore:
     on_roster: Callable[[list[Member]], None] = lambda roster: None
     #: The connection to the group coordinator, from the coordinator found until it fails.
     client: KafkaClientProtocol | None = None
+    #: The roster handed out (L{live} leaves out the peers that do not answer).
     roster: list[Member] = field(default_factory=list)
     rebalances: int = 0
+    #: Checks the peers directly (None: the group alone says who is live).
+    checks: PeerChecks | None = None
+    #: Which roster is handed out: L{FROM_GROUP}, L{LAST_KNOWN} or L{ALONE}.
+    source: str = ALONE
+    #: When the coordinator last answered, and when contact was lost (clock seconds).
+    last_heard: float | None = None
+    out_since: float | None = None
+    #: The reason last warned about while out of contact (repeats are not warned again).
+    warned: str = ""
     session: GroupSession = field(init=False)
+    _told: list[Member] = field(init=False, default_factory=list)
 
     def __post_init__(self) -> None:
+        if self.checks is not None:
+            self.checks.on_change = self.peers_changed
         self.session = GroupSession(
             self.group_id,
             self.myself,
@@ -120,7 +146,8 @@ class MembershipCore:
             self.session_timeout_ms,
         )
 
-    # The roster this node hands out: the group's, or itself alone out of contact.
+    # The roster this node hands out: the group's; the last one it received while
+    # it rejoins; or itself alone once the group and every peer stayed silent.
 
     def settled(self, roster: list[Member]) -> None:
         """The group leader handed out C{roster}."""
@@ -134,16 +161,115 @@ class MembershipCore:
                 for r in roster
             ),
         )
+        if self.source != FROM_GROUP and self.out_since is not None:
+            log.info(
+                "Gateway group {group}: back in the group after {seconds}s out of contact "
+                "(on {source} meanwhile)",
+                group=self.group_id,
+                seconds=round(self.link.clock.seconds() - self.out_since, 1),
+                source="the last known roster" if self.source == LAST_KNOWN else "this node alone",
+            )
+        self.source = FROM_GROUP
+        self.out_since = None
+        self.warned = ""
+        self.heard()
         self._hand_out(roster)
+
+    def heard(self) -> None:
+        """The group coordinator answered (a join, a sync, a heartbeat)."""
+        self.last_heard = self.link.clock.seconds()
+
+    def lost(self, reason: str) -> None:
+        """
+        Out of contact with the group: keep the roster it last handed out
+        (minus the peers that do not answer) while rejoining, or, with no
+        peer in it, hand out only this node.
+        """
+        if self.source != FROM_GROUP:
+            self.review()
+            self._warn_retrying(reason)
+            return
+        self.out_since = self.link.clock.seconds()
+        mine = self.myself.node_name
+        if all(m.node_name == mine for m in self.roster):
+            self.alone()
+            self._warn_retrying(reason)
+            return
+        self.source = LAST_KNOWN
+        log.warn(
+            "Gateway group {group}: {reason}; rejoining (every {delay}s), and keeping the "
+            "last roster it received ({count} member(s), minus peers that do not answer) "
+            "meanwhile; only this node if the group stays silent for over {timeout}s and "
+            "no peer answers",
+            group=self.group_id,
+            reason=reason,
+            delay=self.retry_seconds,
+            count=len(self.roster),
+            timeout=self.session_timeout_ms / 1000,
+        )
+        self.warned = reason
+        self.review()
+
+    def _warn_retrying(self, reason: str) -> None:
+        # Said once per reason: a coordinator that stays away for a minute is one line.
+        emit = log.debug if reason == self.warned else log.warn
+        self.warned = reason
+        emit(
+            "Gateway group {group}: {reason}; retrying in {delay}s, handing out {what} meanwhile",
+            group=self.group_id,
+            reason=reason,
+            delay=self.retry_seconds,
+            what="the last known roster" if self.source == LAST_KNOWN else "only this node",
+        )
+
+    def review(self) -> None:
+        """On the last known roster: fall back to this node alone once that is all there is."""
+        if self.source != LAST_KNOWN:
+            return
+        now = self.link.clock.seconds()
+        silent = now - (self.last_heard if self.last_heard is not None else now)
+        if silent * 1000 <= self.session_timeout_ms:
+            return
+        if self.checks is not None and self.checks.any_up():
+            return
+        log.warn(
+            "Gateway group {group}: nothing heard from the group for {seconds}s (over the "
+            "session timeout) and no peer answers; handing out only this node",
+            group=self.group_id,
+            seconds=round(silent, 1),
+        )
+        self.alone()
 
     def alone(self) -> None:
         """Out of contact: hand out only ourselves until we rejoin."""
+        self.source = ALONE
         self._hand_out([self.myself])
+
+    def live(self) -> list[Member]:
+        """The roster handed out minus the peers the checks say are down."""
+        down = self.checks.down() if self.checks is not None else frozenset()
+        if not down:
+            return self.roster
+        mine = self.myself.node_name
+        return [m for m in self.roster if m.node_name == mine or m.node_name not in down]
+
+    def peers_changed(self) -> None:
+        """A peer went down or came back: tell the mappings, and review the kept roster."""
+        self._tell()
+        self.review()
 
     def _hand_out(self, roster: list[Member]) -> None:
         if roster != self.roster:
             self.roster = roster
-            self.on_roster(roster)
+            if self.checks is not None:
+                self.checks.watch(roster)
+        self._tell()
+
+    def _tell(self) -> None:
+        live = self.live()
+        if live != self._told:
+            self._told = live
+            self.on_roster(live)
 
     # The coordinator connection.
 
@@ -224,6 +350,7 @@ def _join(m: Membership, core: MembershipCore) -> Outstanding:
 
 
 def _sync(m: Membership, core: MembershipCore, joined: Joined) -> Outstanding:
+    core.heard()
     core.session.generation = joined.generation
     core.session.member_id = joined.member_id
     work = group_steps.sync(core.coordinator(), core.session, core.link, joined)
@@ -236,13 +363,7 @@ def _settle(m: Membership, core: MembershipCore, roster: list[Member]) -> Outsta
 
 
 def _wait(m: Membership, core: MembershipCore, reason: str) -> Outstanding:
-    log.warn(
-        "Gateway group {group}: {reason}; retrying in {delay}s, handing out only "
-        "this node meanwhile",
-        group=core.group_id,
-        reason=reason,
-        delay=core.retry_seconds,
-    )
+    # What it hands out meanwhile, and the one line saying so: the behaviour's (lost).
     return Outstanding(timer=core.link.clock.callLater(core.retry_seconds, m.retry))
 
 
@@ -271,6 +392,7 @@ def _build() -> Callable[[MembershipCore], Membership]:
     @Stable.upon(Membership.heartbeat_due).loop()
     def beat(m: Membership, core: MembershipCore, pending: Outstanding) -> None:
         def alive(_: None) -> None:
+            core.heard()
             pending.timer = _next_beat(m, core)
 
         work = group_steps.heartbeat(core.coordinator(), core.session, core.link)
@@ -289,7 +411,7 @@ def _build() -> Callable[[MembershipCore], Membership]:
     def give_up(m: Membership, core: MembershipCore, pending: Outstanding, reason: str) -> None:
         pending.cancel()
         core.drop_client()
-        core.alone()
+        core.lost(reason)
 
     @Joining.upon(Membership.stop).to(Stopped)
     @Syncing.upon(Membership.stop).to(Stopped)
@@ -334,8 +456,15 @@ class GatewayMembership:
 
     @property
     def roster(self) -> list[Member]:
-        """The live members, this node always among them."""
-        return self._core.roster
+        """The live members (those the peer checks find down left out), this node among them."""
+        return self._core.live()
+
+    @property
+    def state(self) -> RosterState:
+        """Which roster is handed out, since when, and what the peer checks see."""
+        core = self._core
+        peers = tuple(core.checks.health()) if core.checks is not None else ()
+        return RosterState(core.source, core.out_since, peers)
 
     @property
     def member_id(self) -> str:
@@ -358,7 +487,9 @@ class GatewayMembership:
         self._machine.start()
 
     def stop(self) -> Deferred[None]:
-        """Leave the group and stop."""
+        """Leave the group and stop (checking peers too)."""
+        if self._core.checks is not None:
+            self._core.checks.stop()
         return self._machine.stop()
 
 

@@ -26,6 +26,7 @@ from kgateway.cluster.brokers import BrokerDirectory
 from kgateway.cluster.license import license_topic_reader
 from kgateway.cluster.link import KafkaLink
 from kgateway.cluster.membership import GatewayMembership, MembershipCore, node_name
+from kgateway.cluster.peer_checks import PeerChecks
 from kgateway.cluster.topics import (
     CompactedTopicReader,
     LeaderFinder,
@@ -159,7 +160,7 @@ def build_parts(
     return NodeParts(
         directory=directory,
         kafka=kafka,
-        membership=partial(gateway_membership, settings, kafka, replication),
+        membership=partial(gateway_membership, settings, kafka, replication, reactor),
         interceptors=interceptors,
         interceptor_store=store,
         license=license_topic_reader(settings.license_topic, kafka),
@@ -201,13 +202,15 @@ def gateway_membership(
     settings: Settings,
     kafka: KafkaLink,
     replication: Callable[[], int],
+    reactor: INodeReactor,
     listeners: Sequence[AdvertisedListener],
     min_broker_id: int,
 ) -> IMembership:
     """
     This node in its gateway group, describing itself with its listeners'
     hosts and ports; the first listener's are also the member's own, which
-    is all an older node reads of it.
+    is all an older node reads of it.  It checks its peers directly on their
+    first listener (issue 12), unless that speaks TLS or the checks are off.
     """
     first = listeners[0]
     myself = Member(
@@ -228,8 +231,32 @@ def gateway_membership(
         replication_factor=replication,
         session_timeout_ms=settings.group_session_timeout_ms,
         heartbeat_interval_ms=settings.group_heartbeat_interval_ms,
+        checks=peer_checks(settings, reactor, myself.node_name),
     )
     return GatewayMembership(core)
+
+
+def peer_checks(settings: Settings, reactor: INodeReactor, myself: str) -> PeerChecks | None:
+    """The node's direct checks of its peers, or None when they are off (it says why)."""
+    if settings.peer_check_interval_seconds <= 0:
+        return None
+    if settings.listeners[0].tls:
+        # A plain ApiVersions would only fail a TLS listener's handshake.
+        log.info(
+            "Peer checks are off: the first listener {listener} speaks TLS; the group's "
+            "session timeout alone drops a failed node",
+            listener=settings.listeners[0].name,
+        )
+        return None
+    # The check's own deadline (peer_check_timeout) cuts a connection attempt short.
+    return PeerChecks(
+        myself,
+        reactor,
+        tcp_connector(reactor, settings.upstream_connect_timeout_seconds),
+        interval_seconds=settings.peer_check_interval_seconds,
+        timeout_seconds=settings.peer_check_timeout_seconds,
+        misses=settings.peer_check_misses,
+    )
 
 
 def _interceptor_set(

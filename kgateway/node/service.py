@@ -30,6 +30,7 @@ from kgateway.interfaces import (
     INodeReactor,
     INodeView,
     Member,
+    RosterState,
 )
 from kgateway.logs import use_json_logs
 from kgateway.metrics import NodeSnapshot, node_registry
@@ -341,6 +342,13 @@ class GatewayNode(MultiService):
             return []
         roster: list[Member] = self.membership.roster
         return list(roster)
+
+    def roster_state(self) -> RosterState | None:
+        """Which roster it hands out, since when, and how its peers answer."""
+        if self.membership is None:
+            return None
+        state: RosterState = self.membership.state
+        return state
 
     def planner(self, listener: str | None = None) -> IAddressPlanner | None:
         """What hands out the addresses a listener's (None: the first's) clients are given."""

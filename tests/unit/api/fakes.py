@@ -24,7 +24,13 @@ from kgateway.api.openapi import DOCUMENT
 from kgateway.cluster.roster import Member
 from kgateway.config import AdminUser, Settings
 from kgateway.interceptors.store import InterceptorStore
-from kgateway.interfaces import AdvertisedListener, BrokerInfo, IMembership
+from kgateway.interfaces import (
+    AdvertisedListener,
+    BrokerInfo,
+    IMembership,
+    PeerHealth,
+    RosterState,
+)
 from kgateway.net import HostPort
 from kgateway.node.parts import build_parts
 from kgateway.node.service import GatewayNode
@@ -57,11 +63,22 @@ class FakeMembership:
     is_member: bool = True
     started: bool = False
     rebalances: int = 2
+    #: What the node's direct checks of its peers see.
+    peers: tuple[PeerHealth, ...] = ()
 
     @property
     def roster(self) -> list[Member]:
         me = replace(self.myself, member_id="member-1")
         return sorted([me, *self.others]) if self.is_member else [self.myself]
+
+    #: Which roster it hands out (None: the group's while a member, else alone), since when.
+    source: str | None = None
+    out_since: float | None = None
+
+    @property
+    def state(self) -> RosterState:
+        source = self.source or ("group" if self.is_member else "alone")
+        return RosterState(source, self.out_since, self.peers)
 
     def start(self) -> None:
         self.started = True

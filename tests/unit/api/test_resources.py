@@ -12,6 +12,8 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from kgateway.api.openapi import DOCUMENT
 from kgateway.api.status import versions
+from kgateway.interfaces import PeerHealth
+from kgateway.net import HostPort
 from tests.unit.relay.fakes import ClientSide, metadata_request, metadata_response
 
 from .fakes import AUTH, VIEWER, body, conforms, make_api_node
@@ -56,7 +58,10 @@ class HealthTests(SynchronousTestCase):
         api.learn_brokers()
         response = self.successResultOf(api.get("/health/ready", auth=None))
         self.assertEqual(response.code, 200)
-        self.assertEqual(conforms(self, "/health/ready", response), {"status": "ready"})
+        self.assertEqual(
+            conforms(self, "/health/ready", response),
+            {"status": "ready", "roster": {"source": "group", "since": None, "peers": []}},
+        )
 
     def test_not_ready_outside_the_group(self) -> None:
         api = make_api_node(self)
@@ -165,6 +170,7 @@ class ResourceTests(SynchronousTestCase):
                     "port_start": 7000,
                     "rack": "a",
                 },
+                "roster": {"source": "group", "since": None, "peers": []},
                 "members": [
                     {
                         "id": "gw-a.test:7000@1",
@@ -211,6 +217,45 @@ class ResourceTests(SynchronousTestCase):
                 ],
             },
         )
+
+    def test_cluster_and_readiness_say_which_roster_is_in_use(self) -> None:
+        """The last known roster since when, and each peer's checks (issue 16)."""
+        membership = self.api.membership
+        membership.source = "last-known"
+        membership.out_since = 1700000200.5
+        membership.peers = (
+            PeerHealth(
+                "gw-b.test:7100@2",
+                HostPort("gw-b.test", 7101),
+                False,
+                2,
+                "no answer within 750 ms",
+                0.8,
+                1700000201.0,
+            ),
+        )
+        expected = {
+            "source": "last-known",
+            "since": "2023-11-14T22:16:40.500+00:00",
+            "peers": [
+                {
+                    "id": "gw-b.test:7100@2",
+                    "host": "gw-b.test",
+                    "port": 7101,
+                    "up": False,
+                    "misses": 2,
+                    "reason": "no answer within 750 ms",
+                    "round_trip_ms": 0.8,
+                    "changed_at": "2023-11-14T22:16:41.000+00:00",
+                }
+            ],
+        }
+        cluster = conforms(
+            self, "/api/v1/cluster", self.successResultOf(self.api.get("/api/v1/cluster"))
+        )
+        self.assertEqual(cluster["roster"], expected)
+        ready = self.successResultOf(self.api.get("/health/ready", auth=None))
+        self.assertEqual(conforms(self, "/health/ready", ready)["roster"], expected)
 
     def test_cluster_before_the_brokers_are_known(self) -> None:
         api = make_api_node(self, brokers_known=False)

@@ -21,7 +21,7 @@ from zope.interface import implementer
 
 from kgateway.cluster.roster import Member
 from kgateway.config import Settings
-from kgateway.interfaces import AdvertisedListener, BrokerInfo, IMembership
+from kgateway.interfaces import AdvertisedListener, BrokerInfo, IMembership, RosterState
 from kgateway.listener import Listener
 from kgateway.net import HostPort
 from kgateway.node.parts import NodeParts, build_parts
@@ -82,6 +82,7 @@ class ListenerMembership:
         self.roster = [self.myself, *others]
         self.rebalances = 0
         self.is_member = True
+        self.state = RosterState("group", None)
 
     def start(self) -> None:
         pass

@@ -27,6 +27,7 @@ from kgateway.interfaces import (
     IAddressPlanner,
     INodeView,
     Member,
+    RosterState,
 )
 from kgateway.net import HostPort
 from kgateway.node.parts import build_parts
@@ -79,6 +80,9 @@ class StoppingNode:
 
     def roster(self) -> list[Member]:
         return []
+
+    def roster_state(self) -> RosterState | None:
+        return None
 
     def planner(self, listener: str | None = None) -> IAddressPlanner | None:
         return None

@@ -21,7 +21,7 @@ from kgateway.cluster.brokers import BrokerDirectory
 from kgateway.cluster.link import KafkaLink
 from kgateway.cluster.roster import Member
 from kgateway.config import Settings
-from kgateway.interfaces import BrokerInfo, IMembership
+from kgateway.interfaces import BrokerInfo, IMembership, RosterState
 from kgateway.net import HostPort
 from kgateway.node.parts import NodeParts, build_parts
 from kgateway.node.service import GatewayNode
@@ -150,6 +150,7 @@ class FakeMembership:
         self.stopped = False
         self.is_member = True
         self.leaving: Deferred[None] | None = None
+        self.state = RosterState("group", None)
 
     def start(self) -> None:
         self.started = True
