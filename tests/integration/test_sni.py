@@ -233,7 +233,7 @@ class SniScenario:
             got = hosts_of(seen[what])
             self.assertEqual(sorted(got), list(BROKER_IDS), what)
             for broker, (host, port) in got.items():
-                self.assertIn(host, self.allowed_names[broker], f"{what}: broker {broker}")
+                self.assertIn(host, self.allowed_names[broker], f"{what}: broker {broker} at {host}")
                 self.assertEqual(port, self.advertised_port, what)
         coordinator = seen["coordinator"]
         self.assertIn(coordinator["host"], self.allowed_names[int(coordinator["id"])])
@@ -243,7 +243,7 @@ class SniScenario:
         return seen
 
 
-def internal_names(suffixes: Iterable[str]) -> dict[int, set[str]]:
+def internal_names(suffixes: list[str]) -> dict[int, set[str]]:
     return {b: {f"broker-{b}.{suffix}" for suffix in suffixes} for b in BROKER_IDS}
 
 
@@ -415,7 +415,7 @@ class IngressPassthroughTests(HAProxyScenario, TestCase):
             self.env, "ingress", 3, internal=True
         )
         self.addCleanup(self.nodes.stop)
-        self.allowed_names = internal_names(n.advertised_host for n in self.nodes.nodes)
+        self.allowed_names = internal_names([n.advertised_host for n in self.nodes.nodes])
 
     def test_ingress_and_a_killed_node(self) -> None:
         """Names, both Python families through HAProxy (spread over the nodes), then a node
