@@ -233,7 +233,9 @@ class SniScenario:
             got = hosts_of(seen[what])
             self.assertEqual(sorted(got), list(BROKER_IDS), what)
             for broker, (host, port) in got.items():
-                self.assertIn(host, self.allowed_names[broker], f"{what}: broker {broker} at {host}")
+                self.assertIn(
+                    host, self.allowed_names[broker], f"{what}: broker {broker} at {host}"
+                )
                 self.assertEqual(port, self.advertised_port, what)
         coordinator = seen["coordinator"]
         self.assertIn(coordinator["host"], self.allowed_names[int(coordinator["id"])])
