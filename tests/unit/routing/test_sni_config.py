@@ -5,14 +5,27 @@ broker names, the advertised port, and the refusals at start.
 
 from __future__ import annotations
 
+from typing import cast
+
 from twisted.trial.unittest import SynchronousTestCase
 
 from kgateway.config import Settings
+from kgateway.interfaces import AdvertisedListener, BrokerInfo, IMembership, Member
 from kgateway.listener import Listener
-from kgateway.node.listening import plan_listeners
-from kgateway.routing.sni import SniNames
+from kgateway.net import HostPort
+from kgateway.node.listening import ListenerPlan, address_planner, plan_listeners, router_for
+from kgateway.routing.router import PortRouter
+from kgateway.routing.sni import SniNames, SniRouter
 from kgateway.routing.sni_config import HostRouting
+from tests.unit.routing.test_router import FakeDirectory
 from tests.unit.test_config_client_side import BOOTSTRAP, Stores, named, refused
+
+
+class Roster:
+    """A membership that is only its roster."""
+
+    def __init__(self, roster: list[Member]) -> None:
+        self.roster = roster
 
 
 class HostRoutingSettingsTests(SynchronousTestCase):
@@ -123,3 +136,61 @@ class HostRoutingSettingsTests(SynchronousTestCase):
             ("GATEWAY_ADVERTISED_SNI_PORT", "70000", "70000 is not a port number"),
         ):
             refused(self, {variable: value}, f"{variable}={value!r}", why)
+
+
+class ListeningTests(SynchronousTestCase):
+    """What a node listens with on an SNI listener: its router and the addresses it hands out."""
+
+    def setUp(self) -> None:
+        self.stores = Stores(self)
+        self.directory = FakeDirectory([BrokerInfo(1, "k1", 9092), BrokerInfo(7, "k7", 9092)])
+
+    def node(self, **environ: str) -> tuple[Settings, list[ListenerPlan]]:
+        settings = Settings.load(
+            {
+                **BOOTSTRAP,
+                **self.stores.environ(),
+                "GATEWAY_ROUTING_MECHANISM": "host",
+                "GATEWAY_SECURITY_PROTOCOL": "SSL",
+                "GATEWAY_PORT_START": "6969",
+                "GATEWAY_ADVERTISED_HOST": "gw-a.example.com",
+                "GATEWAY_ADVERTISED_SNI_PORT": "443",
+                **environ,
+            },
+            {},
+        )
+        return settings, list(plan_listeners(settings.listeners, 0, 7, 443))
+
+    def test_router(self) -> None:
+        settings, (plan,) = self.node()
+        self.assertIsInstance(router_for(settings, plan, self.directory), SniRouter)
+        port_settings = Settings.load(BOOTSTRAP, {})
+        (port_plan,) = plan_listeners(port_settings.listeners, 0, 7)
+        self.assertIsInstance(router_for(port_settings, port_plan, self.directory), PortRouter)
+
+    def test_internal_load_balancing_names_each_node(self) -> None:
+        settings, (plan,) = self.node()
+        other = AdvertisedListener("DEFAULT", "gw-b.example.com", 443, 1)
+        roster = [
+            Member("a", "gw-a.example.com", 443, 1, 0, listeners=(plan.advertised,)),
+            Member("b", "gw-b.example.com", 443, 1, 0, listeners=(other,)),
+        ]
+        planner = address_planner(settings, plan, cast(IMembership, Roster(roster)), self.directory)
+        self.assertEqual(
+            planner.candidates(7),
+            [
+                HostPort("broker-7.gw-a.example.com", 443),
+                HostPort("broker-7.gw-b.example.com", 443),
+            ],
+        )
+
+    def test_external_load_balancing_names_the_load_balancer(self) -> None:
+        settings, (plan,) = self.node(
+            GATEWAY_FEATURE_FLAGS_INTERNAL_LOAD_BALANCING="false",
+            GATEWAY_ADVERTISED_HOST="kafka.example.com",
+        )
+        planner = address_planner(settings, plan, cast(IMembership, Roster([])), self.directory)
+        self.assertEqual(
+            planner.mapping("10.0.0.1|app").address_for(7),
+            HostPort("broker-7.kafka.example.com", 443),
+        )
