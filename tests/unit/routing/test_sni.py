@@ -205,3 +205,15 @@ class CertificateTests(SynchronousTestCase):
         # Without a subjectAltName, the CN counts (as old clients read it).
         bare = authority.issue("broker-1.gw.test", ()).certificate
         self.assertIsNone(uncovered(bare, NAMES, "gw.test", [1]))
+
+
+class AdminApiMappingTests(SynchronousTestCase):
+    def test_member_of_an_sni_address(self) -> None:
+        """/api/v1/mapping names the node behind each broker name (status._member_at)."""
+        from kgateway.api.status import _member_at
+
+        roster = [sni_node("a", "r1"), sni_node("b", "r2", 443)]
+        found = _member_at(roster, 3, HostPort("broker-3.b.test", 443), "DEFAULT")
+        self.assertEqual(found, roster[1])
+        self.assertIsNone(_member_at(roster, 3, HostPort("broker-3.b.test", 6969), "DEFAULT"))
+        self.assertIsNone(_member_at(roster, 3, HostPort("broker-3.c.test", 443), "DEFAULT"))
