@@ -38,6 +38,7 @@ from kgateway.listener import (
 )
 from kgateway.net import HostPort
 from kgateway.protocol.framing import DEFAULT_MAX_FRAME_BYTES
+from kgateway.routing import sni_config
 from kgateway.security import broker_config
 from kgateway.security import server_config as client_tls
 from kgateway.security.broker_side import (
@@ -328,6 +329,7 @@ SETTINGS: tuple[Setting[Any], ...] = (
     # several listeners (kgateway.listener).
     *client_tls.ROWS,
     LISTENER_NAMES,
+    *sni_config.ROWS,  # Issue 14: SNI host routing (kgateway.routing.sni_config).
     # Issue 13, broker side: how the node and every broker leg reach Kafka
     # (kgateway.security.broker_config).
     *broker_config.ROWS,
@@ -398,12 +400,14 @@ class Settings:
     #: The node's listeners; empty: one, DEFAULT, made from the single-listener fields
     #: when the settings are made (so a C{replace} of those fields keeps the old listener).
     listeners: tuple[Listener, ...] = ()
+    #: Issue 14: routing by server name (SNI), and how the broker names are made.
+    host_routing: sni_config.HostRouting = field(default_factory=sni_config.HostRouting)
 
     def __post_init__(self) -> None:
         if not self.group_id:
             object.__setattr__(self, "group_id", f"kgateway_{self.cluster_id}")
         if not self.listeners:
-            default = default_listener(self._defaults(), self.port_start, self.port_count)
+            default = default_listener(self._defaults(), self.port_start, self.port_count, False)
             object.__setattr__(self, "listeners", (default,))
 
     def _defaults(self, protocol_from: str = "", auth_given: bool = False) -> ListenerDefaults:
@@ -415,6 +419,7 @@ class Settings:
             self.bind_host,
             self.ssl_client_auth,
             auth_given,
+            self.host_routing.listener_routing,
         )
 
     @property
@@ -482,6 +487,7 @@ class Settings:
             http_tls=http_tls(
                 HTTP_TLS_KEY.env, given[HTTP_TLS_KEY], HTTP_TLS_CERT.env, given[HTTP_TLS_CERT]
             ),
+            host_routing=sni_config.host_routing_from(given.get),
         )
         start, count = settings.port_start, settings.port_count
         if count is not None and start + count - 1 > 65535:

@@ -31,7 +31,7 @@ SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 TLS_PROTOCOLS = frozenset({"SSL", "SASL_SSL"})
 SASL_PROTOCOLS = frozenset({"SASL_PLAINTEXT", "SASL_SSL"})
 CLIENT_AUTH = ("NONE", "REQUEST", "REQUIRE")
-ROUTINGS = ("port",)
+ROUTINGS = ("port", "sni")
 
 #: The keys of one listener's settings, and what each means (for --help and the README).
 KEYS: dict[str, str] = {
@@ -42,7 +42,8 @@ KEYS: dict[str, str] = {
     "ADVERTISED_HOST": "host name clients are given (default GATEWAY_ADVERTISED_HOST)",
     "BIND_ADDRESS": "address its ports listen on (default GATEWAY_BIND_HOST)",
     "SSL_CLIENT_AUTH": "NONE, REQUEST or REQUIRE (default GATEWAY_SSL_CLIENT_AUTH)",
-    "ROUTING": "port (sni comes with SNI routing)",
+    "ROUTING": "port (a port per broker) or sni (one TLS port, the broker chosen by the "
+    "server name; default: sni when GATEWAY_ROUTING_MECHANISM=host)",
 }
 
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
@@ -61,6 +62,11 @@ class Listener:
     bind_host: str
     client_auth: str = "NONE"
     routing: str = "port"
+
+    @property
+    def sni(self) -> bool:
+        """Whether it routes by the TLS server name (one port for every broker)."""
+        return self.routing == "sni"
 
     @property
     def tls(self) -> bool:
@@ -95,13 +101,8 @@ def client_auth(name: str, value: str) -> str:
 
 
 def routing(name: str, value: str) -> str:
-    """C{port}; C{sni} is refused until SNI routing is built."""
+    """C{port} or C{sni} (any case)."""
     text = value.strip().lower()
-    if text == "sni":
-        raise ConfigError(
-            f"{name}={value!r}: routing by TLS server name is not built yet (it comes with "
-            "SNI routing); valid now: port"
-        )
     if text not in ROUTINGS:
         raise ConfigError(f"{name}={value!r}: valid: {', '.join(ROUTINGS)}")
     return text
@@ -160,12 +161,37 @@ class ListenerDefaults:
     client_auth: str
     #: Whether GATEWAY_SSL_CLIENT_AUTH was given (then a plaintext DEFAULT listener refuses it).
     client_auth_given: bool = False
+    #: C{sni} when GATEWAY_ROUTING_MECHANISM=host.
+    routing: str = "port"
+
+
+#: The node-wide setting that makes every listener route by server name.
+ROUTING_MECHANISM = "GATEWAY_ROUTING_MECHANISM"
+
+
+def check_sni(listener: Listener, routing_from: str, protocol_from: str, ports_from: str) -> None:
+    """An SNI listener speaks TLS (the server name is in the ClientHello) and has one port."""
+    if not listener.sni:
+        return
+    if not listener.tls:
+        raise ConfigError(
+            f"{routing_from} needs TLS (the server name comes in the TLS ClientHello), but "
+            f"{protocol_from}={listener.security_protocol}: use SSL or SASL_SSL"
+        )
+    if listener.port_count not in (None, 1):
+        raise ConfigError(
+            f"{ports_from} gives {listener.port_count} ports, but {routing_from} listens on "
+            "one port for every broker: give one port"
+        )
 
 
 def default_listener(
-    defaults: ListenerDefaults, port_start: int, port_count: int | None
+    defaults: ListenerDefaults, port_start: int, port_count: int | None, check: bool = True
 ) -> Listener:
-    """The one listener the single-listener settings describe."""
+    """
+    The one listener the single-listener settings describe (C{check}: refuse
+    SNI without TLS; a placeholder for named listeners need not).
+    """
     listener = Listener(
         DEFAULT_LISTENER,
         port_start,
@@ -174,7 +200,15 @@ def default_listener(
         defaults.advertised_host,
         defaults.bind_host,
         defaults.client_auth if defaults.security_protocol in TLS_PROTOCOLS else "NONE",
+        defaults.routing,
     )
+    if check:
+        check_sni(
+            listener,
+            f"{ROUTING_MECHANISM}=host",
+            defaults.security_protocol_from,
+            "GATEWAY_PORT_COUNT",
+        )
     if defaults.client_auth_given and defaults.client_auth != "NONE" and not listener.tls:
         raise ConfigError(
             f"GATEWAY_SSL_CLIENT_AUTH={defaults.client_auth} needs TLS, but "
@@ -238,8 +272,17 @@ def _read_one(name: str, variables: Mapping[str, str], defaults: ListenerDefault
                 f"is {protocol}: set {env('SECURITY_PROTOCOL')} to SSL or SASL_SSL"
             )
     text = given("ROUTING")
-    route = "port" if text is None else routing(env("ROUTING"), text)
-    return Listener(name, first, count, protocol, advertised, bind, auth, route)
+    route = defaults.routing if text is None else routing(env("ROUTING"), text)
+    listener = Listener(name, first, count, protocol, advertised, bind, auth, route)
+    check_sni(
+        listener,
+        f"{ROUTING_MECHANISM}=host" if text is None else f"{env('ROUTING')}=sni",
+        defaults.security_protocol_from
+        if given("SECURITY_PROTOCOL") is None
+        else env("SECURITY_PROTOCOL"),
+        env("PORTS"),
+    )
+    return listener
 
 
 def _span(listener: Listener) -> range:

@@ -291,10 +291,14 @@ def _member_at(
 ) -> Member | None:
     for member in roster:
         advertised = member.listener(listener)
+        if advertised is None:
+            continue
         if (
-            advertised is not None
-            and advertised.host == endpoint.host
+            advertised.host == endpoint.host
             and member.port_for(broker_id, listener) == endpoint.port
         ):
+            return member
+        # SNI routing: the broker's name under the member's host, at its one port.
+        if endpoint.host.endswith(f".{advertised.host}") and endpoint.port == advertised.port_start:
             return member
     return None

@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from functools import partial
 
 from twisted.internet.interfaces import IProtocolFactory
 
@@ -36,7 +37,8 @@ from kgateway.relay.client_protocol import ClientConnectionFactory
 from kgateway.relay.guard_stats import GuardStats
 from kgateway.routing.mapping import FixedHostMapper, RackAwareMapper
 from kgateway.routing.ports import PortPlan
-from kgateway.routing.router import PortRouter
+from kgateway.routing.router import IRouter, PortRouter
+from kgateway.routing.sni import FixedSniMapper, SniRouter, sni_address
 from kgateway.security.handshake import HandshakeFailures, tls_factory
 from kgateway.security.server_tls import ServerContexts
 
@@ -47,12 +49,15 @@ class ListenerPlan:
 
     listener: Listener
     plan: PortPlan
+    #: The port an SNI listener advertises (GATEWAY_ADVERTISED_SNI_PORT); None: its own.
+    sni_port: int | None = None
 
     @property
     def advertised(self) -> AdvertisedListener:
         """The listener as the node describes it to the others in its roster entry."""
         listener, plan = self.listener, self.plan
-        return AdvertisedListener(listener.name, listener.advertised_host, plan.start, plan.count)
+        start = (self.sni_port or plan.start) if listener.sni else plan.start
+        return AdvertisedListener(listener.name, listener.advertised_host, start, plan.count)
 
     @property
     def ports_setting(self) -> str:
@@ -63,16 +68,24 @@ class ListenerPlan:
 
 
 def plan_listeners(
-    listeners: Sequence[Listener], min_broker_id: int, highest_broker_id: int
+    listeners: Sequence[Listener],
+    min_broker_id: int,
+    highest_broker_id: int,
+    sni_port: int | None = None,
 ) -> list[ListenerPlan]:
     """
     Every listener's port plan: its own count, or as many ports as the brokers
-    need (highest id - min id + 3, so two more brokers fit); a
+    need (highest id - min id + 3, so two more brokers fit), or one port for
+    an SNI listener (advertised at C{sni_port}, if given); a
     L{kgateway.setting.ConfigError} when two plans share a port.
     """
     need = max(highest_broker_id - min_broker_id + 3, 1)
     plans = [
-        ListenerPlan(each, PortPlan(each.port_start, each.port_count or need, min_broker_id))
+        ListenerPlan(
+            each,
+            PortPlan(each.port_start, 1 if each.sni else each.port_count or need, min_broker_id),
+            sni_port if each.sni else None,
+        )
         for each in listeners
     ]
     check_overlaps(listeners, {each.listener.name: each.plan.ports for each in plans})
@@ -89,6 +102,8 @@ def address_planner(
     The gateway addresses a listener's clients are given: its roster
     addresses (the nodes' same listener), or its advertised host (a load balancer).
     """
+    if listening.listener.sni:
+        return sni_planner(settings, listening, membership, directory)
     if not settings.internal_load_balancing:
         # External load balancing: the load balancer's address for every
         # broker, and any node serves any port behind it.
@@ -99,6 +114,37 @@ def address_planner(
         return broker.rack if broker is not None else None
 
     return RackAwareMapper(lambda: membership.roster, rack, listening.listener.name)
+
+
+def sni_planner(
+    settings: Settings,
+    listening: ListenerPlan,
+    membership: IMembership,
+    directory: IBrokerDirectory,
+) -> IAddressPlanner:
+    """
+    An SNI listener's addresses: every broker's name under each node's own
+    advertised host (internal load balancing), or under the load balancer's.
+    """
+    names = settings.host_routing.names
+    if not settings.internal_load_balancing:
+        advertised = listening.advertised
+        return FixedSniMapper(names, advertised.host, advertised.port_start)
+
+    def rack(broker_id: int) -> str | None:
+        broker = directory.broker(broker_id)
+        return broker.rack if broker is not None else None
+
+    return RackAwareMapper(
+        lambda: membership.roster, rack, listening.listener.name, partial(sni_address, names)
+    )
+
+
+def router_for(settings: Settings, listening: ListenerPlan, directory: IBrokerDirectory) -> IRouter:
+    """How a listener routes: by the port, or by the TLS server name."""
+    if listening.listener.sni:
+        return SniRouter(settings.host_routing.names, directory)
+    return PortRouter(listening.plan, directory)
 
 
 def client_factory(
@@ -114,16 +160,18 @@ def client_factory(
     guard: GuardStats | None = None,
     requires_sasl: bool = False,
     out_of_descriptors: Callable[[int, str], None] | None = None,
+    router: IRouter | None = None,
 ) -> ClientConnectionFactory:
     """
     The client factory every port of the plan listens with; the port picks the
     broker.  C{reactor} runs the connections' time limits; C{budget} is the
     node's memory budget (every listener's connections share it);
     C{requires_sasl}: the listener's clients log in (SASL_PLAINTEXT, SASL_SSL),
-    so their frames are small until they have.
+    so their frames are small until they have; C{router}: how connections are
+    routed (by default by the plan's ports).
     """
     return ClientConnectionFactory(
-        PortRouter(plan, directory),
+        router if router is not None else PortRouter(plan, directory),
         planner,
         connect,
         max_frame_bytes=settings.max_frame_bytes,

@@ -42,12 +42,14 @@ from kgateway.node.listening import (
     connection_views,
     plan_listeners,
     relayed_connections,
+    router_for,
     serving_factory,
 )
 from kgateway.node.parts import NodeParts, build_parts
 from kgateway.node.shutdown import drain_broker_by_broker
 from kgateway.relay.client_protocol import ClientConnectionFactory
 from kgateway.routing.ports import PortPlan
+from kgateway.routing.sni import uncovered
 from kgateway.security.handshake import HandshakeFailures
 from kgateway.security.server_tls import renewal_service
 from kgateway.setting import ConfigError
@@ -156,7 +158,10 @@ class GatewayNode(MultiService):
         brokers = self.directory.brokers()
         try:
             self.plans = plans = plan_listeners(
-                settings.listeners, settings.min_broker_id, max(brokers)
+                settings.listeners,
+                settings.min_broker_id,
+                max(brokers),
+                settings.host_routing.advertised_port,
             )
         except ConfigError as e:
             log.critical("Cannot listen: {reason}. Stopping.", reason=str(e))
@@ -187,6 +192,7 @@ class GatewayNode(MultiService):
                 guard=parts.guard,
                 requires_sasl=listening.listener.sasl,
                 out_of_descriptors=self.saturation.broker_connect_failed,
+                router=router_for(settings, listening, self.directory),
             )
         self.factory = self.factories[plans[0].listener.name]
         for listening in plans:
@@ -202,6 +208,9 @@ class GatewayNode(MultiService):
 
     def _warn_off_plan(self, listening: ListenerPlan, brokers: dict[int, BrokerInfo]) -> None:
         plan = listening.plan
+        if listening.listener.sni:
+            self._warn_uncovered(listening, brokers)
+            return  # one port serves every broker id
         for node_id in sorted(brokers):
             if plan.port_for(node_id) is None:
                 log.error(
@@ -213,6 +222,20 @@ class GatewayNode(MultiService):
                     last=plan.start + plan.count - 1,
                     fix=plan.out_of_range_fix(node_id),
                 )
+
+    def _warn_uncovered(self, listening: ListenerPlan, brokers: dict[int, BrokerInfo]) -> None:
+        contexts = self.parts.server_tls
+        if contexts is None:
+            return
+        suffix = listening.listener.advertised_host
+        why = uncovered(
+            contexts.material.key.certificate,
+            self.settings.host_routing.names,
+            suffix,
+            sorted(brokers),
+        )
+        if why is not None:
+            log.warn("Listener {listener}: {why}", listener=listening.listener.name, why=why)
 
     async def _listen_on(self, listening: ListenerPlan) -> bool:
         """Listen on every port of one listener; False (and the node stops) if one is taken."""

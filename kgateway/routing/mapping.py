@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import zlib
 from collections.abc import Callable, Sequence
+from typing import TypeAlias
 
 from twisted.logger import Logger
 from zope.interface import implementer
@@ -15,6 +16,17 @@ from kgateway.net import HostPort
 from kgateway.routing.ports import PortPlan
 
 log = Logger()
+
+#: Where a node serves a broker on a listener: C{address(member, listener, broker_id)},
+#: None when it does not.
+BrokerAddress: TypeAlias = Callable[[Member, str, int], HostPort | None]
+
+
+def port_address(member: Member, listener: str, broker_id: int) -> HostPort | None:
+    """Port routing: the node's advertised host at its port for the broker."""
+    advertised = member.listener(listener)
+    port = member.port_for(broker_id, listener)
+    return None if advertised is None or port is None else HostPort(advertised.host, port)
 
 
 @implementer(IAddressMap)
@@ -106,8 +118,11 @@ class RackAwareMapper:
         roster: Callable[[], Sequence[Member]],
         broker_rack: Callable[[int], str | None],
         listener: str = DEFAULT_LISTENER,
+        address: BrokerAddress = port_address,
     ) -> None:
         self._roster = roster
+        #: Where a member serves a broker: at its port for it, or under its SNI name.
+        self._address = address
         self._broker_rack = broker_rack
         #: The listener whose addresses it hands out.
         self.listener = listener
@@ -144,10 +159,9 @@ class RackAwareMapper:
     def _candidates(self, members: Sequence[Member], broker_id: int) -> list[HostPort]:
         name = self.listener
         serving = [
-            (m, HostPort(listener.host, port))
+            (m, address)
             for m in members
-            if (listener := m.listener(name)) is not None
-            and (port := m.port_for(broker_id, name)) is not None
+            if (address := self._address(m, name, broker_id)) is not None
         ]
         rack = self._broker_rack(broker_id)
         local = [address for m, address in serving if rack is not None and m.rack == rack]

@@ -103,15 +103,23 @@ class PortRouter:
         return succeed(Route(broker_id, addresses[0], tuple(addresses[1:])))
 
     def _addresses(self, broker_id: int) -> list[HostPort]:
-        """Where the port's connections go, first choice first."""
-        known = sorted(self._directory.brokers().values(), key=lambda b: b.node_id)
-        broker = self._directory.broker(broker_id)
-        if broker is not None:
-            others = [b.address for b in known if b.address != broker.address]
-            return [broker.address, *_turned(others, next(self._turn))]
-        candidates = [b.address for b in known] or self._directory.bootstrap_addresses()
-        # Spread bootstrapping clients over the brokers in turn.
-        return _turned(candidates, next(self._turn))
+        return addresses_for(self._directory, broker_id, next(self._turn))
+
+
+def addresses_for(directory: IBrokerDirectory, broker_id: int | None, turn: int) -> list[HostPort]:
+    """
+    Where a connection that stands for C{broker_id} goes, first choice first:
+    that broker, then the others the node knows; for no or an unknown broker,
+    every known broker (else the bootstrap servers) from the C{turn}th, so
+    bootstrapping clients are spread.  Each address once.
+    """
+    known = sorted(directory.brokers().values(), key=lambda b: b.node_id)
+    broker = directory.broker(broker_id) if broker_id is not None else None
+    if broker is not None:
+        others = [b.address for b in known if b.address != broker.address]
+        return [broker.address, *_turned(others, turn)]
+    candidates = [b.address for b in known] or directory.bootstrap_addresses()
+    return _turned(candidates, turn)
 
 
 def _turned(addresses: list[HostPort], turn: int) -> list[HostPort]:

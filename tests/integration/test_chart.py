@@ -31,6 +31,8 @@ import yaml
 from twisted.trial.unittest import SkipTest, TestCase
 
 from harness.gateway_process import twistd_command
+from kgateway.config import Settings
+from tests.certificates import Authority, write_pem_key_store
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CHART = REPO_ROOT / "charts" / "kgateway"
@@ -261,7 +263,10 @@ class LayoutChecks(_TestCaseMixin):
             p["containerPort"] for p in self.container["ports"] if p["name"].startswith("kafka-")
         ]
         self.assertEqual(kafka, list(range(start, start + count)))
-        self.assertGreaterEqual(count, int(self.values["kafka"]["brokers"]))
+        if self.env.get("GATEWAY_ROUTING_MECHANISM", {}).get("value") == "host":
+            self.assertEqual(count, 1)  # SNI: one port for every broker
+        else:
+            self.assertGreaterEqual(count, int(self.values["kafka"]["brokers"]))
 
     def test_services_pdb_and_spread_select_the_pods(self) -> None:
         for statefulset in self.statefulsets:
@@ -410,6 +415,55 @@ class ExternalLayoutTests(LayoutChecks, TestCase):
         self.assertEqual(self.container["lifecycle"]["preStop"], {"sleep": {"seconds": 10}})
 
 
+class SniLayoutTests(LayoutChecks, TestCase):
+    """ci/sni-values.yaml: one TLS port behind one Service passing TLS through."""
+
+    values_file = CHART / "ci" / "sni-values.yaml"
+
+    def test_one_port_routed_by_host(self) -> None:
+        self.assertEqual(self.setting("GATEWAY_ROUTING_MECHANISM"), "host")
+        self.assertEqual(self.setting("GATEWAY_ADVERTISED_HOST"), "kafka.example.com")
+        self.assertEqual(self.setting("GATEWAY_FEATURE_FLAGS_INTERNAL_LOAD_BALANCING"), "false")
+        self.assertEqual(self.setting("GATEWAY_SECURITY_PROTOCOL"), "SSL")
+        self.assertEqual(self.setting("GATEWAY_PORT_COUNT"), "1")
+        service = one(self.manifests, "Service", f"{RELEASE}-kgateway")
+        self.assertEqual(service["spec"]["type"], "LoadBalancer")
+        (port,) = service["spec"]["ports"]
+        # Clients are given the Service's port; it reaches the node's one Kafka port.
+        self.assertEqual(port["port"], int(self.setting("GATEWAY_ADVERTISED_SNI_PORT")))
+        self.assertEqual((port["port"], port["targetPort"]), (443, "kafka-0"))
+
+    def test_key_store_from_a_secret(self) -> None:
+        path = self.setting("GATEWAY_SSL_KEY_STORE_PATH")
+        self.assertEqual(self.setting("GATEWAY_SSL_KEY_TYPE"), "pem")
+        pod = self.statefulsets[0]["spec"]["template"]["spec"]
+        (mount,) = [m for m in self.container["volumeMounts"] if m["name"] == "sni-key-store"]
+        self.assertTrue(path.startswith(mount["mountPath"] + "/"), (path, mount))
+        self.assertIs(mount["readOnly"], True)
+        (volume,) = [v for v in pod["volumes"] if v["name"] == "sni-key-store"]
+        self.assertEqual(volume["secret"]["secretName"], "kgateway-tls")
+
+    def test_the_node_accepts_the_settings(self) -> None:
+        """The rendered settings load in a node (with a real key store at the path)."""
+        directory = Path(self.mktemp())
+        directory.mkdir()
+        authority = Authority()
+        store = write_pem_key_store(
+            directory / "gateway.pem",
+            authority.issue("gw", ("*.kafka.example.com", "kafka.example.com")),
+            authority,
+        )
+        environ = {
+            name: str(entry["value"]) for name, entry in self.env.items() if "value" in entry
+        }
+        environ["GATEWAY_SSL_KEY_STORE_PATH"] = str(store)
+        environ["GATEWAY_ADMIN_API_USERS"] = '[{"username": "a", "password": "b"}]'
+        settings = Settings.load(environ, {})
+        (listener,) = settings.listeners
+        self.assertEqual((listener.routing, listener.tls), ("sni", True))
+        self.assertEqual(settings.host_routing.advertised_port, 443)
+
+
 REQUIRED = ("kafka.bootstrapServers=broker:9092", "adminApi.existingSecret=admin")
 
 
@@ -505,7 +559,30 @@ class ChartValuesTests(TestCase):
         self.assertIn(because, str(caught.exception))
 
     def test_refusals_name_the_value_and_the_fix(self) -> None:
-        self.assertRefused(*REQUIRED, "layout=sni", because="GATEWAY_ROUTING_MECHANISM=host")
+        self.assertRefused(*REQUIRED, "layout=sni", because="sni.advertisedHost is required")
+        self.assertRefused(
+            *REQUIRED,
+            "layout=sni",
+            "sni.advertisedHost=k.example.com",
+            because="sni.keyStore.secretName is required",
+        )
+        self.assertRefused(
+            *REQUIRED,
+            "layout=sni",
+            "sni.advertisedHost=k.example.com",
+            "sni.keyStore.secretName=tls",
+            "ports.count=4",
+            because="ports.count=4 with layout=sni",
+        )
+        self.assertRefused(
+            *REQUIRED,
+            "layout=sni",
+            "sni.advertisedHost=k.example.com",
+            "sni.keyStore.secretName=tls",
+            "env.GATEWAY_ROUTING_MECHANISM=port",
+            because="set layout instead",
+        )
+        self.assertRefused(*REQUIRED, "layout=other", because="'internal', 'external', 'sni'")
         self.assertRefused(
             "adminApi.existingSecret=a", because="kafka.bootstrapServers is required"
         )

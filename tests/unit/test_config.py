@@ -414,12 +414,12 @@ class RowTests(SynchronousTestCase):
     def test_every_field_has_a_row(self) -> None:
         """
         Each Settings field is filled by a row, a family, the admin API's TLS
-        pair or the client side's TLS rows; nothing else.
+        pair, the client side's TLS rows or the host-routing rows; nothing else.
         """
         filled = {row.field for row in SETTINGS if row.field} | {f.field for f in FAMILIES}
         self.assertEqual(
             {f.name for f in dataclasses.fields(Settings)},
-            filled | {"http_tls", "server_tls", "broker_security"},
+            filled | {"http_tls", "server_tls", "broker_security", "host_routing"},
             "fields",
         )
         self.assertEqual(len(filled), len([row for row in SETTINGS if row.field]) + len(FAMILIES))

@@ -176,14 +176,21 @@ class NamedListenerTests(SynchronousTestCase):
         # A range whose count the brokers decide still has its first port.
         refused(self, named(a={"PORTS": "9092-9099"}, b={"PORTS": "9099"}), "overlaps")
 
-    def test_sni_is_not_yet(self) -> None:
+    def test_sni_needs_tls(self) -> None:
+        """An SNI listener without TLS is refused in one line naming the protocol's setting."""
         refused(
             self,
             named(a={"PORTS": "9092", "ROUTING": "sni"}),
-            "GATEWAY_LISTENER_A_ROUTING='sni'",
-            "not built yet",
-            "valid now: port",
+            "GATEWAY_LISTENER_A_ROUTING=sni needs TLS",
+            "GATEWAY_SECURITY_PROTOCOL=PLAINTEXT",
+            "use SSL or SASL_SSL",
         )
+        refused(
+            self,
+            named(a={"PORTS": "9092", "ROUTING": "SNI", "SECURITY_PROTOCOL": "SASL_PLAINTEXT"}),
+            "GATEWAY_LISTENER_A_SECURITY_PROTOCOL=SASL_PLAINTEXT",
+        )
+        refused(self, named(a={"PORTS": "9092", "ROUTING": "host"}), "valid: port, sni")
 
     def test_single_listener_ports_beside_names(self) -> None:
         for variable in ("GATEWAY_PORT_START", "GATEWAY_PORT_COUNT"):

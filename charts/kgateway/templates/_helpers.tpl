@@ -6,12 +6,10 @@ Where the layouts differ, and only there, a template asks "kgateway.layout.*":
   kgateway.layout.ports   the node's Kafka ports
 and templates/service-<layout>.yaml holds the Service clients use.
 
-The SNI layout (a later issue: the node must first know GATEWAY_ROUTING_MECHANISM=host and
-GATEWAY_SSL_KEY_STORE_PATH, ..._PASSWORD) adds: a "sni" branch in kgateway.layout.env (routing
-by host, the wildcard advertised host, the key store path and its password from a Secret),
-one port in kgateway.layout.ports, the key store Secret in kgateway.layout.volumes, a
-templates/service-sni.yaml, and drops the refusal in kgateway.validate (values.schema.json
-already lets "sni" through, so that the refusal can say why).  Nothing else needs to change.
+The SNI layout (GATEWAY_ROUTING_MECHANISM=host) is a "sni" branch in kgateway.layout.env
+(routing by host, the wildcard suffix every node advertises, TLS with the key store from a
+Secret and its password from another), one port in kgateway.layout.ports, the key store
+Secret in kgateway.layout.volumes, and templates/service-sni.yaml.
 */}}
 
 {{- define "kgateway.name" -}}
@@ -68,7 +66,11 @@ GATEWAY_ADMIN_API_USERS
 
 {{/* GATEWAY_PORT_COUNT: given, or room for two more brokers. */}}
 {{- define "kgateway.portCount" -}}
+{{- if eq .Values.layout "sni" -}}
+1
+{{- else -}}
 {{- default (add (int .Values.kafka.brokers) 2) .Values.ports.count | int -}}
+{{- end -}}
 {{- end -}}
 
 {{/* The pod's grace period: the drain's length (values.yaml's formula), or the given one. */}}
@@ -100,11 +102,19 @@ Refuse values the node would refuse or that would make the chart lie: one line n
 value and what to do, as the node itself does for a bad setting.
 */}}
 {{- define "kgateway.validate" -}}
-{{- if eq .Values.layout "sni" -}}
-{{- fail "layout=sni is not available yet: it needs the node's GATEWAY_ROUTING_MECHANISM=host and TLS key store settings (a later issue); use internal or external" -}}
+{{- if not (has .Values.layout (list "internal" "external" "sni")) -}}
+{{- fail (printf "layout=%q: valid: internal, external or sni" .Values.layout) -}}
 {{- end -}}
-{{- if not (has .Values.layout (list "internal" "external")) -}}
-{{- fail (printf "layout=%q: valid: internal or external" .Values.layout) -}}
+{{- if eq .Values.layout "sni" -}}
+{{- if not .Values.sni.advertisedHost -}}
+{{- fail "sni.advertisedHost is required with layout=sni: the suffix of every broker's name (broker-N.<it>), which one wildcard DNS record points at the Service" -}}
+{{- end -}}
+{{- if not .Values.sni.keyStore.secretName -}}
+{{- fail "sni.keyStore.secretName is required with layout=sni: a Secret holding the nodes' key store, whose certificate covers *.<sni.advertisedHost>" -}}
+{{- end -}}
+{{- if and .Values.ports.count (ne (int .Values.ports.count) 1) -}}
+{{- fail (printf "ports.count=%d with layout=sni: SNI routing listens on one port for every broker; leave ports.count empty" (int .Values.ports.count)) -}}
+{{- end -}}
 {{- end -}}
 {{- if not .Values.kafka.bootstrapServers -}}
 {{- fail "kafka.bootstrapServers is required (KAFKA_BOOTSTRAP_SERVERS): host:port[,host:port...] of your Kafka brokers" -}}
@@ -125,6 +135,11 @@ value and what to do, as the node itself does for a bad setting.
   "GATEWAY_ADMIN_API_USERS" "adminApi"
   "GATEWAY_HTTP_TLS_KEY" "adminApi.tlsSecret"
   "GATEWAY_HTTP_TLS_CERT" "adminApi.tlsSecret" -}}
+{{- if eq .Values.layout "sni" -}}
+{{- range $name, $from := dict "GATEWAY_ROUTING_MECHANISM" "layout" "GATEWAY_SECURITY_PROTOCOL" "sni.securityProtocol" "GATEWAY_ADVERTISED_SNI_PORT" "sni.service.port" "GATEWAY_ADVERTISED_HOST_PREFIX" "sni.hostPrefix" "GATEWAY_SNI_HOST_SEPARATOR" "sni.hostSeparator" "GATEWAY_SSL_KEY_STORE_PATH" "sni.keyStore" "GATEWAY_SSL_KEY_TYPE" "sni.keyStore.type" "GATEWAY_SSL_KEY_STORE_PASSWORD" "sni.keyStore.passwordSecret" -}}
+{{- $_ := set $owned $name $from -}}
+{{- end -}}
+{{- end -}}
 {{- if ne .Values.rack.mode "none" -}}
 {{- $_ := set $owned "GATEWAY_RACK_ID" "rack (or rack.mode=none)" -}}
 {{- end -}}
@@ -195,6 +210,37 @@ The StatefulSets: one, or with rack.mode=perZone one per zone.  A list of
   value: {{ include "kgateway.externalHost" . | quote }}
 - name: GATEWAY_FEATURE_FLAGS_INTERNAL_LOAD_BALANCING
   value: "false"
+{{- else if eq .Values.layout "sni" -}}
+{{- $sni := .Values.sni -}}
+# One TLS port for every broker: broker N is <prefix><separator>N.<advertisedHost>, and the
+# Service (TLS passed through) may send any name to any node.
+- name: GATEWAY_ROUTING_MECHANISM
+  value: host
+- name: GATEWAY_ADVERTISED_HOST
+  value: {{ $sni.advertisedHost | quote }}
+- name: GATEWAY_FEATURE_FLAGS_INTERNAL_LOAD_BALANCING
+  value: "false"
+- name: GATEWAY_ADVERTISED_SNI_PORT
+  value: {{ $sni.service.port | quote }}
+- name: GATEWAY_ADVERTISED_HOST_PREFIX
+  value: {{ $sni.hostPrefix | quote }}
+- name: GATEWAY_SNI_HOST_SEPARATOR
+  value: {{ $sni.hostSeparator | quote }}
+- name: GATEWAY_SECURITY_PROTOCOL
+  value: {{ $sni.securityProtocol | quote }}
+- name: GATEWAY_SSL_KEY_STORE_PATH
+  value: {{ printf "/etc/kgateway/sni/%s" $sni.keyStore.key | quote }}
+- name: GATEWAY_SSL_KEY_TYPE
+  value: {{ $sni.keyStore.type | quote }}
+{{- with $sni.keyStore.passwordSecret }}
+{{- if .name }}
+- name: GATEWAY_SSL_KEY_STORE_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ .name }}
+      key: {{ .key }}
+{{- end }}
+{{- end }}
 {{- end -}}
 {{- end -}}
 
@@ -205,9 +251,19 @@ The StatefulSets: one, or with rack.mode=perZone one per zone.  A list of
 
 {{/* Volumes a layout needs beyond the common ones (the SNI layout's key store). */}}
 {{- define "kgateway.layout.volumes" -}}
+{{- if eq .Values.layout "sni" -}}
+- name: sni-key-store
+  secret:
+    secretName: {{ .Values.sni.keyStore.secretName }}
+{{- end -}}
 {{- end -}}
 
 {{- define "kgateway.layout.volumeMounts" -}}
+{{- if eq .Values.layout "sni" -}}
+- name: sni-key-store
+  mountPath: /etc/kgateway/sni
+  readOnly: true
+{{- end -}}
 {{- end -}}
 
 {{/* The admin API's scheme, for the probes and the ServiceMonitor. */}}
