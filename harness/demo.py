@@ -194,7 +194,10 @@ def main(argv: list[str] | None = None) -> None:
             nodes["b"].kill()
             # A killed node's ports belong to no running node ("?") until it is dropped.
             took = wait_until(lambda: "?" not in owners(nodes, first))
-            print(f"== {took:.1f}s later (the group's session timeout) node b is gone:")
+            print(
+                f"== {took:.1f}s later (the nodes' direct checks, not the group's session"
+                " timeout) node b is gone:"
+            )
             # Broker 2's rack has no node left: its clients are spread over the others.
             show_mapping("client 3 is now told", first, nodes, "client-3")
             show_mapping("client 4 is now told", first, nodes, "client-4")
