@@ -43,12 +43,14 @@ class GatewayCluster:
         racks: Sequence[str],
         ready: Callable[[GatewayProcess], bool],
         what: str,
+        **settings: str,
     ) -> GatewayCluster:
-        """A cluster of one node per rack in C{racks}, once C{ready} holds for every node."""
+        """A cluster of one node per rack in C{racks} (each with C{settings} in its
+        environment), once C{ready} holds for every node."""
         cluster = cls(env)
         try:
             for rack in racks:
-                cluster.add(rack)
+                cluster.add(rack, **settings)
             for node in cluster.nodes:
                 cluster.wait_for(
                     lambda node=node: ready(node), timeout=60, what=f"{node.log_path.name} {what}"

@@ -75,6 +75,10 @@ def metadata_over(sock: socket.socket, correlation_id: int, client_id: str) -> N
 
 
 def _two_nodes() -> GatewayCluster:
+    # The nodes' direct checks of each other are off: these tests count a node's connections
+    # and requests exactly, and a check is a connection to a peer's Kafka port (with its own
+    # broker leg) that reconnects after a miss. tests/integration/test_peer_failover.py
+    # tests the checks and the roster they report.
     return GatewayCluster.ready(
         shared(),
         ("a", "b"),
@@ -83,6 +87,7 @@ def _two_nodes() -> GatewayCluster:
             and len(get_json(node, "/api/v1/cluster")["members"]) == 2
         ),
         "to be ready in a 2-member cluster",
+        GATEWAY_PEER_CHECK_INTERVAL_MS="0",
     )
 
 
@@ -106,6 +111,9 @@ class AdminApiTests(TestCase):
                 (answered["host"], answered["port_start"], answered["rack"]),
                 (node.advertised_host, node.port_start, node.environment["GATEWAY_RACK_ID"]),
             )
+            # Which roster each node hands out is its own: both the group's.
+            roster = cluster.pop("roster")
+            self.assertEqual((roster["source"], roster["since"]), ("group", None), roster)
             views[node.log_path.name] = cluster
         view_a, view_b = views.values()
         self.assertEqual(view_a, view_b)
