@@ -50,7 +50,7 @@ class GatewayCluster:
         cluster = cls(env)
         try:
             for rack in racks:
-                cluster.add(rack, **settings)
+                cluster.add(rack, True, **settings)
             for node in cluster.nodes:
                 cluster.wait_for(
                     lambda node=node: ready(node), timeout=60, what=f"{node.log_path.name} {what}"
