@@ -41,7 +41,9 @@ _Waiting = tuple[Any, int, "Deferred[Any] | None"]
 class KafkaClientProtocol(Protocol):
     """Requests out, responses matched back by correlation id."""
 
-    def __init__(self) -> None:
+    def __init__(self, client_id: str = CLIENT_ID) -> None:
+        #: The client id its requests carry (what a node's connection list shows).
+        self.client_id = client_id
         self.reader = FrameReader()
         self.pending: dict[int, _Waiting] = {}
         self.next_correlation = 1
@@ -98,7 +100,7 @@ class KafkaClientProtocol(Protocol):
         """
         correlation = self.next_correlation
         self.next_correlation += 1
-        message.with_header(correlation_id=correlation, client_id=CLIENT_ID)
+        message.with_header(correlation_id=correlation, client_id=self.client_id)
         expected = (response_class(message.API_KEY), message.API_VERSION)
 
         def give_up(_: Deferred[Any]) -> None:
@@ -158,8 +160,8 @@ class OneClientFactory(Factory):
 
     noisy = False
 
-    def __init__(self) -> None:
-        self.client = KafkaClientProtocol()
+    def __init__(self, client_id: str = CLIENT_ID) -> None:
+        self.client = KafkaClientProtocol(client_id)
 
     def buildProtocol(self, addr: IAddress | None) -> KafkaClientProtocol:
         return self.client

@@ -32,6 +32,8 @@ from kgateway.net import Connector, HostPort
 
 log = Logger()
 
+#: The client id of the checks, as the peer's connection list shows them.
+CLIENT_ID = "kgateway-peer-check"
 #: The default interval between checks of one peer, in seconds.
 DEFAULT_INTERVAL_SECONDS = 0.25
 #: The default time a check waits for its answer, in seconds.
@@ -166,7 +168,7 @@ class PeerCheck:
     async def _round_trip(self) -> None:
         client = self._client
         if client is None or client.lost is not None:
-            factory = OneClientFactory()
+            factory = OneClientFactory(CLIENT_ID)
             client = factory.client
             self._client = client
             try:

@@ -19,7 +19,7 @@ from twisted.test.iosim import FakeTransport, IOPump, connect
 from kgateway.net import HostPort
 from kgateway.protocol.codec import encode_response
 from kgateway.protocol.framing import FrameReader
-from kgateway.protocol.headers import request_info
+from kgateway.protocol.headers import request_client_id, request_info
 
 #: What an address does with a check.
 ANSWER, SILENT, REFUSE, HANG_UP = "answer", "silent", "refuse", "hang up"
@@ -47,6 +47,7 @@ class PeerPort(Protocol):
             )
             assert request.API_KEY == 18, "a peer check asks ApiVersions only"
             self.peers.asked.append(self.address)
+            self.peers.client_ids.add(request_client_id(frame))
             if self.peers.mode(self.address) != ANSWER:
                 continue
             answer = ApiVersionsResponse(error_code=0, api_keys=[], throttle_time_ms=0)
@@ -67,6 +68,8 @@ class FakePeers:
         #: Every connection attempt, and every ApiVersions each address was asked.
         self.attempts: list[HostPort] = []
         self.asked: list[HostPort] = []
+        #: The client ids the checks carried.
+        self.client_ids: set[str | None] = set()
         self.servers: list[PeerPort] = []
         self.pumps: list[IOPump] = []
 

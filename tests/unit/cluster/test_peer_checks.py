@@ -51,6 +51,8 @@ class PeerCheckTests(SynchronousTestCase):
         self.advance(1.0 - 0.001)
         self.assertEqual(self.peers.attempts, [first_port(2)])
         self.assertEqual(self.peers.asked, [first_port(2)] * 4)
+        # A peer's connection list tells the checks from its clients.
+        self.assertEqual(self.peers.client_ids, {"kgateway-peer-check"})
         self.assertEqual(self.checks.down(), frozenset())
         [health] = self.checks.health()
         self.assertEqual((health.node_name, health.up, health.misses), ("n2", True, 0))
