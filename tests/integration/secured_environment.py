@@ -15,6 +15,7 @@ import atexit
 import itertools
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -368,6 +369,31 @@ class SecuredEnvironment:
         else:
             result = self.roundtrip_process(family, route, topic, 5, timeout, check=False)
         return result, time.monotonic() - started
+
+    def failed_logins(self) -> int:
+        """How many refused logins the brokers have logged so far (Kafka's Selector logs
+        each at INFO: C{Failed authentication with /127.0.0.1 (...invalid credentials...)})."""
+        total = 0
+        for node_id in self.cluster.running_node_ids():
+            path = self.cluster.log_path(node_id)
+            if path.exists():
+                with path.open(errors="replace") as log:
+                    total += sum("Failed authentication with" in line for line in log)
+        return total
+
+    def login_refusal_missing(self, family: str, output: str, failed_before: int) -> str | None:
+        """Why a refused client's run does not show a refused login, or None if it does:
+        the brokers logged one since C{failed_before}, and C{output} has the family's own
+        words for it. For kafka-python a lost connection will do: over TLS, kafka-python
+        3.0 often reports the broker closing the connection after the refusal (C{socket
+        disconnected}), never the error answer it was sent just before."""
+        if self.failed_logins() <= failed_before:
+            return "no broker logged a refused login"
+        if re.search(AUTHENTICATION_REFUSED[family], output):
+            return None
+        if family == "kafka-python" and "socket disconnected" in output:
+            return None
+        return f"{AUTHENTICATION_REFUSED[family]!r} not in the output"
 
     def java_properties(self, route: Route, extra: dict[str, str] | None = None) -> Path:
         """A Java client properties file for the route's security."""

@@ -96,11 +96,16 @@ class DirectRefusalScenarios:
         env = self.env
         topic = env.create_topic(f"refused-{self.family}")
         route = env.direct(listener, security)  # type: ignore[arg-type]
+        failed_before = env.failed_logins()
         result, seconds = env.refusal(self.family, route, topic)
         assert isinstance(self, TestCase)
         output = result.stdout + result.stderr
         self.assertNotEqual(result.returncode, 0, output[-3000:])
-        if not re.search(patterns[self.family], output):
+        if patterns is AUTHENTICATION_REFUSED:
+            missing = env.login_refusal_missing(self.family, output, failed_before)
+            if missing is not None:
+                self.fail(f"{missing}:\n{output[-3000:]}")
+        elif not re.search(patterns[self.family], output):
             self.fail(f"{patterns[self.family]!r} not in the output:\n{output[-3000:]}")
         if self.family == "java":
             self.assertLess(seconds, 45, "the Java admin client should give up at once")

@@ -55,6 +55,11 @@ log = Logger()
 PLUGIN = "audit-log"
 #: How often (seconds) drops and failures are logged after the first.
 REPORT_EVERY = 60.0
+#: A failed write is tried again this many times, this long (seconds) after it failed: the
+#: node creates the audit topic with its first record, and a write racing the new topic's
+#: leader election fails once.
+RETRIES = 2
+RETRY_AFTER = 1.0
 
 
 def default_topic(cluster_id: str) -> str:
@@ -98,7 +103,8 @@ class AuditLog:
         self.context = context
         self.topic = topic
         self.max_in_flight = max_in_flight
-        self.queue: deque[tuple[bytes, bytes]] = deque(maxlen=max_queued)
+        #: (key, value, retries left) of each record not yet sent.
+        self.queue: deque[tuple[bytes, bytes, int]] = deque(maxlen=max_queued)
         self.in_flight = 0
         #: Records written (acknowledged), dropped (queue full or no producer), failed.
         self.written = 0
@@ -139,13 +145,14 @@ class AuditLog:
         if len(self.queue) == self.queue.maxlen:
             self.dropped += 1  # the deque drops the oldest on append
             self._report("queue full")
-        self.queue.append((event.interceptor.encode(), value))
+        self.queue.append((event.interceptor.encode(), value, RETRIES))
         self._pump()
 
     def _pump(self) -> None:
         produce = self.context.produce
         while produce is not None and self.queue and self.in_flight < self.max_in_flight:
-            key, value = self.queue.popleft()
+            entry = self.queue.popleft()
+            key, value, _ = entry
             self.in_flight += 1
             try:
                 sent = produce(self.topic, key, value)
@@ -154,17 +161,30 @@ class AuditLog:
                 self.failed += 1
                 log.failure("audit-log {name}: produce raised", name=self.context.name)
                 continue
-            sent.addCallbacks(self._written, self._failed)
+            sent.addCallbacks(self._written, self._failed, errbackArgs=(entry,))
 
     def _written(self, result: object) -> None:
         self.in_flight -= 1
         self.written += 1
         self._pump()
 
-    def _failed(self, failure: Failure) -> None:
+    def _failed(self, failure: Failure, entry: tuple[bytes, bytes, int]) -> None:
         self.in_flight -= 1
-        self.failed += 1
-        self._report(f"write failed: {failure.getErrorMessage()}")
+        key, value, retries = entry
+        if retries > 0:
+            # Ahead of newer records, once the wait is over; the queue's bound still holds.
+            self.context.clock.callLater(RETRY_AFTER, self._again, (key, value, retries - 1))
+        else:
+            self.failed += 1
+            self._report(f"write failed: {failure.getErrorMessage()}")
+        self._pump()
+
+    def _again(self, entry: tuple[bytes, bytes, int]) -> None:
+        if len(self.queue) == self.queue.maxlen:
+            self.dropped += 1
+            self._report("queue full")
+        else:
+            self.queue.appendleft(entry)
         self._pump()
 
     def _report(self, why: str) -> None:

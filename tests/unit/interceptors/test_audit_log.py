@@ -113,17 +113,41 @@ class AuditLogTests(SynchronousTestCase):
         self.assertEqual(len(sink.queue), 0)
 
     def test_failed_write_counted(self) -> None:
-        """A write that fails is counted and the next record still goes."""
+        """A write that fails is tried again twice, a second apart, then counted; the next
+        record still goes meanwhile."""
         calls: list[bytes] = []
 
         def failing(topic: str, key: bytes | None, value: bytes) -> Deferred[None]:
             calls.append(value)
             return fail(RuntimeError("broker down"))
 
-        sink, _ = audit(producer=failing)
+        sink, clock = audit(producer=failing)
         sink.record(event(1))
         sink.record(event(2))
-        self.assertEqual((sink.failed, len(calls)), (2, 2))
+        self.assertEqual((sink.failed, len(calls)), (0, 2))
+        clock.advance(1.0)
+        self.assertEqual((sink.failed, len(calls)), (0, 4))
+        clock.advance(1.0)
+        self.assertEqual((sink.failed, len(calls)), (2, 6))
+        clock.advance(10.0)
+        self.assertEqual(len(calls), 6)
+        self.assertEqual(calls[:2], calls[2:4])
+
+    def test_a_write_that_fails_once_lands(self) -> None:
+        """The first write to a topic created a moment before can fail: it lands a second
+        later, and nothing is counted as failed."""
+        producer = FakeProducer()
+        sink, clock = audit(producer=producer)
+        sink.record(event(1))
+        producer.sent[0][3].errback(RuntimeError("no leader yet"))
+        sink.record(event(2))
+        clock.advance(1.0)
+        self.assertEqual(
+            [r["reason"] for r in producer.records()], ["reason 1", "reason 2", "reason 1"]
+        )
+        for sent in producer.sent[1:]:
+            sent[3].callback(None)
+        self.assertEqual((sink.written, sink.failed), (2, 0))
 
     def test_stop_finishes_the_queue(self) -> None:
         """A stopped audit log takes no new records but writes the ones it holds."""
