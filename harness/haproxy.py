@@ -36,6 +36,27 @@ _TCPLOG = re.compile(
 )
 
 
+#: The global and defaults sections of every configuration the harness writes: TCP mode,
+#: logs to stderr, every retry to another server.
+SETTINGS = (
+    "global",
+    "    log stderr format raw local0 info",
+    "    maxconn 2000",
+    "    nbthread 2",
+    "",
+    "defaults",
+    "    mode tcp",
+    "    log global",
+    "    option tcplog",
+    "    option redispatch 1",
+    "    retries 3",
+    "    timeout connect 2s",
+    "    timeout client 10m",
+    "    timeout server 10m",
+    "    timeout check 1s",
+)
+
+
 class HAProxyError(ChildError):
     """HAProxy did not start or stop as expected."""
 
@@ -105,23 +126,7 @@ class HAProxy(ChildProcess):
 
     def config(self) -> str:
         """The haproxy.cfg text."""
-        lines = [
-            "global",
-            "    log stderr format raw local0 info",
-            "    maxconn 2000",
-            "    nbthread 2",
-            "",
-            "defaults",
-            "    mode tcp",
-            "    log global",
-            "    option tcplog",
-            "    option redispatch 1",  # every retry goes to another server
-            "    retries 3",
-            "    timeout connect 2s",
-            "    timeout client 10m",
-            "    timeout server 10m",
-            "    timeout check 1s",
-        ]
+        lines = list(SETTINGS)
         first = self.ports[0]
         for port in self.ports:
             lines += [

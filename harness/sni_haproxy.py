@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from harness.haproxy import HAPROXY, HAProxy
+from harness.haproxy import HAPROXY, SETTINGS, HAProxy
 
 
 class SniHAProxy(HAProxy):
@@ -47,21 +47,7 @@ class SniHAProxy(HAProxy):
         """The haproxy.cfg text: SNI inspection, one backend per route, the rest round robin."""
         port = self.ports[0]
         lines = [
-            "global",
-            "    log stderr format raw local0 info",
-            "    maxconn 2000",
-            "    nbthread 2",
-            "",
-            "defaults",
-            "    mode tcp",
-            "    log global",
-            "    option tcplog",
-            "    option redispatch 1",
-            "    retries 3",
-            "    timeout connect 2s",
-            "    timeout client 10m",
-            "    timeout server 10m",
-            "    timeout check 1s",
+            *SETTINGS,
             "",
             f"frontend fe_{port}",
             f"    bind {self.listen_host}:{port}",
