@@ -389,7 +389,11 @@ class NodeFailureTests(Checks, TestCase):
     def test_killed_node(self) -> None:
         """After SIGKILL of one node a new client still produces and consumes, through the
         two survivors only; metadata through HAProxy is unchanged."""
+        probed = self.lb.marks()
         self.probe_every_node(6)  # the victim too serves connections through HAProxy
+        # HAProxy logs a connection when it closes: wait until every probe's is logged, so
+        # that no line after the kill is a connection the victim served before it.
+        self.spread(probed, [0, 1, 2])
         victim = self.lb.nodes[1]
         victim.kill()
         killed_at = time.monotonic()
@@ -411,7 +415,10 @@ class NodeFailureTests(Checks, TestCase):
         print(f"    [kill] connections HAProxy retried on a live node: {retried}")
         counts, by_server = self.spread(since, [0, 2])
         print(f"    [kill] client connections per node: {counts} (haproxy {dict(by_server)})")
-        self.assertEqual(by_server["n1"], 0)
+        # A connection HAProxy tried on the dead node is logged under it, with its retries,
+        # whether or not the retry then reached a survivor; none was served by it.
+        self.assertLessEqual(by_server["n1"], retried)
+        self.assertEqual(counts[1], 0)
         self.assertGreater(counts[0], 0)
         self.assertGreater(counts[2], 0)
         for _ in range(6):
