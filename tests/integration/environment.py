@@ -51,6 +51,13 @@ class Environment:
         """Ports no client may ever connect to: every broker and controller listener."""
         return self.cluster.broker_ports | self.cluster.controller_ports
 
+    def all_brokers_running(self, timeout: float = 300.0) -> None:
+        """Start every broker a test stopped: other tests share the cluster (a cleanup)."""
+        cluster = self.cluster
+        for info in cluster.brokers:
+            if info.node_id not in cluster.running_node_ids():
+                cluster.start_broker(info.node_id, timeout=timeout)
+
     def run(
         self,
         name: str,

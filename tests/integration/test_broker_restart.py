@@ -38,14 +38,7 @@ TOTAL = 50_000  # about 25 s at RATE
 class BrokerRestartTests(TestCase):
     def setUp(self) -> None:
         self.env = shared()
-        self.addCleanup(self._all_brokers_running)
-
-    def _all_brokers_running(self) -> None:
-        """Other tests share the cluster: leave it with every broker up."""
-        cluster = self.env.cluster
-        for info in cluster.brokers:
-            if info.node_id not in cluster.running_node_ids():
-                cluster.start_broker(info.node_id)
+        self.addCleanup(self.env.all_brokers_running)
 
     def test_clean_restart_while_producing(self) -> None:
         env, topic = self.env, unique("restart")

@@ -34,14 +34,7 @@ COUNT = 50
 class DeadBrokerPortTests(TestCase):
     def setUp(self) -> None:
         self.env = shared()
-        self.addCleanup(self._all_brokers_running)
-
-    def _all_brokers_running(self) -> None:
-        """Other tests share the cluster: leave it with every broker up."""
-        cluster = self.env.cluster
-        for info in cluster.brokers:
-            if info.node_id not in cluster.running_node_ids():
-                cluster.start_broker(info.node_id, timeout=300)
+        self.addCleanup(self.env.all_brokers_running)
 
     def test_dead_brokers_port_bootstraps(self) -> None:
         env, topic = self.env, unique("deadport")

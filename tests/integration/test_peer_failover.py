@@ -228,7 +228,7 @@ class PeerFailoverTests(TestCase):
         """The gateway group's coordinator broker dies: every node keeps all three nodes."""
         group = f"kgateway_{self.gc.name}"
         coordinator = group_coordinator(self.env.cluster.bootstrap_servers, group)
-        self.addCleanup(self._all_brokers_running)
+        self.addCleanup(self.env.all_brokers_running)
         live = [info.node_id for info in self.env.cluster.brokers if info.node_id != coordinator]
         racks = {info.node_id: info.rack for info in self.env.cluster.brokers}
         client, stop_file = self.start_flow()
@@ -269,10 +269,3 @@ class PeerFailoverTests(TestCase):
             f"consumer stall after killing the coordinator broker: "
             f"{longest_gap(result['consumed_at'], killed_at, time.time()):.2f}s"
         )
-
-    def _all_brokers_running(self) -> None:
-        """Other tests share the cluster: leave it with every broker up."""
-        cluster = self.env.cluster
-        for info in cluster.brokers:
-            if info.node_id not in cluster.running_node_ids():
-                cluster.start_broker(info.node_id)
