@@ -6,6 +6,8 @@ through Twisted's C{StreamServerEndpointService}.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from prometheus_client import CollectorRegistry
 from twisted.application.internet import StreamServerEndpointService
 from twisted.internet.defer import CancelledError, Deferred
@@ -71,8 +73,14 @@ class AdminApiService(StreamServerEndpointService):
         registry: CollectorRegistry,
         reactor: INodeReactor,
         interceptors: StoreSource = lambda: None,
+        watch: Callable[[IListeningPort], None] = lambda port: None,
     ) -> None:
+        """
+        C{watch}: given the API's port once it listens (the node's watch at the
+        descriptor limit, L{kgateway.node.accepting.watch_admin_port}).
+        """
         self.settings = settings
+        self._watch = watch
         self.reactor = reactor
         self.site = Site(
             admin_root(
@@ -100,6 +108,7 @@ class AdminApiService(StreamServerEndpointService):
     def listened(self, port: IListeningPort) -> IListeningPort:
         """The API has its port: say where, and how it is guarded."""
         self.port = port
+        self._watch(port)
         security = (
             "HTTP Basic"
             if self.settings.admin_api_users

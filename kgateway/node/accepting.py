@@ -16,7 +16,9 @@ healthy.  Here instead:
   interval however often it ends and begins again (with the count), reports the node as saturated
   (C{/health/ready} answers 503 with the reason), and checks every second
   whether the node has descriptors to spare again (it can open
-  L{DESCRIPTOR_HEADROOM} more), when it says so once and is ready again.
+  L{DESCRIPTOR_HEADROOM} more), when it says so once and is ready again;
+- L{watch_admin_port} does the same for the admin API's port (Twisted's,
+  from its endpoint): a probe refused at the limit is no line of its own.
 """
 
 from __future__ import annotations
@@ -192,12 +194,18 @@ def _without_descriptor_lines(event: dict[str, Any]) -> None:
 
 
 class WatchedSocket:
-    """A port's listening socket, telling the port how each accept went."""
+    """A port's listening socket, telling its watcher how each accept went."""
 
-    def __init__(self, socket: Any, port: WatchedPort) -> None:
+    def __init__(
+        self,
+        socket: Any,
+        short: Callable[[int], None],
+        accepted: Callable[[], None] = lambda: None,
+    ) -> None:
         #: The socket itself.
         self.inner = socket
-        self._port = port
+        self._short = short
+        self._accepted = accepted
 
     def accept(self) -> Any:
         """The listening socket's accept, watched."""
@@ -205,13 +213,32 @@ class WatchedSocket:
             accepted = self.inner.accept()
         except OSError as e:
             if e.errno in OUT_OF_DESCRIPTORS:
-                self._port.out_of_descriptors(e.errno)
+                self._short(e.errno)
             raise
-        self._port.accepted()
+        self._accepted()
         return accepted
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
+
+
+#: Twisted's port logger, less its per-client lines at the descriptor limit.
+QUIET_LOGGER = Logger(observer=_without_descriptor_lines)
+
+
+def watch_admin_port(port: IListeningPort, saturation: Callable[[int, str], None]) -> None:
+    """
+    The admin API's port, listening: at the descriptor limit it tells
+    C{saturation} (L{Saturation.out_of_descriptors}) and logs no line per
+    refused request (Twisted closes them at once, as it does Kafka clients).
+    A port that is not Twisted's TCP port (a test's) is left as it is.
+    """
+    if not isinstance(port, tcp.Port):
+        return
+    number = port.getHost().port
+    what = f"accepting an admin API request on port {number}"
+    port._logger = QUIET_LOGGER
+    port.socket = WatchedSocket(port.socket, lambda code: saturation(code, what))
 
 
 class WatchedPort(tcp.Port):
@@ -224,7 +251,7 @@ class WatchedPort(tcp.Port):
 
     # Twisted's port logs its accept trouble through this logger (its observer
     # receives the lines it buffered during an accept loop).
-    _logger = Logger(observer=_without_descriptor_lines)
+    _logger = QUIET_LOGGER
 
     def __init__(
         self,
@@ -242,7 +269,7 @@ class WatchedPort(tcp.Port):
 
     def startListening(self) -> None:
         super().startListening()
-        self.socket = WatchedSocket(self.socket, self)
+        self.socket = WatchedSocket(self.socket, self.out_of_descriptors, self.accepted)
 
     def doRead(self) -> None:
         self._short = False

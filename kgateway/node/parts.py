@@ -41,6 +41,7 @@ from kgateway.interceptors.store import InterceptorStore
 from kgateway.interfaces import AdvertisedListener, IMembership, INodeReactor, INodeView, Member
 from kgateway.metrics import InterceptorCollector, TrafficStats
 from kgateway.net import Connector, tcp_connector
+from kgateway.node.accepting import watch_admin_port
 from kgateway.node.free_memory import FreeMemory
 from kgateway.node.loop_lag import LoopLag, LoopLagCollector
 from kgateway.relay.budget import MemoryBudget
@@ -52,7 +53,7 @@ from kgateway.security.server_tls import ServerContexts
 log = Logger()
 
 #: Builds the admin API over the node (its view, and its interceptor store once running).
-AdminApiFactory = Callable[[INodeView, StoreSource], AdminApiService]
+AdminApiFactory = Callable[[INodeView, StoreSource, Callable[[int, str], None]], AdminApiService]
 
 
 @dataclass(frozen=True)
@@ -149,9 +150,18 @@ def build_parts(
     admin_api: AdminApiFactory | None = None
     if settings.admin_api_refusal is None:
 
-        def admin_api(view: INodeView, store: StoreSource) -> AdminApiService:
+        def admin_api(
+            view: INodeView, store: StoreSource, out_of_descriptors: Callable[[int, str], None]
+        ) -> AdminApiService:
             status = NodeStatus(settings, view)
-            return AdminApiService(settings, status, metrics, reactor, interceptors=store)
+            return AdminApiService(
+                settings,
+                status,
+                metrics,
+                reactor,
+                interceptors=store,
+                watch=partial(watch_admin_port, saturation=out_of_descriptors),
+            )
 
     server_tls = None
     if settings.server_tls is not None:

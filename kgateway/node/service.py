@@ -98,7 +98,9 @@ class GatewayNode(MultiService):
         self.registry = node_registry(parts.stats, self._snapshot, parts.registry)
         self.admin_api = None
         if parts.admin_api is not None:
-            self.admin_api = parts.admin_api(self, self._interceptor_admin)
+            self.admin_api = parts.admin_api(
+                self, self._interceptor_admin, self.saturation.out_of_descriptors
+            )
             self.admin_api.setServiceParent(self)
 
     def setServiceParent(self, parent: Any) -> None:

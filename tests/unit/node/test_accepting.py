@@ -14,6 +14,7 @@ import errno
 import socket
 from typing import Any
 
+from twisted.internet import tcp
 from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.task import Clock
 from twisted.internet.testing import MemoryReactorClock
@@ -21,7 +22,13 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from kgateway.api.status import NodeStatus
 from kgateway.interfaces import BrokerInfo
-from kgateway.node.accepting import Saturation, WatchedPort, WatchedSocket, listen
+from kgateway.node.accepting import (
+    Saturation,
+    WatchedPort,
+    WatchedSocket,
+    listen,
+    watch_admin_port,
+)
 from tests.unit.node.reactors import NodeMemoryReactor
 from tests.unit.node.test_service import make_node
 from tests.unit.relay.fakes import catch_logs
@@ -221,6 +228,39 @@ class WatchedPortTests(SynchronousTestCase):
         self.port.doRead()
         self.assertIsNone(self.saturation.problem())
         self.assertIn("Could not accept new connection (ECONNABORTED)", self.logs())
+
+
+class AdminPortTests(SynchronousTestCase):
+    """The admin API's port (Twisted's own, from its endpoint), watched once listening."""
+
+    def test_emfile_reports_saturation_without_a_line_per_request(self) -> None:
+        reactor = MemoryReactorClock()
+        saturation = Saturation(reactor, lambda count: False)
+        self.addCleanup(saturation.stop)
+        logs = catch_logs(self)
+        port = tcp.Port(0, Factory.forProtocol(Protocol), 50, "127.0.0.1", reactor)
+        port.startListening()
+        self.addCleanup(port.stopListening)
+        watch_admin_port(port, saturation.out_of_descriptors)
+        number = port.getHost().port
+        clients = [socket.create_connection(("127.0.0.1", number), timeout=2) for _ in range(3)]
+        for client in clients:
+            self.addCleanup(client.close)
+        listening = port.socket
+        assert isinstance(listening, WatchedSocket)
+        listening.inner = FailingAccepts(listening.inner, errno.EMFILE, 1)
+
+        port.doRead()
+        for client in clients:
+            self.assertEqual(client.recv(1), b"")  # closed at once, as Twisted does
+        problem = saturation.problem()
+        assert problem is not None
+        self.assertIn("(EMFILE)", problem)
+        lines = logs()
+        [warning] = warnings(lines)
+        self.assertIn(f"accepting an admin API request on port {number}", warning)
+        self.assertFalse([line for line in lines if "EMFILE" in line and "recover" in line], lines)
+        self.assertFalse([line for line in lines if "Could not accept" in line], lines)
 
 
 class ListenTests(SynchronousTestCase):

@@ -190,7 +190,7 @@ class BuildPartsTests(SynchronousTestCase):
     def test_the_admin_api_reads_the_node_it_is_given(self) -> None:
         factory = self.parts.admin_api
         assert factory is not None
-        api = factory(StoppingNode(), lambda: None)
+        api = factory(StoppingNode(), lambda: None, lambda code, what: None)
         self.assertIsInstance(api, AdminApiService)
         # (StubTreq sets treq's functions on itself at run time, unseen by mypy.)
         http: Any = StubTreq(api.site.resource)
